@@ -1,0 +1,218 @@
+"""Hypothesis strategies for capabilities and policies (one place, as attrs keeps them).
+
+The alphabets are small on purpose: with a handful of path segments, hosts
+and module names, generated grants, denies and probes overlap often, so the
+properties are exercised on interesting cases rather than on disjoint ones.
+
+Generated policies never conflict (an env variable is either set or
+inherited, always to one value; either every filesystem grant of a policy is
+mapped with ``;host=/srv<static folder>`` or none is), so ``Policy.parse``
+accepts everything drawn here.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from workbench.policy import Capability, Policy
+from workbench.policy.hosts import parse_host_scope
+from workbench.policy.paths import glob_matches, is_glob, static_part
+
+SEGMENTS = ["a", "b", "docs", "data", "x.json", "y.txt"]
+GLOB_TAILS = ["*", "*.json", "**/*.json", "**", "?", "[ab]", "*/x.json"]
+HOSTS = ["localhost", "example.com", "a.example.com", "b.a.example.com", "other.org", "127.0.0.1", "[::1]"]
+HOST_PATTERNS = HOSTS + ["*.example.com", "*.a.example.com", "*"]
+PORTS = [None, 80, 443, 8080]
+MODULES = ["parser", "fmt"]
+EXPORTS = [None, "run", "parse"]
+SET_NAMES = ["MODE", "LEVEL"]  # env:set, always NAME=name.lower()
+INHERIT_NAMES = ["LANG", "HOME"]  # env:inherit
+SIZE_UNITS = ["", "B", "KB", "kB", "KiB", "MB", "MiB", "GB", "GiB"]
+DURATION_UNITS = ["", "ms", "s", "m", "min", "h"]
+
+segments = st.sampled_from(SEGMENTS)
+#: concrete absolute guest paths, ``/`` included
+guest_paths = st.lists(segments, max_size=3).map(lambda parts: "/" + "/".join(parts))
+
+
+def mapped_host(scope: str) -> str:
+    """The host folder a generated mapped grant uses: a function of its static folder,
+    so every grant rooted at one folder agrees (and attenuation derives the same)."""
+    return "/srv" + static_part(scope).rstrip("/")
+
+
+@st.composite
+def fs_scopes(draw: st.DrawFn) -> str:
+    """A canonical folder or glob scope."""
+    base = draw(st.lists(segments, max_size=2))
+    if draw(st.booleans()):
+        base.append(draw(st.sampled_from(GLOB_TAILS)))
+    return "/" + "/".join(base)
+
+
+def messy(scope: str, draw: st.DrawFn) -> str:
+    """The same guest path spelled sloppily (doubled and trailing slashes)."""
+    if draw(st.booleans()):
+        scope = scope.replace("/", "//", 1)
+    if draw(st.booleans()) and scope != "/":
+        scope += "/"
+    return scope
+
+
+def network_scope(host: str, port: int | None) -> str:
+    return host if port is None else f"{host}:{port}"
+
+
+@st.composite
+def size_texts(draw: st.DrawFn) -> str:
+    if draw(st.booleans()):
+        return f"{draw(st.integers(1, 10**4))}.5{draw(st.sampled_from(['KB', 'MB', 'GB', 'KiB', 'MiB']))}"
+    return f"{draw(st.integers(1, 10**5))}{draw(st.sampled_from(SIZE_UNITS))}"
+
+
+@st.composite
+def duration_texts(draw: st.DrawFn, *, bare: bool = True) -> str:
+    """A positive duration; ``bare=False`` always writes a unit (``cpu:limit:2`` is ambiguous)."""
+    number = draw(st.integers(1, 10**4))
+    fraction = draw(st.sampled_from(["", ".5", ".25", ".001"]))
+    unit = draw(st.sampled_from(DURATION_UNITS if bare else DURATION_UNITS[1:]))
+    return f"{number}{fraction}{unit}"
+
+
+@st.composite
+def fuel_texts(draw: st.DrawFn) -> str:
+    number = draw(st.integers(1, 10**15))
+    style = draw(st.sampled_from(["plain", "underscores", "exponent"]))
+    if style == "underscores":
+        return f"{number:_}"
+    if style == "exponent":
+        return f"{draw(st.integers(1, 99))}e{draw(st.integers(0, 12))}"
+    return str(number)
+
+
+@st.composite
+def limit_texts(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(["memory", "cpu%", "cpus", "time", "fuel", "output", "stack"]))
+    if kind == "cpu%":
+        share = draw(st.integers(1, 1000)) / 10
+        return f"cpu:limit:{share:g}%"
+    if kind == "cpus":
+        return f"cpu:limit:{draw(duration_texts(bare=False))}"
+    if kind == "time":
+        return f"time:limit:{draw(duration_texts())}"
+    if kind == "fuel":
+        return f"fuel:limit:{draw(fuel_texts())}"
+    return f"{kind}:limit:{draw(size_texts())}"
+
+
+@st.composite
+def right_texts(draw: st.DrawFn, *, mapped: bool | None = None, deny: bool | None = None) -> str:
+    """A non-limit capability (grant or deny), possibly spelled non-canonically.
+
+    ``mapped``: filesystem grants carry ``;host=/srv<static>`` (True), never (False),
+    or at random (None).
+    """
+    if deny is None:
+        deny = draw(st.integers(0, 3)) == 0
+    bang = "!" if deny else ""
+    domain = draw(st.sampled_from(["filesystem", "filesystem", "network", "env", "module", "clock"]))
+    if domain == "filesystem":
+        scope = draw(fs_scopes())
+        text = f"{bang}filesystem:{draw(st.sampled_from(['read', 'write']))}:{messy(scope, draw)}"
+        with_host = draw(st.booleans()) if mapped is None else mapped
+        if with_host and not deny:
+            text += f";host={mapped_host(scope)}"
+        return text
+    if domain == "network":
+        host = draw(st.sampled_from(HOST_PATTERNS))
+        if draw(st.booleans()) and not host.startswith("["):
+            host = host.upper()
+        scope = network_scope(host, draw(st.sampled_from(PORTS)))
+        return f"{bang}network:{draw(st.sampled_from(['http', 'https']))}:{scope}"
+    if domain == "env":
+        if draw(st.booleans()):
+            name = draw(st.sampled_from(SET_NAMES))
+            return f"{bang}env:set:{name}={name.lower()}"
+        return f"{bang}env:inherit:{draw(st.sampled_from(INHERIT_NAMES))}"
+    if domain == "module":
+        module, export = draw(st.sampled_from(MODULES)), draw(st.sampled_from(EXPORTS))
+        return f"{bang}module:call:{module}" + (f".{export}" if export else "")
+    return f"{bang}clock:precise"
+
+
+def capability_texts(*, mapped: bool | None = None) -> st.SearchStrategy[str]:
+    """Any valid capability text."""
+    return st.one_of(right_texts(mapped=mapped), limit_texts())
+
+
+capabilities = capability_texts().map(Capability.parse)
+
+
+@st.composite
+def policies(draw: st.DrawFn, *, mapped: bool | None = None, max_size: int = 8) -> Policy:
+    """A valid policy; its filesystem grants are all mapped or all unmapped."""
+    if mapped is None:
+        mapped = draw(st.booleans())
+    texts = draw(st.lists(capability_texts(mapped=mapped), max_size=max_size))
+    return Policy.parse(texts)
+
+
+def _narrow_filesystem(cap: Capability, mapped: bool, draw: st.DrawFn) -> str:
+    scope = cap.scope or "/"
+    action = draw(st.sampled_from(["read", cap.action]))
+    if is_glob(scope):
+        candidate = draw(guest_paths)
+        if glob_matches(candidate, scope) and draw(st.booleans()):
+            scope = candidate  # an exact path the parent's glob matches
+    else:
+        extra = draw(st.lists(segments, max_size=2))
+        if draw(st.booleans()):
+            extra.append(draw(st.sampled_from(GLOB_TAILS)))
+        if extra:
+            scope = scope.rstrip("/") + "/" + "/".join(extra)
+    text = f"filesystem:{action}:{scope}"
+    if mapped:
+        text += f";host={mapped_host(scope)}"  # the same host folder the caller's mapping gives
+    return text
+
+
+def _narrow_network(cap: Capability, draw: st.DrawFn) -> str:
+    host, port = parse_host_scope(cap.scope or "")
+    if host == "*":
+        host = draw(st.sampled_from(HOST_PATTERNS))
+    elif host.startswith("*."):
+        host = draw(st.sampled_from([host, "a" + host[1:], "*.a" + host[1:], "deep.a" + host[1:]]))
+    if port is None:
+        port = draw(st.sampled_from(PORTS))
+    return f"network:{cap.action}:{network_scope(host, port)}"
+
+
+@st.composite
+def children_of(draw: st.DrawFn, parent: Policy, *, extras: bool = True) -> Policy:
+    """A child policy for ``parent``: narrowed copies of some of its grants, its own
+    denies and limits, and (with ``extras``) random capabilities that may well escalate."""
+    # the child maps all of its folders or none (as a policy must); mapping only
+    # makes sense (and is only generated) when the parent maps its folders too
+    mapped = any(cap.param("host") for cap in parent.grants) and draw(st.booleans())
+    texts: list[str] = []
+    rights = [cap for cap in parent.grants if not cap.is_limit]
+    for cap in draw(st.lists(st.sampled_from(rights), max_size=5)) if rights else []:
+        if cap.domain == "filesystem":
+            texts.append(_narrow_filesystem(cap, mapped, draw))
+        elif cap.domain == "network":
+            texts.append(_narrow_network(cap, draw))
+        elif cap.domain == "module" and "." not in (cap.scope or "") and draw(st.booleans()):
+            texts.append(f"{cap}.{draw(st.sampled_from(['run', 'parse']))}")
+        else:
+            texts.append(str(cap))
+    texts += draw(st.lists(right_texts(deny=True), max_size=2))
+    texts += draw(st.lists(limit_texts(), max_size=3))
+    if extras:
+        texts += draw(st.lists(right_texts(mapped=mapped, deny=False), max_size=2))
+    return Policy.parse(texts)
+
+
+#: things a guest might ask for, to probe policies with
+path_probes = st.tuples(guest_paths, st.booleans(), st.booleans())  # path, write, directory
+network_probes = st.tuples(st.sampled_from(["http", "https"]), st.sampled_from(HOSTS), st.sampled_from(PORTS))
+call_probes = st.tuples(st.sampled_from(MODULES), st.sampled_from(EXPORTS))

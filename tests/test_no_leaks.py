@@ -1,0 +1,33 @@
+"""1,000 runs in one process grow its resident memory by no more than 50 MB."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SCRIPT = """
+import gc, resource
+from workbench import probes
+from workbench.runtime import Sandbox
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+sandbox = Sandbox(["memory:limit:2MB", "output:limit:1KB"])
+sources = [probes.hello("x" * 100 + "\\n"), probes.memory_bomb(), probes.output_flood(4096, 1024)]
+for i in range(50):  # warm up: caches, engines, allocator arenas
+    sandbox.run(sources[i % 3])
+gc.collect()
+before = rss()
+for i in range(1000):
+    sandbox.run(sources[i % 3])
+gc.collect()
+print(rss() - before)
+"""
+
+
+def test_thousand_runs_do_not_leak() -> None:
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300, check=True)
+    growth = int(proc.stdout.strip())
+    assert growth <= 50 * 2**20, f"resident memory grew by {growth / 2**20:.1f} MiB over 1,000 runs"

@@ -1,0 +1,120 @@
+"""Core runs: output, args, stdin, env, events, defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workbench import probes
+from workbench.events import Event
+from workbench.policy import Limits
+from workbench.runtime import DEFAULT_LIMITS, Sandbox
+
+
+def test_wat_module_writes_to_stdout() -> None:
+    result = Sandbox().run(probes.hello("hello, sandbox\n"), lang="wat")
+    assert result.stdout == "hello, sandbox\n"
+    assert result.stderr == ""
+    assert result.exit_code == 0
+    assert result.ok
+    assert result.violations == []
+
+
+def test_stderr_is_captured_separately() -> None:
+    result = Sandbox().run(probes.hello("to stderr\n", stream=2))
+    assert result.stderr == "to stderr\n"
+    assert result.stdout == ""
+
+
+def test_language_is_detected_from_text_bytes_and_path(tmp_path: Path) -> None:
+    import wasmtime
+
+    text = probes.hello("detected\n")
+    path = tmp_path / "m.wat"
+    path.write_text(text)
+    binary = tmp_path / "m.wasm"
+    binary.write_bytes(wasmtime.wat2wasm(text))
+    for source in (text, wasmtime.wat2wasm(text), path, binary):
+        assert Sandbox().run(source).stdout == "detected\n"
+
+
+def test_args_reach_the_guest() -> None:
+    result = Sandbox().run(probes.print_args(), args=["one", "two words"], name="echo")
+    assert result.stdout.splitlines() == ["echo", "one", "two words"]
+
+
+def test_stdin_reaches_the_guest() -> None:
+    result = Sandbox().run(probes.echo_stdin(), stdin="line 1\nline 2\n")
+    assert result.stdout == "line 1\nline 2\n"
+
+
+def test_guest_sees_only_granted_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOST_SECRET", "do-not-leak")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    assert Sandbox().run(probes.print_environ()).stdout == ""
+    policy = ["env:set:MODE=sandbox", "env:inherit:LANG"]
+    seen = Sandbox(policy).run(probes.print_environ()).stdout.splitlines()
+    assert sorted(seen) == ["LANG=C.UTF-8", "MODE=sandbox"]
+    explicit = Sandbox().run(probes.print_environ(), env={"EXTRA": "1"}).stdout.splitlines()
+    assert explicit == ["EXTRA=1"]
+
+
+def test_events_reach_subscribers_and_result() -> None:
+    sandbox = Sandbox(["time:limit:5s"])
+    received: list[Event] = []
+    unsubscribe = sandbox.subscribe(received.append)
+    result = sandbox.run(probes.hello())
+    assert [e.action for e in received] == [e.action for e in result.events]
+    assert received[0].category == "lifecycle" and received[0].action == "start"
+    assert received[-1].action == "exit" and received[-1].detail["exit_code"] == 0
+    assert all(e.run_id == result.run_id and e.module_sha256 == result.module_sha256 for e in received)
+    unsubscribe()
+    sandbox.run(probes.hello())
+    assert len(received) == len(result.events)
+
+
+def test_a_broken_subscriber_does_not_break_the_run() -> None:
+    sandbox = Sandbox()
+
+    def broken(item: object) -> None:
+        raise RuntimeError("view bug")
+
+    sandbox.subscribe(broken)
+    assert sandbox.run(probes.hello()).ok
+    assert sandbox.bus.errors
+
+
+def test_safe_defaults_apply_without_limits() -> None:
+    sandbox = Sandbox()
+    assert sandbox.limits.wall_seconds == DEFAULT_LIMITS.wall_seconds
+    assert sandbox.limits.memory_bytes == DEFAULT_LIMITS.memory_bytes
+    assert sandbox.limits.output_bytes == DEFAULT_LIMITS.output_bytes
+    quick = Sandbox(defaults=Limits(wall_seconds=0.3))
+    result = quick.run(probes.infinite_loop())
+    assert [v.kind for v in result.violations] == ["time"]
+    assert result.violations[0].capability == "time:limit:0.3s"
+
+
+def test_policy_limit_overrides_default() -> None:
+    sandbox = Sandbox(["memory:limit:1MB"])
+    assert sandbox.limits.memory_bytes == 1_000_000
+    assert sandbox.limits.wall_seconds == DEFAULT_LIMITS.wall_seconds
+
+
+def test_result_text_is_stable() -> None:
+    first = repr(Sandbox().run(probes.hello(), name="hello"))
+    second = repr(Sandbox().run(probes.hello(), name="hello"))
+    assert first == second
+    assert "hello: ok" in first
+
+
+def test_json_form_holds_everything() -> None:
+    import json
+
+    result = Sandbox(["memory:limit:1MB"]).run(probes.memory_bomb(), name="bomb")
+    data = json.loads(result.to_json())
+    assert data["ok"] is False
+    assert data["violations"][0]["kind"] == "memory"
+    assert data["usage"]["memory_peak_bytes"] == result.usage.memory_peak_bytes
+    assert len(data["events"]) == len(result.events)

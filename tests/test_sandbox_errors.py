@@ -1,0 +1,95 @@
+"""Malformed input: one clear error each, and the process stays healthy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workbench import probes
+from workbench.errors import CapabilityError, CompileError, LinkError, ModuleError, PolicyError
+from workbench.runtime import Sandbox
+
+
+def still_healthy() -> None:
+    assert Sandbox().run(probes.hello("alive\n")).stdout == "alive\n"
+
+
+def test_invalid_wat_gives_line_and_column() -> None:
+    source = "(module\n  (func $main (export \"_start\")\n    (i32.bogus)))"
+    with pytest.raises(CompileError) as caught:
+        Sandbox().run(source, lang="wat")
+    assert (caught.value.line, caught.value.column) == (3, 6)
+    assert "line 3, column 6" in str(caught.value)
+    still_healthy()
+
+
+@pytest.mark.parametrize("data", [b"MZ\x90\x00 not wasm", b"\x00asm\x01\x00\x00\x00garbage", b"\x00asm"])
+def test_bytes_that_are_not_wasm(data: bytes) -> None:
+    with pytest.raises(CompileError) as caught:
+        Sandbox().run(data, lang="wasm")
+    assert "WebAssembly" in str(caught.value)
+    still_healthy()
+
+
+def test_undetectable_source_says_how_to_choose() -> None:
+    with pytest.raises(ModuleError) as caught:
+        Sandbox().run("print('hi')")
+    assert "lang=" in str(caught.value)
+
+
+def test_module_importing_ungranted_functions() -> None:
+    source = """(module
+      (import "env" "open_socket" (func $s (result i32)))
+      (import "env" "memory" (memory 1))
+      (func (export "_start") (drop (call $s))))"""
+    with pytest.raises(LinkError) as caught:
+        Sandbox().run(source)
+    assert caught.value.imports == ["env::open_socket (func)", "env::memory (memory)"]
+    assert "not granted" in str(caught.value)
+    still_healthy()
+
+
+def test_missing_entry_point_lists_exports() -> None:
+    with pytest.raises(ModuleError) as caught:
+        Sandbox().run('(module (func (export "main")))')
+    assert "main" in str(caught.value) and "_start" in str(caught.value)
+
+
+def test_unknown_capability_suggests_the_nearest() -> None:
+    with pytest.raises(CapabilityError) as caught:
+        Sandbox(["filesytem:read:/docs"])
+    assert caught.value.suggestion == "filesystem"
+    assert "did you mean" in str(caught.value)
+    still_healthy()
+
+
+def test_granted_folder_that_does_not_exist(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError) as caught:
+        Sandbox(["filesystem:read:/nope"], root=tmp_path)
+    assert "/nope" in str(caught.value) and "does not exist" in str(caught.value)
+    still_healthy()
+
+
+def test_errors_are_builtin_subclasses() -> None:
+    assert issubclass(CapabilityError, ValueError)
+    assert issubclass(CompileError, ValueError)
+
+
+def test_no_native_backtraces_even_with_rust_backtrace(tmp_path: Path) -> None:
+    """Run the CLI with RUST_BACKTRACE=1 on a trapping module and on a broken one."""
+    trap = tmp_path / "trap.wat"
+    trap.write_text(probes.unreachable())
+    broken = tmp_path / "broken.wasm"
+    broken.write_bytes(b"\x00asm\x01\x00\x00\x00\x01\xff")
+    env = dict(os.environ, RUST_BACKTRACE="full")
+    for path in (trap, broken):
+        proc = subprocess.run([sys.executable, "-m", "workbench.cli", "run", str(path)],
+                              capture_output=True, text=True, env=env, timeout=60)
+        text = proc.stdout + proc.stderr
+        assert proc.returncode in (2, 4), text
+        for marker in ("stack backtrace", "Stack backtrace", ".rs:", "rust_begin_unwind", "Traceback"):
+            assert marker not in text, text

@@ -1,0 +1,59 @@
+"""Sandbox Workbench: run untrusted WebAssembly under capabilities and watch what it does.
+
+The public face (design.md §2)::
+
+    from workbench import Sandbox, Policy, AuditLog
+"""
+
+from __future__ import annotations
+
+from . import probes
+from .errors import (
+    CapabilityError,
+    CompileError,
+    EscalationError,
+    LinkError,
+    ModuleError,
+    PolicyError,
+    SandboxError,
+    SandboxViolation,
+)
+from .events import Event, EventBus, Sample, Violation
+from .policy import Capability, Limits, Policy
+from .runtime import DEFAULT_LIMITS, CompileCache, Fault, Mount, RunResult, Sandbox, Usage
+
+__all__ = [
+    "Sandbox",
+    "Policy",
+    "Capability",
+    "Limits",
+    "DEFAULT_LIMITS",
+    "RunResult",
+    "Usage",
+    "Fault",
+    "Mount",
+    "CompileCache",
+    "Event",
+    "EventBus",
+    "Sample",
+    "Violation",
+    "AuditLog",
+    "probes",
+    "SandboxError",
+    "CapabilityError",
+    "EscalationError",
+    "PolicyError",
+    "ModuleError",
+    "CompileError",
+    "LinkError",
+    "SandboxViolation",
+]
+
+
+def __getattr__(name: str) -> object:
+    # the audit package pulls in pandas only when a frame is asked for, but keep the import lazy anyway
+    if name == "AuditLog":
+        from .audit import AuditLog
+
+        return AuditLog
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")

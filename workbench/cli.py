@@ -1,0 +1,104 @@
+"""``workbench``: the terminal view of the sandbox.
+
+Exit codes of ``workbench run`` (documented in the README):
+0 the module ran cleanly · 1 it exited with a non-zero code · 2 bad input (a
+capability, a module, a path) · 3 a violation · 4 a fault (trap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import SandboxError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_GUEST_FAILED, EXIT_BAD_INPUT, EXIT_VIOLATION, EXIT_FAULT = 0, 1, 2, 3, 4
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="Run untrusted WebAssembly under capabilities and watch what it does.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="run one module",
+        description="Run one module (WAT or wasm) in the sandbox, deny-by-default.",
+        epilog="example: workbench run probe.wat --cap filesystem:read:/docs --cap time:limit:2s",
+    )
+    run.add_argument("file", type=Path, help="the module: a .wat or .wasm file")
+    run.add_argument("--cap", action="append", default=[], metavar="CAP", help="grant a capability (repeatable)")
+    run.add_argument("--lang", help="source language (default: from the file)")
+    run.add_argument("--root", default=".", help="host folder that the guest's / maps to (default: .)")
+    run.add_argument("--entry", default="_start", help="exported function to call (default: _start)")
+    run.add_argument("--on-violation", choices=["deny", "kill"], default="deny", help="what a violation does")
+    run.add_argument("--json", action="store_true", help="print the RunResult as JSON instead of the guest's output")
+    run.add_argument("args", nargs="*", help="arguments for the module; put them after -- (workbench run m.wat -- -v x)")
+    run.set_defaults(handler=_cmd_run)
+
+    demo = commands.add_parser("demo", help="run the bundled escape attempts and show what the sandbox decided")
+    demo.set_defaults(handler=_cmd_demo)
+
+    try:
+        from .audit.commands import register as register_audit
+    except ImportError:  # pragma: no cover - the audit package is part of the install
+        register_audit = None
+    if register_audit is not None:
+        register_audit(commands)
+    return parser
+
+
+def _cmd_run(options: argparse.Namespace) -> int:
+    from .runtime import Sandbox
+
+    args = list(options.args)
+    sandbox = Sandbox(options.cap, root=options.root, on_violation=options.on_violation)
+
+    def stream(name: str, data: bytes) -> None:
+        target = sys.stdout if name == "stdout" else sys.stderr
+        target.buffer.write(data)
+        target.flush()
+
+    result = sandbox.run(options.file, lang=options.lang, args=args, entry=options.entry,
+                         on_output=None if options.json else stream)
+    if options.json:
+        print(result.to_json(indent=2))
+    else:
+        for violation in result.violations:
+            print(f"workbench: violation: {violation}", file=sys.stderr)
+        if result.fault is not None:
+            print(f"workbench: fault: {result.fault}", file=sys.stderr)
+    if result.violations:
+        return EXIT_VIOLATION
+    if result.fault is not None:
+        return EXIT_FAULT
+    return EXIT_OK if result.exit_code == 0 else EXIT_GUEST_FAILED
+
+
+def _cmd_demo(options: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(sys.stdout)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    options = parser.parse_args(argv)
+    try:
+        return int(options.handler(options))
+    except SandboxError as exc:
+        print(f"workbench: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("workbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

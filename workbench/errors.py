@@ -1,0 +1,123 @@
+"""Every way a sandbox run can fail, rooted at one :class:`SandboxError`.
+
+The tree, so a reader sees every failure mode at once::
+
+    SandboxError                         anything this package raises on purpose
+    ├── CapabilityError (ValueError)     a capability string that does not parse
+    │   └── EscalationError (PermissionError)
+    │                                    a child asked for more than its caller holds
+    ├── PolicyError (ValueError)         a policy that parses but cannot be applied
+    │                                    (a granted folder that does not exist, ...)
+    ├── ModuleError (ValueError)         the guest module itself is unusable
+    │   ├── CompileError                 invalid WAT, bytes that are not wasm, a C/Python
+    │   │                                compile failure; carries line/column when known
+    │   └── LinkError                    the module imports something not granted
+    └── SandboxViolation (PermissionError)
+                                         raised only on request (strict mode): a run ended
+                                         in a violation; the RunResult is attached
+
+Errors that come from wasmtime keep the original exception as ``__cause__``, but
+their message is ours: it names what went wrong and how to fix it, and never
+carries a native (Rust) backtrace.
+
+Why subclass builtins: callers that know nothing of this package can still catch
+``ValueError`` for bad input or ``PermissionError`` for a denial.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "SandboxError",
+    "CapabilityError",
+    "EscalationError",
+    "PolicyError",
+    "ModuleError",
+    "CompileError",
+    "LinkError",
+    "SandboxViolation",
+]
+
+
+class SandboxError(Exception):
+    """Root of every error this package raises on purpose.
+
+    ``hint`` (optional) says how to fix it; ``str()`` includes it.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if not hint else f"{message}\n  hint: {hint}")
+
+    def _render_traceback_(self) -> list[str]:
+        """Render short in IPython: one message, no stack (the full trace is one
+        ``%xmode Verbose`` away through ``__cause__``)."""
+        return [f"{type(self).__name__}: {self}"]
+
+
+class CapabilityError(SandboxError, ValueError):
+    """A capability string that does not follow the grammar.
+
+    ``text`` is the whole capability, ``part`` the piece that is wrong and
+    ``suggestion`` the nearest valid word, when there is one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        text: str | None = None,
+        part: str | None = None,
+        suggestion: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.text = text
+        self.part = part
+        self.suggestion = suggestion
+        super().__init__(message, hint=hint)
+
+
+class EscalationError(CapabilityError, PermissionError):
+    """A called module asked for a right its caller does not hold."""
+
+
+class PolicyError(SandboxError, ValueError):
+    """A policy that parses but cannot be applied here (e.g. a missing folder)."""
+
+
+class ModuleError(SandboxError, ValueError):
+    """The guest module cannot be used."""
+
+
+class CompileError(ModuleError):
+    """The source does not compile. ``line``/``column`` are 1-based when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        column: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.line = line
+        self.column = column
+        super().__init__(message, hint=hint)
+
+
+class LinkError(ModuleError):
+    """The module imports a function or memory the sandbox does not provide."""
+
+    def __init__(self, message: str, *, imports: list[str] | None = None, hint: str | None = None) -> None:
+        self.imports = imports or []
+        super().__init__(message, hint=hint)
+
+
+class SandboxViolation(SandboxError, PermissionError):
+    """Raised in strict mode when a run ends with violations; ``result`` is the RunResult."""
+
+    def __init__(self, message: str, *, result: Any = None, hint: str | None = None) -> None:
+        self.result = result
+        super().__init__(message, hint=hint)

@@ -1,0 +1,164 @@
+"""The event stream every view of a run subscribes to.
+
+A run produces :class:`Event` objects (security-relevant facts: lifecycle,
+allowed and denied accesses, limit hits, traps) and :class:`Sample` objects
+(periodic usage readings).  ``RunResult.events``, the audit log and the live
+widgets all read this one stream, so they can never disagree about what
+happened.  A violation is simply an event whose decision is ``deny`` or
+``kill``.
+
+This module is pure Python: no wasmtime, no Jupyter.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping, Union
+
+__all__ = [
+    "Category",
+    "Decision",
+    "Event",
+    "Sample",
+    "Violation",
+    "EventBus",
+    "Subscriber",
+]
+
+Category = Literal[
+    "filesystem", "network", "env", "memory", "cpu", "time", "fuel", "output",
+    "module", "lifecycle", "trap", "stack",
+]
+Decision = Literal["allow", "deny", "kill", "audit"]
+
+#: categories whose deny/kill events are limit violations rather than access denials
+LIMIT_CATEGORIES = frozenset({"memory", "cpu", "time", "fuel", "output", "stack"})
+
+
+@dataclass(frozen=True)
+class Event:
+    """One security-relevant fact about a run (design.md §4 without the chain fields).
+
+    ``ts`` is seconds since the epoch (UTC).  ``detail`` never holds secrets
+    (environment values, file contents).
+    """
+
+    run_id: str
+    category: str
+    action: str
+    decision: Decision = "allow"
+    target: str | None = None
+    resolved: str | None = None
+    capability: str | None = None
+    reason: str | None = None
+    errno: int | None = None
+    module: str = ""
+    module_sha256: str | None = None
+    caller_chain: tuple[str, ...] = ()
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    ts: float = field(default_factory=time.time)
+
+    @property
+    def is_violation(self) -> bool:
+        """A violation is an event the sandbox refused (``deny``) or stopped a run for (``kill``)."""
+        return self.decision in ("deny", "kill")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (what the audit log and ``--json`` write)."""
+        return {
+            "ts": self.ts,
+            "run_id": self.run_id,
+            "module": self.module,
+            "module_sha256": self.module_sha256,
+            "caller_chain": list(self.caller_chain),
+            "category": self.category,
+            "action": self.action,
+            "target": self.target,
+            "resolved": self.resolved,
+            "decision": self.decision,
+            "capability": self.capability,
+            "reason": self.reason,
+            "errno": self.errno,
+            "detail": dict(self.detail),
+        }
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A periodic usage reading of a running guest (feeds gauges, not the audit log)."""
+
+    run_id: str
+    wall_seconds: float
+    memory_bytes: int
+    cpu_seconds: float = 0.0
+    fuel_used: int | None = None
+    ts: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A refused or stopped action, as users read it in ``RunResult.violations``.
+
+    ``kind`` is the event category (``filesystem``, ``memory``, ``time``, ...);
+    ``event`` is the event it was derived from, so nothing is lost.
+    """
+
+    kind: str
+    capability: str | None
+    target: str | None
+    message: str
+    decision: Decision
+    event: Event | None = None
+
+    @classmethod
+    def from_event(cls, event: Event) -> "Violation":
+        return cls(
+            kind=event.category,
+            capability=event.capability,
+            target=event.target,
+            message=event.reason or f"{event.category} {event.action} {event.decision}",
+            decision=event.decision,
+            event=event,
+        )
+
+    def __str__(self) -> str:
+        rule = f" [{self.capability}]" if self.capability else ""
+        return f"{self.kind}: {self.message}{rule}"
+
+
+Subscriber = Callable[[Union[Event, Sample]], None]
+
+
+class EventBus:
+    """Fan-out of events and samples to subscribers.
+
+    Subscribers are called synchronously on the publishing thread (often the
+    guest's own thread), so they must be quick: a widget sets a trait, a log
+    appends a line.  A subscriber that raises is dropped from that delivery and
+    the error is kept in ``errors``; a broken view never breaks a run.
+    """
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+        self.errors: list[BaseException] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add ``subscriber``; returns a function that removes it again."""
+        with self._lock:
+            self._subscribers = [*self._subscribers, subscriber]
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = [s for s in self._subscribers if s is not subscriber]
+
+        return unsubscribe
+
+    def publish(self, item: Event | Sample) -> None:
+        for subscriber in self._subscribers:  # copy-on-write list: safe without the lock
+            try:
+                subscriber(item)
+            except Exception as exc:  # a view's bug must not kill the guest's run
+                self.errors.append(exc)

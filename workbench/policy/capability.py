@@ -1,0 +1,379 @@
+"""One capability: ``[!]domain:action[:scope][;param=value]...``, parsed and canonical.
+
+Why a strict grammar with a canonical form: capability strings travel into
+audit records, manifests and notebooks, and two spellings of one right must
+compare equal there.  So :meth:`Capability.parse` checks everything it can
+(domain, action, scope syntax, units, parameters) and stores the scope in one
+canonical spelling; ``str(cap)`` writes it back and
+``Capability.parse(str(cap)) == cap``.
+
+Parsing order, and why: parameters are cut off at the first ``;`` (a host path
+may hold ``:``), then the head is split on its first two colons only (a scope
+may hold ``host:port``).  A consequence: scopes and parameter values cannot
+contain ``;``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from workbench.errors import CapabilityError
+from workbench.policy import hosts, paths, units
+from workbench.policy.suggest import grammar_error, nearest, quote
+
+__all__ = ["Capability", "GRAMMAR", "LIMIT_DOMAINS", "ActionSpec"]
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MODULE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+_EXPORT = re.compile(r"[A-Za-z0-9_$-][A-Za-z0-9_$.-]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+Canonicaliser = Callable[[str, str], str]
+
+
+def _path(scope: str, text: str) -> str:
+    return paths.normalize_guest_path(scope, context=text)
+
+
+def _host(scope: str, text: str) -> str:
+    return hosts.format_host_scope(*hosts.parse_host_scope(scope, context=text))
+
+
+def _env_name(name: str, text: str) -> str:
+    if not _ENV_NAME.fullmatch(name):
+        raise grammar_error(
+            f"{quote(name)} is not a valid environment variable name",
+            text=text,
+            part=name,
+            hint="names are letters, digits and '_', not starting with a digit",
+        )
+    return name
+
+
+def _env_set(scope: str, text: str) -> str:
+    name, equals, value = scope.partition("=")
+    if not equals:
+        raise grammar_error(
+            f"env:set needs NAME=value, got {quote(scope)}",
+            text=text,
+            part=scope,
+            hint=f"write {quote('env:set:' + scope + '=value')}, or 'env:inherit:{scope}' to pass the host's value",
+        )
+    if _CONTROL.search(value):
+        raise grammar_error(f"the value of {quote(name)} contains a control character", text=text, part=value)
+    return f"{_env_name(name, text)}={value}"
+
+
+def _env_inherit(scope: str, text: str) -> str:
+    if "=" in scope:
+        raise grammar_error(
+            f"env:inherit takes a variable name only, got {quote(scope)}",
+            text=text,
+            part=scope,
+            hint=f"to set a value write {quote('env:set:' + scope)}",
+        )
+    return _env_name(scope, text)
+
+
+def _positive_size(scope: str, text: str) -> str:
+    size = units.size_bytes(scope, context=text)
+    if size <= 0:
+        raise grammar_error(f"limit {quote(scope)} must be more than zero", text=text, part=scope)
+    return units.format_size(size)
+
+
+def _size(scope: str, text: str) -> str:
+    return units.format_size(units.size_bytes(scope, context=text))
+
+
+def _positive_duration(scope: str, text: str) -> str:
+    seconds = units.duration_seconds(scope, context=text)
+    if seconds <= 0:
+        raise grammar_error(f"limit {quote(scope)} must be more than zero", text=text, part=scope)
+    return units.format_duration(seconds)
+
+
+def _cpu(scope: str, text: str) -> str:
+    stripped = scope.strip()
+    if stripped.endswith("%"):
+        share = units.percent(stripped, context=text)
+        if not 0 < share <= 100:
+            raise grammar_error(
+                f"CPU share {quote(scope)} must be more than 0% and at most 100%",
+                text=text,
+                part=scope,
+                hint="the share is of one core",
+            )
+        return f"{units.plain(share)}%"
+    if re.fullmatch(r"[0-9.]+", stripped):
+        raise grammar_error(
+            f"cpu:limit needs a unit, got {quote(scope)}",
+            text=text,
+            part=scope,
+            hint=f"write {quote(stripped + '%')} for a share of one core or {quote(stripped + 's')} for CPU time",
+        )
+    return _positive_duration(scope, text)
+
+
+def _fuel(scope: str, text: str) -> str:
+    return f"{units.count(scope, context=text):_}"
+
+
+def _call(scope: str, text: str) -> str:
+    module, dot, export = scope.partition(".")
+    if not _MODULE.fullmatch(module):
+        raise grammar_error(
+            f"{quote(module)} is not a valid module name",
+            text=text,
+            part=module,
+            hint="module names are letters, digits, '_' and '-'",
+        )
+    if dot and not _EXPORT.fullmatch(export):
+        raise grammar_error(
+            f"{quote(export)} is not a valid export name",
+            text=text,
+            part=export,
+            hint="write 'module' or 'module.export'",
+        )
+    return scope
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """What one ``domain:action`` takes: its scope, its parameters, whether it can be denied."""
+
+    scope: Canonicaliser | None
+    example: str
+    scope_help: str = ""
+    params: frozenset[str] = frozenset()
+    deniable: bool = True
+
+
+#: every domain and action, in canonical order (the order of design.md §3)
+GRAMMAR: dict[str, dict[str, ActionSpec]] = {
+    "filesystem": {
+        "read": ActionSpec(_path, "filesystem:read:/docs", "a guest path", frozenset({"host"})),
+        "write": ActionSpec(_path, "filesystem:write:/tmp", "a guest path", frozenset({"host"})),
+    },
+    "network": {
+        "http": ActionSpec(_host, "network:http:localhost", "a host[:port]"),
+        "https": ActionSpec(_host, "network:https:*.example.com:443", "a host[:port]"),
+    },
+    "env": {
+        "set": ActionSpec(_env_set, "env:set:MODE=sandbox", "NAME=value"),
+        "inherit": ActionSpec(_env_inherit, "env:inherit:LANG", "a variable name"),
+    },
+    "memory": {"limit": ActionSpec(_positive_size, "memory:limit:100MB", "a size", deniable=False)},
+    "cpu": {"limit": ActionSpec(_cpu, "cpu:limit:50%", "a share like 50% or a CPU time like 2s", deniable=False)},
+    "time": {"limit": ActionSpec(_positive_duration, "time:limit:2s", "a duration", deniable=False)},
+    "fuel": {"limit": ActionSpec(_fuel, "fuel:limit:1e9", "a whole number", deniable=False)},
+    "output": {"limit": ActionSpec(_size, "output:limit:1MB", "a size", deniable=False)},
+    "stack": {"limit": ActionSpec(_positive_size, "stack:limit:1MiB", "a size", deniable=False)},
+    "module": {"call": ActionSpec(_call, "module:call:parser", "a module or module.export")},
+    "clock": {"precise": ActionSpec(None, "clock:precise")},
+}
+LIMIT_DOMAINS = frozenset(domain for domain, actions in GRAMMAR.items() if "limit" in actions)
+_DOMAIN_ORDER = {domain: index for index, domain in enumerate(GRAMMAR)}
+_PAIRS = [f"{domain}:{action}" for domain, actions in GRAMMAR.items() for action in actions]
+
+
+def _unknown_domain(domain: str, action: str | None, text: str) -> CapabilityError:
+    """The error for a domain not in the grammar, with the best suggestion we can find."""
+    if action is not None and not re.fullmatch(r"[A-Za-z_-]+", action):
+        action = None  # 'filesystemread:/docs': what follows is a scope, not an action
+    if action is not None and f"{action}:{domain}" in _PAIRS:
+        return grammar_error(
+            f"domain and action swapped in {quote(domain + ':' + action)}",
+            text=text,
+            part=f"{domain}:{action}",
+            suggestion=f"{action}:{domain}",
+        )
+    owners = [d for d, actions in GRAMMAR.items() if domain in actions]
+    if len(owners) == 1:
+        return grammar_error(
+            f"{quote(domain)} is an action, not a capability domain",
+            text=text,
+            part=domain,
+            suggestion=f"{owners[0]}:{domain}",
+        )
+    guess = nearest(domain, GRAMMAR)
+    if guess is not None and (action is None or action in GRAMMAR[guess]):
+        return grammar_error(f"unknown capability domain {quote(domain)}", text=text, part=domain, suggestion=guess)
+    whole = f"{domain}:{action}" if action is not None else domain
+    pair = nearest(whole, _PAIRS)
+    if pair is None:  # 'filesystemread': the colon went missing too
+        squashed = {p.replace(":", ""): p for p in _PAIRS}
+        hit = nearest(whole.replace(":", ""), squashed)
+        pair = squashed[hit] if hit else None
+    if pair is not None:
+        return grammar_error(f"unknown capability {quote(whole)}", text=text, part=whole, suggestion=pair)
+    return grammar_error(
+        f"unknown capability domain {quote(domain)}",
+        text=text,
+        part=domain,
+        suggestion=guess,
+        hint=f"domains: {', '.join(GRAMMAR)}",
+    )
+
+
+def _unknown_action(domain: str, action: str, text: str) -> CapabilityError:
+    actions = GRAMMAR[domain]
+    guess = nearest(action, actions)
+    if guess is not None:
+        return grammar_error(
+            f"unknown action {quote(action)} for domain {quote(domain)}", text=text, part=action, suggestion=guess
+        )
+    elsewhere = [pair for pair in _PAIRS if pair.endswith(":" + action)]
+    whole = f"{domain}:{action}"
+    if elsewhere:
+        return grammar_error(f"unknown capability {quote(whole)}", text=text, part=whole, suggestion=elsewhere[0])
+    return grammar_error(
+        f"unknown action {quote(action)} for domain {quote(domain)}",
+        text=text,
+        part=action,
+        hint=f"{domain} actions: {', '.join(actions)}",
+    )
+
+
+def _params(raw: str, spec: ActionSpec, key: str, deny: bool, text: str) -> tuple[tuple[str, str], ...]:
+    found: dict[str, str] = {}
+    for item in raw.split(";"):
+        name, equals, value = item.partition("=")
+        if not item:
+            raise grammar_error("empty parameter (a stray ';')", text=text, part=";")
+        if not spec.params:
+            raise grammar_error(f"{key} takes no parameters, got {quote(item)}", text=text, part=item)
+        if not equals or not name:
+            raise grammar_error(
+                f"malformed parameter {quote(item)}", text=text, part=item, hint="parameters are written ';name=value'"
+            )
+        if name not in spec.params:
+            raise grammar_error(
+                f"unknown parameter {quote(name)} for {key}",
+                text=text,
+                part=name,
+                suggestion=nearest(name, spec.params),
+                hint=f"{key} takes: {', '.join(sorted(spec.params))}",
+            )
+        if not value or _CONTROL.search(value):
+            raise grammar_error(f"parameter {quote(name)} needs a value", text=text, part=item)
+        if name in found:
+            raise grammar_error(f"parameter {quote(name)} given twice", text=text, part=name)
+        found[name] = value
+    if deny and found:
+        raise grammar_error(
+            "a deny rule takes no parameters",
+            text=text,
+            part=raw,
+            hint="a deny carves a guest path out of a grant; map host folders on the grant",
+        )
+    return tuple(sorted(found.items()))
+
+
+@dataclass(frozen=True)
+class Capability:
+    """One right (or, with ``deny=True``, one carve-out), in canonical form.
+
+    Build it with :meth:`parse`; the fields are already canonical there, which
+    is what makes ``==`` and ``hash`` mean "the same right".
+    """
+
+    domain: str
+    action: str
+    scope: str | None = None
+    params: tuple[tuple[str, str], ...] = ()
+    deny: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Capability:
+        """Parse ``[!]domain:action[:scope][;param=value]...``.
+
+        Raises :class:`~workbench.errors.CapabilityError` with ``text`` (the
+        whole capability), ``part`` (the bad piece) and ``suggestion`` (the
+        nearest valid word) when it does not follow the grammar.
+        """
+        if isinstance(text, Capability):
+            return text
+        if not isinstance(text, str):
+            raise CapabilityError(f"a capability is text, not {type(text).__name__}")
+        text = text.strip()
+        if not text:
+            raise grammar_error("empty capability", text=text, hint="write it like 'filesystem:read:/docs'")
+        deny = text.startswith("!")
+        body = text[1:] if deny else text
+        if body.startswith("!") or body[:1].isspace():
+            raise grammar_error("a deny rule has one '!' directly before the domain", text=text, part=text[:2])
+        head, semicolon, raw_params = body.partition(";")
+        pieces = head.split(":", 2)
+        domain = pieces[0]
+        action = pieces[1] if len(pieces) > 1 else None
+        scope = pieces[2] if len(pieces) > 2 else None
+        if not domain:
+            raise grammar_error("missing capability domain", text=text, hint="write it like 'filesystem:read:/docs'")
+        if domain not in GRAMMAR:
+            raise _unknown_domain(domain, action, text)
+        actions = GRAMMAR[domain]
+        if not action:
+            only = next(iter(actions)) if len(actions) == 1 else None
+            raise grammar_error(
+                f"capability {quote(head)} needs an action",
+                text=text,
+                part=domain,
+                suggestion=f"{domain}:{only}" if only else None,
+                hint=f"{domain} actions: {', '.join(actions)}",
+            )
+        if action not in actions:
+            raise _unknown_action(domain, action, text)
+        spec = actions[action]
+        key = f"{domain}:{action}"
+        if deny and not spec.deniable:
+            raise grammar_error(
+                f"{key} cannot be denied",
+                text=text,
+                part="!",
+                hint="a limit is a ceiling, not a right: lower the limit instead of denying it",
+            )
+        if spec.scope is None:
+            if scope is not None:
+                raise grammar_error(f"{key} takes no scope, got {quote(scope)}", text=text, part=scope, suggestion=key)
+        else:
+            if not scope:
+                raise grammar_error(
+                    f"{key} needs a scope ({spec.scope_help})",
+                    text=text,
+                    part=key,
+                    hint=f"write it like {quote(spec.example)}",
+                )
+            scope = spec.scope(scope, text)
+        params = _params(raw_params, spec, key, deny, text) if semicolon else ()
+        return cls(domain, action, scope, params, deny)
+
+    def __str__(self) -> str:
+        text = ("!" if self.deny else "") + f"{self.domain}:{self.action}"
+        if self.scope is not None:
+            text += f":{self.scope}"
+        return text + "".join(f";{name}={value}" for name, value in self.params)
+
+    @property
+    def key(self) -> str:
+        """``domain:action``, e.g. ``filesystem:read``."""
+        return f"{self.domain}:{self.action}"
+
+    @property
+    def is_limit(self) -> bool:
+        """A ceiling on resources (``memory:limit``, ...), not a right."""
+        return self.action == "limit"
+
+    def param(self, name: str) -> str | None:
+        """The value of parameter ``name``, or None."""
+        return dict(self.params).get(name)
+
+    @property
+    def sort_key(self) -> tuple[int, int, tuple[str, ...], bool, tuple[tuple[str, str], ...]]:
+        """Canonical order: by domain and action as in the grammar, then scope, a deny
+        right after the grant it carves from."""
+        actions = list(GRAMMAR[self.domain])
+        scope = tuple(self.scope.split("/")) if self.domain == "filesystem" and self.scope else (self.scope or "",)
+        return (_DOMAIN_ORDER[self.domain], actions.index(self.action), scope, self.deny, self.params)

@@ -1,0 +1,56 @@
+"""Nearest-word suggestions and the one way this package words a grammar error.
+
+Why one helper: every "unknown X" error should read the same
+(``unknown capability domain 'filesytem' in 'filesytem:read:/docs' — did you mean
+'filesystem'?``) and carry the same structured data (``text``, ``part``,
+``suggestion``), so the CLI, notebooks and tests can rely on it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+from workbench.errors import CapabilityError
+
+__all__ = ["nearest", "grammar_error", "quote"]
+
+
+def quote(value: str) -> str:
+    """Single-quote ``value`` for a message (``repr`` would switch quote styles)."""
+    return f"'{value}'"
+
+
+def nearest(word: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str | None:
+    """The closest valid word to ``word`` (case-insensitive), or None.
+
+    Case-insensitive because ``mb`` for ``MB`` or ``Filesystem`` for
+    ``filesystem`` are the commonest slips; the suggestion keeps the valid
+    spelling.
+    """
+    by_lower: dict[str, str] = {}
+    for choice in choices:
+        by_lower.setdefault(choice.lower(), choice)
+    found = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=cutoff)
+    return by_lower[found[0]] if found else None
+
+
+def grammar_error(
+    message: str,
+    *,
+    text: str | None,
+    part: str | None = None,
+    suggestion: str | None = None,
+    hint: str | None = None,
+) -> CapabilityError:
+    """Build (not raise) a :class:`CapabilityError` worded the house way.
+
+    ``message`` names the problem; `` in '<text>'`` and `` — did you mean
+    '<suggestion>'?`` are appended when known, so callers never hand-format them.
+    """
+    full = message
+    if text is not None and text != part:
+        full += f" in {quote(text)}"
+    if suggestion is not None:
+        full += f" — did you mean {quote(suggestion)}?"
+    return CapabilityError(full, text=text, part=part, suggestion=suggestion, hint=hint)

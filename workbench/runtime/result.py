@@ -1,0 +1,146 @@
+"""What a run produced: :class:`RunResult`, its :class:`Usage` and any :class:`Fault`."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..events import Event, Violation
+from .mounts import Mount
+
+__all__ = ["RunResult", "Usage", "Fault", "human_size"]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Resources a run used.  ``memory_peak_bytes`` is the guest's linear memory
+    (which never shrinks, so its final size is its peak)."""
+
+    wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    memory_peak_bytes: int = 0
+    memory_limit_bytes: int | None = None
+    fuel_used: int | None = None
+    output_bytes: int = 0
+    output_dropped_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A trap that is the guest's own bug, not a policy decision (unreachable, out of bounds, ...)."""
+
+    kind: str
+    message: str
+    backtrace: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        trace = "".join(f"\n    at {frame}" for frame in self.backtrace)
+        return f"{self.kind}: {self.message}{trace}"
+
+
+def humanhuman_size(n: int | None) -> str:
+    """Sizes for people (decimal units, 3 significant digits); capability strings use format_size."""
+    if n is None:
+        return "-"
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n} B"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one :meth:`Sandbox.run`.
+
+    ``ok`` is true only when the module exited with code 0, with no violation and
+    no fault.  ``events`` is the whole event stream of the run; ``violations`` are
+    derived from it, so the two never disagree.
+    """
+
+    run_id: str
+    module: str
+    module_sha256: str
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    events: tuple[Event, ...]
+    usage: Usage
+    mounts: tuple[Mount, ...]
+    policy: str
+    fault: Fault | None = None
+    value: Any = None
+    stdout_bytes: bytes = field(default=b"", repr=False)
+    stderr_bytes: bytes = field(default=b"", repr=False)
+
+    @property
+    def violations(self) -> list[Violation]:
+        return [Violation.from_event(e) for e in self.events if e.is_violation]
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.fault is None and not any(e.is_violation for e in self.events)
+
+    @property
+    def outcome(self) -> str:
+        """One word: ``ok``, ``exit N``, ``violation`` (the first one's kind) or ``fault``."""
+        stops = [e for e in self.events if e.decision == "kill"]
+        if stops:
+            return f"stopped ({stops[0].category})"
+        if self.fault is not None:
+            return f"fault ({self.fault.kind})"
+        if any(e.is_violation for e in self.events):
+            return "violation"
+        return "ok" if self.exit_code == 0 else f"exit {self.exit_code}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, what ``workbench run --json`` prints."""
+        return {
+            "run_id": self.run_id,
+            "module": self.module,
+            "module_sha256": self.module_sha256,
+            "ok": self.ok,
+            "outcome": self.outcome,
+            "exit_code": self.exit_code,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "policy": self.policy,
+            "mounts": [asdict(m) for m in self.mounts],
+            "usage": asdict(self.usage),
+            "fault": None if self.fault is None else asdict(self.fault),
+            "violations": [
+                {"kind": v.kind, "capability": v.capability, "target": v.target, "message": v.message, "decision": v.decision}
+                for v in self.violations
+            ],
+            "events": [e.to_dict() for e in self.events],
+            "value": self.value,
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, default=str, **kwargs)
+
+    def summary_lines(self) -> list[str]:
+        """Stable text (no times, ids or addresses) so notebooks can compare it."""
+        lines = [f"RunResult {self.module}: {self.outcome}, exit code {self.exit_code}"]
+        u = self.usage
+        limit = f" of {human_size(u.memory_limit_bytes)}" if u.memory_limit_bytes else ""
+        lines.append(f"  memory peak {human_size(u.memory_peak_bytes)}{limit}")
+        for mount in self.mounts:
+            lines.append(f"  mount {mount.guest_path} ({'read-write' if mount.writable else 'read-only'})")
+        for violation in self.violations:
+            lines.append(f"  violation {violation}")
+        if self.fault is not None:
+            lines.append(f"  fault {self.fault.kind}: {self.fault.message}")
+        return lines
+
+    def __repr__(self) -> str:
+        return "\n".join(self.summary_lines())
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<li>{html.escape(line.strip())}</li>" for line in self.summary_lines()[1:])
+        colour = "#2e7d32" if self.ok else "#c62828"
+        return (
+            f"<div><b>{html.escape(self.module)}</b>: <span style='color:{colour}'>{html.escape(self.outcome)}</span>"
+            f"<ul>{rows}</ul></div>"
+        )
