@@ -40,7 +40,7 @@ class Fault:
         return f"{self.kind}: {self.message}{trace}"
 
 
-def humanhuman_size(n: int | None) -> str:
+def human_size(n: int | None) -> str:
     """Sizes for people (decimal units, 3 significant digits); capability strings use format_size."""
     if n is None:
         return "-"
