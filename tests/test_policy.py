@@ -861,10 +861,12 @@ def test_attenuated_grants_take_the_callers_host_folder() -> None:
     child = Policy.parse(["filesystem:read:/docs/a", "filesystem:read:/data/x/y.json", "filesystem:read:/docs/b;host=/srv/docs/b/"])
     result = parent.attenuate(child)
     hosts = {grant.guest_path: grant.host for grant in result.filesystem_grants()}
-    assert hosts == {"/docs/a": "/srv/docs/a", "/docs/b": "/srv/docs/b/", "/data/x/y.json": "/srv/data/x/y.json"}
+    assert hosts == {"/docs/a": "/srv/docs/a", "/docs/b": "/srv/docs/b", "/data/x/y.json": "/srv/data/x/y.json"}
     mapped_glob = Policy.parse(["filesystem:read:/data/**/*.json;host=/srv/data"])
-    [grant] = Policy.parse(["filesystem:read:/data"]).attenuate(mapped_glob).filesystem_grants()
-    assert grant.host == "/srv/data"  # asked-for mapping kept when it agrees
+    [grant] = Policy.parse(["filesystem:read:/data;host=/srv/data"]).attenuate(mapped_glob).filesystem_grants()
+    assert (grant.host, grant.pattern) == ("/srv/data", "/data/**/*.json")  # the same mapping: fine
+    error = _escalates(["filesystem:read:/data"], ["filesystem:read:/data/**/*.json;host=/srv/data"])
+    assert "maps '/data' to '/srv/data', its caller to the sandbox root" in str(error)
 
 
 def test_separately_mapped_inner_folders_are_carried_down() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Union
 
 from . import wasm, wat
@@ -18,6 +19,11 @@ def known_languages() -> list[str]:
     return list(_ADAPTERS)
 
 
+@functools.lru_cache(maxsize=32)
 def compile_to_wasm(lang: str, content: Union[str, bytes]) -> bytes:
-    """Compile ``content`` of language ``lang`` to the bytes of a core wasm module."""
+    """Compile ``content`` of language ``lang`` to the bytes of a core wasm module.
+
+    Memoised (32 sources): a notebook or a batch runs the same source again and again,
+    and the per-run path of a sandbox is hot.  Errors are not cached.
+    """
     return _ADAPTERS[lang](content)

@@ -110,8 +110,10 @@ def _filesystem(
     if parent_view is not None:
         child_view = f"host:{_strip(asked_host)}" if asked_host is not None else None
         if child_view is not None and child_view != parent_view:
-            where = parent_view.split(":", 1)[1] if parent_view.startswith("host:") else "the sandbox root"
-            raise _escalation(child, parent_grants, f"it maps {quote(static)} elsewhere than its caller, to {where}")
+            where = quote(parent_view[len("host:") :]) if parent_view.startswith("host:") else "the sandbox root"
+            raise _escalation(
+                child, parent_grants, f"it maps {quote(static)} to {quote(asked_host)}, its caller to {where}"
+            )
         host = parent_view[len("host:") :] if parent_view.startswith("host:") else None
         params = (("host", host),) if host is not None else ()
         child = Capability(child.domain, child.action, child.scope, params, False)

@@ -198,15 +198,15 @@ def _unknown_domain(domain: str, action: str | None, text: str) -> CapabilityErr
             part=domain,
             suggestion=f"{owners[0]}:{domain}",
         )
+    squashed = {p.replace(":", ""): p for p in _PAIRS}
+    if action is None and (hit := nearest(domain, squashed, cutoff=0.85)) is not None:
+        # 'filesystemread': the colon between domain and action went missing
+        return grammar_error(f"unknown capability {quote(domain)}", text=text, part=domain, suggestion=squashed[hit])
     guess = nearest(domain, GRAMMAR)
     if guess is not None and (action is None or action in GRAMMAR[guess]):
         return grammar_error(f"unknown capability domain {quote(domain)}", text=text, part=domain, suggestion=guess)
     whole = f"{domain}:{action}" if action is not None else domain
     pair = nearest(whole, _PAIRS)
-    if pair is None:  # 'filesystemread': the colon went missing too
-        squashed = {p.replace(":", ""): p for p in _PAIRS}
-        hit = nearest(whole.replace(":", ""), squashed)
-        pair = squashed[hit] if hit else None
     if pair is not None:
         return grammar_error(f"unknown capability {quote(whole)}", text=text, part=whole, suggestion=pair)
     return grammar_error(

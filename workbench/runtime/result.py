@@ -46,7 +46,7 @@ def human_size(n: int | None) -> str:
         return "-"
     for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
         if n >= scale:
-            return f"{n / scale:.2f} {unit}"
+            return f"{n / scale:.3g} {unit}"
     return f"{n} B"
 
 

@@ -132,8 +132,10 @@ class Sandbox:
         settings = EngineSettings(fuel=self.limits.fuel is not None, max_wasm_stack=self.limits.stack_bytes or 512 * 1024)
         handle = engine_for(settings)
         module = self._compile(wasm, sha, handle)
-        check_imports(module)
-        self._check_entry(module, entry)
+        if (sha, entry) not in _checked_modules:  # imports and exports depend only on the bytes
+            check_imports(module)
+            self._check_entry(module, entry)
+            _checked_modules.add((sha, entry))
         return _Run(self, guest.name, sha, module, handle, on_output).execute(entry, args, stdin, env)
 
     def _compile(self, wasm: bytes, sha: str, handle: Any) -> wasmtime.Module:
@@ -155,6 +157,9 @@ class Sandbox:
                 hint=f"exported functions: {', '.join(functions) or 'none'}; pass entry= one of them",
             )
 
+
+#: (module sha256, entry) pairs whose imports and entry point were already checked
+_checked_modules: set[tuple[str, str]] = set()
 
 _cache_singleton: CompileCache | None = None
 _cache_lock = threading.Lock()
@@ -240,7 +245,7 @@ class _Run:
         self, entry: str, args: Sequence[str], stdin: str | bytes | None, env: Mapping[str, str] | None
     ) -> RunResult:
         limits = self.limits
-        scratch = Path(tempfile.mkdtemp(prefix="workbench-tmp-"))
+        scratch = self._scratch_folder()
         mounts = plan_mounts(self.policy, self.sandbox.root, scratch)
         store = wasmtime.Store(self.handle.engine)
         store.set_limits(memory_size=limits.memory_bytes if limits.memory_bytes is not None else -1, memories=1)
@@ -317,7 +322,8 @@ class _Run:
             "exit",
             detail={"exit_code": exit_code, "fault": None if fault is None else fault.kind, "wall_seconds": round(wall, 6)},
         )
-        shutil.rmtree(scratch, ignore_errors=True)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
         del store, instance
         return RunResult(
             run_id=self.run_id,
@@ -334,6 +340,12 @@ class _Run:
             policy=str(self.policy),
             fault=fault,
         )
+
+    def _scratch_folder(self) -> Path | None:
+        """A fresh private folder for ``/tmp``, made only when the policy grants ``/tmp`` as scratch."""
+        if not any(m.scratch for m in self.sandbox.mounts):
+            return None
+        return Path(tempfile.mkdtemp(prefix="workbench-tmp-"))
 
     def _wasi_config(
         self, mounts: list[Mount], args: Sequence[str], stdin: str | bytes | None, env: Mapping[str, str] | None
