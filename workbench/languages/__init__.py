@@ -8,6 +8,8 @@ a :class:`~workbench.errors.CompileError` that names the line and column.
 from __future__ import annotations
 
 from .detect import GuestSource, detect_language, load_module_source
-from .registry import compile_to_wasm, known_languages
+from .program import Program, SystemMount
+from .registry import compile_to_wasm, known_languages, prepare_program
 
-__all__ = ["GuestSource", "detect_language", "load_module_source", "compile_to_wasm", "known_languages"]
+__all__ = ["GuestSource", "detect_language", "load_module_source", "compile_to_wasm", "known_languages",
+           "prepare_program", "Program", "SystemMount"]

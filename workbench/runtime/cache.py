@@ -21,6 +21,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable
 
 import wasmtime
 
@@ -57,8 +58,12 @@ class CompileCache:
         fingerprint = hashlib.sha256(handle.settings.fingerprint().encode()).hexdigest()[:16]
         return f"{wasm_sha256}-{fingerprint}"
 
-    def get(self, wasm: bytes, wasm_sha256: str, handle: EngineHandle) -> wasmtime.Module:
-        """The compiled module for ``wasm`` on ``handle``'s engine: memory, then disk, then compile."""
+    def get(self, wasm: Callable[[], bytes], wasm_sha256: str, handle: EngineHandle) -> wasmtime.Module:
+        """The compiled module on ``handle``'s engine: memory, then disk, then compile.
+
+        ``wasm`` returns the module's bytes; it is called only on a miss (a large
+        interpreter need not be read from disk when its compiled form is cached).
+        """
         key = self.key(wasm_sha256, handle)
         with self._lock:
             module = self._memory.get(key)
@@ -68,7 +73,7 @@ class CompileCache:
                 return module
         module = self._load(key, handle)
         if module is None:
-            module = wasmtime.Module(handle.engine, wasm)  # may raise; the caller explains the error
+            module = wasmtime.Module(handle.engine, wasm())  # may raise; the caller explains the error
             self.compiles += 1
             self._store(key, module)
         else:

@@ -9,7 +9,6 @@ Store per run, never reused, so nothing a guest does survives its run.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import shutil
 import tempfile
@@ -24,7 +23,7 @@ from wasmtime import _bindings as ffi
 
 from ..errors import CompileError, ModuleError, SandboxError
 from ..events import Event, EventBus, Subscriber
-from ..languages import compile_to_wasm, load_module_source
+from ..languages import Program, load_module_source, prepare_program
 from ..languages.detect import SourceLike
 from ..languages.messages import clean_wasmtime_message, root_cause
 from ..policy import Limits, Policy, format_size
@@ -127,20 +126,19 @@ class Sandbox:
         Raises only for unusable input: :class:`CompileError`, :class:`LinkError`, ...
         """
         guest = load_module_source(source, lang, name=name)
-        wasm = compile_to_wasm(guest.lang, guest.content)
-        sha = hashlib.sha256(wasm).hexdigest()
+        program = prepare_program(guest.lang, guest.content, guest.name)
         settings = EngineSettings(fuel=self.limits.fuel is not None, max_wasm_stack=self.limits.stack_bytes or 512 * 1024)
         handle = engine_for(settings)
-        module = self._compile(wasm, sha, handle)
-        if (sha, entry) not in _checked_modules:  # imports and exports depend only on the bytes
+        module = self._compile(program, handle)
+        if (program.sha256, entry) not in _checked_modules:  # imports and exports depend only on the bytes
             check_imports(module)
             self._check_entry(module, entry)
-            _checked_modules.add((sha, entry))
-        return _Run(self, guest.name, sha, module, handle, on_output).execute(entry, args, stdin, env)
+            _checked_modules.add((program.sha256, entry))
+        return _Run(self, program, module, handle, on_output).execute(entry, args, stdin, env)
 
-    def _compile(self, wasm: bytes, sha: str, handle: Any) -> wasmtime.Module:
+    def _compile(self, program: Program, handle: Any) -> wasmtime.Module:
         try:
-            return self.cache.get(wasm, sha, handle)
+            return self.cache.get(program.wasm, program.sha256, handle)
         except wasmtime.WasmtimeError as exc:
             cause = root_cause(str(exc))
             raise CompileError(
@@ -191,8 +189,7 @@ class _Run:
     def __init__(
         self,
         sandbox: Sandbox,
-        module_name: str,
-        sha: str,
+        program: Program,
         module: wasmtime.Module,
         handle: Any,
         on_output: Callable[[str, bytes], None] | None,
@@ -200,8 +197,9 @@ class _Run:
         self.sandbox = sandbox
         self.policy = sandbox.policy
         self.limits = sandbox.limits
-        self.module_name = module_name
-        self.sha = sha
+        self.program = program
+        self.module_name = program.name
+        self.sha = program.sha256
         self.module = module
         self.handle = handle
         self.run_id = uuid.uuid4().hex
@@ -271,10 +269,19 @@ class _Run:
                 capability=mount.capability,
                 detail={"writable": mount.writable, "scratch": mount.scratch},
             )
+        for system in self.program.system_mounts:
+            self.emit(
+                "filesystem",
+                "mount",
+                target=system.guest_path,
+                resolved=system.guest_path,
+                reason=f"read-only {system.purpose}, provided by the {self.program.lang} runtime",
+                detail={"writable": False, "system": True},
+            )
 
         exit_code: int | None = None
         fault: Fault | None = None
-        instance: wasmtime.Instance | None = None
+        exports: Any = None
         cpu0 = time.thread_time()
         self.started = time.monotonic()
         if limits.wall_seconds is not None:
@@ -283,8 +290,7 @@ class _Run:
         store.set_epoch_deadline(1)
         self.handle.ticker.acquire()
         try:
-            instance = self.handle.linker.instantiate(store, self.module)
-            exports = instance.exports(store)
+            exports = self.handle.linker.instantiate(store, self.module).exports(store)
             start = exports["_initialize"] if entry == "_start" and "_initialize" in exports and "_start" not in exports else None
             if start is not None:
                 start(store)
@@ -293,14 +299,14 @@ class _Run:
         except wasmtime.ExitTrap as exc:
             exit_code = exc.code
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            fault = self._classify(exc, instance is None)
+            fault = self._classify(exc, exports is None)
         finally:
             self.handle.ticker.release()
             remove_watch()
             wall = time.monotonic() - self.started
             cpu = time.thread_time() - cpu0
 
-        memory_peak = self._memory_size(store, instance)
+        memory_peak = self._memory_size(store, exports)
         self._check_memory_cap(memory_peak)
         fuel_used = None
         if limits.fuel is not None:
@@ -324,15 +330,19 @@ class _Run:
         )
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-        del store, instance
+        del store, exports
+        stdout_bytes, value = self.output.data("stdout"), None
+        if self.program.read_value is not None:
+            stdout_bytes, value = self.program.read_value(stdout_bytes)
         return RunResult(
             run_id=self.run_id,
             module=self.module_name,
             module_sha256=self.sha,
             exit_code=exit_code,
-            stdout=self.output.text("stdout"),
+            stdout=stdout_bytes.decode("utf-8", errors="replace"),
             stderr=self.output.text("stderr"),
-            stdout_bytes=self.output.data("stdout"),
+            value=value,
+            stdout_bytes=stdout_bytes,
             stderr_bytes=self.output.data("stderr"),
             events=tuple(self.events),
             usage=usage,
@@ -351,13 +361,16 @@ class _Run:
         self, mounts: list[Mount], args: Sequence[str], stdin: str | bytes | None, env: Mapping[str, str] | None
     ) -> wasmtime.WasiConfig:
         wasi = wasmtime.WasiConfig()
-        wasi.argv = [self.module_name, *map(str, args)]
-        variables = dict(self.policy.environment(os.environ))
+        wasi.argv = [*self.program.argv, *map(str, args)]
+        variables = dict(self.program.env)
+        variables.update(self.policy.environment(os.environ))
         if env:
             variables.update({str(k): str(v) for k, v in env.items()})
         wasi.env = list(variables.items())
         for name in sorted(variables):
             self.emit("env", "expose", target=name, detail={})  # names only, never values
+        if stdin is None:
+            stdin = self.program.stdin
         if stdin is not None:
             data = stdin.encode("utf-8") if isinstance(stdin, str) else bytes(stdin)
             vec = ffi.wasm_byte_vec_t()
@@ -368,6 +381,8 @@ class _Run:
         wasi.stderr_custom = self.output.writer("stderr")
         for mount in mounts:
             wasi.preopen_dir(mount.host_path, mount.guest_path, mount.writable)
+        for system in self.program.system_mounts:
+            wasi.preopen_dir(system.host_path, system.guest_path, False)
         return wasi
 
     def _classify(self, exc: BaseException, during_instantiate: bool) -> Fault | None:
@@ -430,11 +445,11 @@ class _Run:
         return fault
 
     @staticmethod
-    def _memory_size(store: wasmtime.Store, instance: wasmtime.Instance | None) -> int:
-        if instance is None:
+    def _memory_size(store: wasmtime.Store, exports: Any) -> int:
+        if exports is None:
             return 0
         total = 0
-        for item in instance.exports(store).by_index:
+        for item in exports.by_index:
             if isinstance(item, wasmtime.Memory):
                 total = max(total, item.data_len(store))
         return total

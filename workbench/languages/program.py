@@ -1,0 +1,53 @@
+"""What a language adapter hands the runtime: a :class:`Program`.
+
+Most languages compile to a module that is run as it is (WAT, wasm, C).  An
+interpreter (Python) is one big module shared by every run, plus what it needs
+to start: arguments before the user's, read-only system folders (its standard
+library), environment variables, and a way to read a result back.  The runtime
+treats all of these alike, under the same policy, limits and events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+__all__ = ["Program", "SystemMount"]
+
+
+@dataclass(frozen=True)
+class SystemMount:
+    """A read-only folder the language runtime itself needs (never the user's data)."""
+
+    guest_path: str
+    host_path: str
+    purpose: str
+
+
+@dataclass(frozen=True)
+class Program:
+    """A module ready to compile and run.
+
+    - ``wasm`` returns the module's bytes (called only when the compile cache misses,
+      so a large interpreter is not read on every run); ``sha256`` identifies them;
+    - ``argv`` is the guest's whole argv before the user's ``args`` (``argv[0]`` first);
+    - ``system_mounts``, ``env`` and ``stdin`` are added by the language, not the user;
+    - ``read_value`` turns the run's stdout into ``RunResult.value`` (and may strip the
+      protocol lines from it): ``(stdout) -> (stdout_for_user, value)``.
+    """
+
+    lang: str
+    name: str
+    sha256: str
+    wasm: Callable[[], bytes]
+    argv: tuple[str, ...] = ()
+    system_mounts: tuple[SystemMount, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    stdin: bytes | None = None
+    read_value: Callable[[bytes], tuple[bytes, Any]] | None = None
+
+    @classmethod
+    def from_wasm(cls, lang: str, name: str, wasm: bytes) -> "Program":
+        """A plain module: run as it is, ``argv[0]`` is its name."""
+        return cls(lang=lang, name=name, sha256=hashlib.sha256(wasm).hexdigest(), wasm=lambda: wasm, argv=(name,))
