@@ -216,3 +216,65 @@ def children_of(draw: st.DrawFn, parent: Policy, *, extras: bool = True) -> Poli
 path_probes = st.tuples(guest_paths, st.booleans(), st.booleans())  # path, write, directory
 network_probes = st.tuples(st.sampled_from(["http", "https"]), st.sampled_from(HOSTS), st.sampled_from(PORTS))
 call_probes = st.tuples(st.sampled_from(MODULES), st.sampled_from(EXPORTS))
+
+
+@st.composite
+def neighbours_of(draw: st.DrawFn, parent: Policy) -> str:
+    """One grant next to one of ``parent``'s: the same, narrower, wider, a sibling, the
+    wildcard's apex, another port or scheme.  Right at the edges coverage must get right."""
+    rights = [cap for cap in parent.grants if not cap.is_limit]
+    if not rights:
+        return draw(right_texts(deny=False, mapped=False))
+    cap = draw(st.sampled_from(rights))
+    if cap.domain == "filesystem":
+        scope = cap.scope or "/"
+        static = static_part(scope)
+        up = "/" + "/".join(static.strip("/").split("/")[:-1])
+        below = static.rstrip("/") + "/" + draw(st.sampled_from(SEGMENTS + GLOB_TAILS))
+        other_glob = static.rstrip("/") + "/" + draw(st.sampled_from(GLOB_TAILS))
+        new_scope = draw(st.sampled_from([scope, static, up, below, other_glob, static + "x"]))
+        text = f"filesystem:{draw(st.sampled_from(['read', 'write']))}:{new_scope}"
+        if cap.param("host"):
+            text += f";host={mapped_host(new_scope)}"
+        return text
+    if cap.domain == "network":
+        host, port = parse_host_scope(cap.scope or "")
+        apex = host[2:] if host.startswith("*.") else host
+        new_host = draw(st.sampled_from([host, apex, "*", "*." + apex if not apex.startswith("[") else apex, "z." + apex if not apex.startswith("[") else apex]))
+        new_port = draw(st.sampled_from([port, None, 443, 8080]))
+        scheme = draw(st.sampled_from([cap.action, "http", "https"]))
+        return f"network:{scheme}:{network_scope(new_host, new_port)}"
+    if cap.domain == "module":
+        module, _, export = (cap.scope or "").partition(".")
+        return "module:call:" + draw(st.sampled_from([module, f"{module}.run", f"{module}.zzz", f"{module}2", cap.scope or module]))
+    return draw(right_texts(deny=False, mapped=False))
+
+
+def probes_for(policy: Policy) -> tuple[list[tuple[str, bool, bool]], list[tuple[str, str, int | None]], list[tuple[str, str | None]]]:
+    """Probes aimed at a policy's own grants: their folders and what lies just inside
+    them, the hosts their patterns name (and the apex), the calls they name."""
+    names: set[str] = set()
+    for grant in policy.filesystem_grants():
+        base = grant.guest_path.rstrip("/")
+        names |= {grant.guest_path} | {f"{base}/{tail}" for tail in ["a", "x.json", "a/x.json", "a/b", "b/y.txt"]}
+    path_list = [(name, write, directory) for name in sorted(names) for write in (False, True) for directory in (False, True)]
+    host_list: list[tuple[str, str, int | None]] = []
+    for cap in policy.grants:
+        if cap.domain != "network":
+            continue
+        host, port = parse_host_scope(cap.scope or "")
+        if host == "*":
+            concrete = ["anything.net", "example.com"]
+        elif host.startswith("*."):
+            concrete = ["z" + host[1:], host[2:], "z.z" + host[1:]]
+        else:
+            concrete = [host]
+        for name in concrete:
+            for scheme in ("http", "https"):
+                host_list += [(scheme, name, p) for p in {port, None, 80, 443, 8080}]
+    call_list: list[tuple[str, str | None]] = []
+    for cap in policy.grants:
+        if cap.domain == "module":
+            module, _, export = (cap.scope or "").partition(".")
+            call_list += [(module, None), (module, export or "run"), (module, "zzz"), (module + "2", None)]
+    return path_list, host_list, call_list

@@ -94,6 +94,7 @@ class Sample:
     memory_bytes: int
     cpu_seconds: float = 0.0
     fuel_used: int | None = None
+    throttled_seconds: float = 0.0
     ts: float = field(default_factory=time.time)
 
 

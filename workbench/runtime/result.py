@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..events import Event, Violation
+from ..events import Event, Sample, Violation
 from .mounts import Mount
 
 __all__ = ["RunResult", "Usage", "Fault", "human_size"]
@@ -25,6 +25,13 @@ class Usage:
     fuel_used: int | None = None
     output_bytes: int = 0
     output_dropped_bytes: int = 0
+    throttled_seconds: float = 0.0
+    cpu_share_limit: float | None = None
+
+    @property
+    def cpu_share(self) -> float:
+        """CPU seconds per wall second over the run (1.0 = one full core)."""
+        return self.cpu_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,7 @@ class RunResult:
     policy: str
     fault: Fault | None = None
     value: Any = None
+    samples: tuple[Sample, ...] = field(default=(), repr=False)
     stdout_bytes: bytes = field(default=b"", repr=False)
     stderr_bytes: bytes = field(default=b"", repr=False)
 

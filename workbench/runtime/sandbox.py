@@ -30,6 +30,7 @@ from ..policy import Limits, Policy, format_size
 from .cache import CompileCache
 from .deadline import KILL_PREFIX, RunWatch, install_watch
 from .engine import EngineSettings, engine_for
+from .monitor import Monitor
 from .mounts import Mount, host_root, plan_mounts
 from .output import OutputCapture
 from .result import Fault, RunResult, Usage, human_size
@@ -206,6 +207,15 @@ class _Run:
         self.events: list[Event] = []
         self.output = OutputCapture(self.limits.output_bytes, self._on_output_cap, on_output)
         self.watch = RunWatch(None)
+        self.monitor = Monitor(
+            self.run_id,
+            self.sandbox.bus.publish,
+            self.watch.stop,
+            cpu_share=self.limits.cpu_share,
+            cpu_seconds=self.limits.cpu_seconds,
+            fuel_limit=self.limits.fuel,
+        )
+        self.watch.on_tick = self.monitor.tick
         self.started = 0.0
 
     # -- events -------------------------------------------------------------------------------
@@ -284,6 +294,7 @@ class _Run:
         exports: Any = None
         cpu0 = time.thread_time()
         self.started = time.monotonic()
+        self.monitor.start()
         if limits.wall_seconds is not None:
             self.watch.deadline = self.started + limits.wall_seconds
         remove_watch = install_watch(store.ptr(), self.watch)
@@ -291,6 +302,7 @@ class _Run:
         self.handle.ticker.acquire()
         try:
             exports = self.handle.linker.instantiate(store, self.module).exports(store)
+            self.monitor.attach(store, exports)
             start = exports["_initialize"] if entry == "_start" and "_initialize" in exports and "_start" not in exports else None
             if start is not None:
                 start(store)
@@ -306,14 +318,10 @@ class _Run:
             wall = time.monotonic() - self.started
             cpu = time.thread_time() - cpu0
 
-        memory_peak = self._memory_size(store, exports)
+        final = self.monitor.sample()  # one last reading: exact peak memory and fuel
+        memory_peak = max(self.monitor.memory_peak, self._memory_size(store, exports))
         self._check_memory_cap(memory_peak)
-        fuel_used = None
-        if limits.fuel is not None:
-            try:
-                fuel_used = limits.fuel - store.get_fuel()
-            except wasmtime.WasmtimeError:
-                fuel_used = None
+        fuel_used = final.fuel_used
         usage = Usage(
             wall_seconds=wall,
             cpu_seconds=cpu,
@@ -322,6 +330,8 @@ class _Run:
             fuel_used=fuel_used,
             output_bytes=self.output.kept,
             output_dropped_bytes=self.output.dropped,
+            throttled_seconds=self.monitor.throttled_seconds,
+            cpu_share_limit=limits.cpu_share,
         )
         self.emit(
             "lifecycle",
@@ -349,6 +359,7 @@ class _Run:
             mounts=tuple(mounts),
             policy=str(self.policy),
             fault=fault,
+            samples=tuple(self.monitor.samples),
         )
 
     def _scratch_folder(self) -> Path | None:
@@ -400,6 +411,16 @@ class _Run:
                     capability=_limit_rule(self.policy, "time", _seconds(limits.wall_seconds or 0)),
                     reason=f"wall-clock limit of {_seconds(limits.wall_seconds or 0)} reached (stopped after {wall:.3f}s)",
                     detail={"limit_seconds": limits.wall_seconds, "wall_seconds": round(wall, 6)},
+                )
+            elif kind == "cpu":
+                budget = limits.cpu_seconds or 0
+                self.emit(
+                    "cpu",
+                    "budget",
+                    "kill",
+                    capability=_limit_rule(self.policy, "cpu", _seconds(budget)),
+                    reason=f"CPU-time budget of {_seconds(budget)} used up",
+                    detail={"limit_seconds": budget, "cpu_seconds": round(self.monitor.cpu_used(), 6)},
                 )
             elif kind == "cancel":
                 self.emit("lifecycle", "cancel", "kill", reason=self.watch.stop_reason or "run cancelled")
