@@ -239,8 +239,13 @@ def neighbours_of(draw: st.DrawFn, parent: Policy) -> str:
         return text
     if cap.domain == "network":
         host, port = parse_host_scope(cap.scope or "")
-        apex = host[2:] if host.startswith("*.") else host
-        new_host = draw(st.sampled_from([host, apex, "*", "*." + apex if not apex.startswith("[") else apex, "z." + apex if not apex.startswith("[") else apex]))
+        options = [host, "*"]
+        if host != "*":
+            apex = host[2:] if host.startswith("*.") else host
+            options.append(apex)
+            if not apex.startswith("["):
+                options += ["*." + apex, "z." + apex]
+        new_host = draw(st.sampled_from(options))
         new_port = draw(st.sampled_from([port, None, 443, 8080]))
         scheme = draw(st.sampled_from([cap.action, "http", "https"]))
         return f"network:{scheme}:{network_scope(new_host, new_port)}"

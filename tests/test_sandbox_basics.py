@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from workbench import probes
-from workbench.events import Event
+from workbench.events import Event, Sample
 from workbench.policy import Limits
 from workbench.runtime import DEFAULT_LIMITS, Sandbox
 
@@ -63,8 +63,10 @@ def test_guest_sees_only_granted_environment(monkeypatch: pytest.MonkeyPatch) ->
 def test_events_reach_subscribers_and_result() -> None:
     sandbox = Sandbox(["time:limit:5s"])
     received: list[Event] = []
-    unsubscribe = sandbox.subscribe(received.append)
+    samples: list[Sample] = []
+    unsubscribe = sandbox.subscribe(lambda item: (received if isinstance(item, Event) else samples).append(item))
     result = sandbox.run(probes.hello())
+    assert samples and samples[-1].run_id == result.run_id  # at least the final reading
     assert [e.action for e in received] == [e.action for e in result.events]
     assert received[0].category == "lifecycle" and received[0].action == "start"
     assert received[-1].action == "exit" and received[-1].detail["exit_code"] == 0
