@@ -121,3 +121,15 @@ def test_proc_exit_code_is_reported() -> None:
     assert result.exit_code == 7
     assert result.fault is None and result.violations == []
     assert not result.ok
+
+
+def test_cancel_from_another_thread_stops_a_spinning_guest() -> None:
+    import threading
+
+    sandbox = Sandbox(["time:limit:20s"])
+    timer = threading.Timer(0.3, sandbox.cancel, args=("stopped by test",))
+    timer.start()
+    started = time.monotonic()
+    result = sandbox.run(probes.infinite_loop())
+    assert time.monotonic() - started < 1.0
+    assert [(v.kind, v.decision, v.message) for v in result.violations] == [("lifecycle", "kill", "stopped by test")]
