@@ -75,10 +75,13 @@ def test_absolute_paths_are_denied(workspace: Path, path: str) -> None:
 def test_workspace_root_is_not_reachable_when_only_a_subfolder_is_granted(workspace: Path) -> None:
     sandbox = Sandbox(["filesystem:read:/docs"], root=workspace)
     assert_refused(sandbox.run(probes.read_file("..")))  # the root folder itself
-    # no descriptor exists for "/": the next preopen number is not open
-    assert errno_of(sandbox.run(probes.read_file("secret.txt", dirfd=4))) == 8  # EBADF
-    # and with no grant at all there is no folder whatsoever
-    assert errno_of(Sandbox(root=workspace).run(probes.read_file("secret.txt"))) == 8
+    # "/" is an empty read-only stand-in (fd 4 here), so the attempt reaches the guard and is refused
+    through_root = sandbox.run(probes.read_file("secret.txt", dirfd=4))
+    assert_refused(through_root, "TOP-SECRET")
+    assert [(v.target, v.event.resolved) for v in through_root.violations] == [("secret.txt", "/secret.txt")]
+    # and with no grant at all there is no folder with anything in it
+    assert_refused(Sandbox(root=workspace).run(probes.read_file("secret.txt")), "TOP-SECRET")
+    assert_refused(Sandbox(root=workspace).run(probes.read_file("docs/readme.txt")), "public")
 
 
 @pytest.mark.parametrize("link", ["escape", "abs-escape"])
@@ -124,8 +127,9 @@ def test_tmp_is_a_private_scratch_per_run(workspace: Path) -> None:
 
 def test_no_grant_means_no_filesystem(workspace: Path) -> None:
     result = Sandbox(root=workspace).run(probes.read_file("readme.txt"))
-    assert errno_of(result) == 8
+    assert_refused(result)
     assert result.mounts == ()
+    assert result.violations[0].message == "no filesystem grant covers '/readme.txt'"
 
 
 def test_host_param_maps_a_guest_path_to_any_folder(workspace: Path, tmp_path: Path) -> None:

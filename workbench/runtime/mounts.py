@@ -4,12 +4,17 @@ Guest paths are virtual: ``/`` is the sandbox's workspace root, so
 ``filesystem:read:/docs`` preopens ``<root>/docs`` read-only as ``/docs``.
 ``/tmp`` is a private scratch folder made for the run (unless ``;host=`` says
 otherwise), and ``;host=PATH`` maps a guest path to any host folder.  A guest
-sees exactly these folders and nothing else; wasmtime's WASI (cap-std) refuses
-``..``, absolute paths and symlinks that leave a preopen.
+sees exactly these folders; wasmtime's WASI (cap-std) refuses ``..``, absolute
+paths and symlinks that leave a preopen.
 
-Fail closed: a glob grant or a deny carved out *inside* a grant cannot be
-expressed as preopens, so until the WASI guard enforces them they are refused
-with an error instead of silently granting the whole folder.
+Preopens can only be whole folders, so finer grants are mounted by their folder
+and enforced per call by the WASI guard (:mod:`workbench.runtime.guard`):
+
+- a glob grant ``/data/**/*.json`` mounts ``/data``;
+- a single-file grant ``/docs/a.txt`` mounts ``/docs``;
+- a deny carve-out inside a grant leaves the mount as it is.
+
+Those mounts are marked ``fine``; a deny rule covering a whole grant removes it.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from typing import Any
 
 from ..errors import PolicyError
 
-__all__ = ["Mount", "plan_mounts"]
+__all__ = ["Mount", "plan_mounts", "host_root", "learn_mounts"]
+
+SCRATCH = "/tmp"
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class Mount:
     writable: bool
     capability: str
     scratch: bool = False
+    fine: bool = False  # the guard enforces rules finer than this folder
 
     def __str__(self) -> str:
         mode = "read-write" if self.writable else "read-only"
@@ -45,60 +53,71 @@ def _inside(path: str, folder: str) -> bool:
     return folder == "/" or path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
+def _folder_of(grant: Any, root: Path) -> tuple[str, Path | None, bool]:
+    """(guest folder to mount, its host folder or None for scratch, fine?) for one grant."""
+    guest = grant.guest_path
+    fine = grant.pattern is not None
+    if grant.host is not None:
+        host = Path(grant.host).expanduser()
+        if grant.pattern is None and host.is_file():
+            return posixpath.dirname(guest) or "/", host.parent, True
+        return guest, host, fine
+    if guest == SCRATCH or (guest.startswith(SCRATCH + "/")):
+        return SCRATCH, None, fine or guest != SCRATCH
+    host = root / guest.lstrip("/")
+    if grant.pattern is None and not host.is_dir():
+        parent = host.parent
+        if host.is_file() or (grant.writable and not host.exists() and parent.is_dir()):
+            return posixpath.dirname(guest) or "/", parent, True  # a single file: mount its folder
+    return guest, host, fine
+
+
 def plan_mounts(policy: Any, root: Path, scratch: Path | None) -> list[Mount]:
     """The preopens for ``policy``: checked, merged (write wins), in a stable order.
 
     ``scratch`` is the run's private folder for ``/tmp``; pass ``None`` to only
     check the policy (a placeholder is then shown for ``/tmp``).
     """
-    grants = list(policy.filesystem_grants())
     denies = [c for c in policy.denies if c.domain == "filesystem"]
     by_guest: dict[str, Mount] = {}
-    for grant in grants:
-        if grant.pattern is not None:
-            raise PolicyError(
-                f"glob grant {grant.capability} needs per-file checks, which this version does not enforce yet",
-                hint=f"grant the folder instead (filesystem:{'write' if grant.writable else 'read'}:{grant.guest_path})",
-            )
-        guest = grant.guest_path
-        if any(_inside(guest, c.scope) for c in denies):
-            continue  # the whole grant is denied: deny wins
-        inner = [c for c in denies if c.scope != guest and _inside(c.scope, guest)]
-        if inner:
-            raise PolicyError(
-                f"deny rule {inner[0]} carves a hole inside {grant.capability}; this version cannot enforce "
-                "deny carve-outs inside a granted folder yet",
-                hint="grant only the sub-folders the module needs instead",
-            )
-        if grant.host is not None:
-            host = Path(grant.host).expanduser()
-            is_scratch = False
-        elif guest == "/tmp" and scratch is not None:
-            host, is_scratch = scratch, True
-        elif guest == "/tmp":
-            host, is_scratch = Path("<scratch>"), True
+    for grant in policy.filesystem_grants():
+        covering = [c for c in denies if c.scope and _inside(grant.guest_path, c.scope)]
+        if any(c.action == "read" for c in covering):
+            continue  # a read deny over the whole grant: deny wins, nothing to mount
+        writable = grant.writable and not covering  # a write deny over it leaves it read-only
+        guest, host, fine = _folder_of(grant, root)
+        fine = fine or any(c.scope and c.scope != guest and _inside(c.scope, guest) for c in denies)
+        is_scratch = host is None
+        if is_scratch:
+            host = scratch if scratch is not None else Path("<scratch>")
         else:
-            host = root / guest.lstrip("/")
-            is_scratch = False
-        if not is_scratch:
+            assert host is not None
             if not host.exists():
                 raise PolicyError(
-                    f"granted folder {guest} does not exist (looked for {host})",
-                    hint=f"create it, fix the capability, or map it with ;host=PATH",
+                    f"granted folder {grant.guest_path} does not exist (looked for {host})",
+                    hint="create it, fix the capability, or map it with ;host=PATH",
                 )
             if not host.is_dir():
                 raise PolicyError(f"granted path {guest} is not a folder ({host})", hint="grant the folder that holds it")
             host = host.resolve()
         previous = by_guest.get(guest)
-        writable = grant.writable or (previous.writable if previous else False)
-        capability = str(grant.capability) if grant.writable or previous is None else previous.capability
-        by_guest[guest] = Mount(guest, str(host), writable, capability, is_scratch)
+        if previous is not None:  # several grants on one folder: write wins, finer rules stay checked
+            capability = str(grant.capability) if writable and not previous.writable else previous.capability
+            writable = writable or previous.writable
+            fine = fine or previous.fine
+        else:
+            capability = str(grant.capability)
+        by_guest[guest] = Mount(guest, str(host), writable, capability, is_scratch, fine)
     return [by_guest[g] for g in sorted(by_guest, key=lambda g: (g.count("/"), g))]
 
 
-def normalise_guest_path(path: str) -> str:
-    """``/a//b/`` → ``/a/b`` (no ``..`` resolution: callers reject those)."""
-    return posixpath.normpath("/" + path.lstrip("/")) if path else "/"
+def learn_mounts(root: Path, scratch: Path | None) -> list[Mount]:
+    """Learn mode: the whole workspace root read-write at ``/`` (and the private ``/tmp``),
+    every access allowed and recorded by the guard."""
+    mounts = [Mount("/", str(root), True, "learn-mode", False, False)]
+    if scratch is not None:
+        mounts.append(Mount(SCRATCH, str(scratch), True, "learn-mode", True, False))
+    return mounts
 
 
 def host_root(root: str | os.PathLike[str]) -> Path:

@@ -31,7 +31,8 @@ from .cache import CompileCache
 from .deadline import KILL_PREFIX, RunWatch, install_watch
 from .engine import EngineSettings, engine_for
 from .monitor import Monitor
-from .mounts import Mount, host_root, plan_mounts
+from .guard import Guard, GuardPlan, empty_root, guard_plan, instantiate_guarded
+from .mounts import Mount, host_root, learn_mounts, plan_mounts
 from .output import OutputCapture
 from .result import Fault, RunResult, Usage, human_size
 from .traps import backtrace_of
@@ -51,6 +52,9 @@ DEFAULT_LIMITS = Limits(
 )
 
 PAGE = 65536
+
+#: clock granularity without ``clock:precise``: 1 ms, so timing side channels get coarse data
+CLOCK_GRAIN_NS = 1_000_000
 
 PolicyLike = Union[Policy, str, Iterable[str], None]
 
@@ -145,7 +149,9 @@ class Sandbox:
             check_imports(module)
             self._check_entry(module, entry)
             _checked_modules.add((program.sha256, entry))
-        return _Run(self, program, module, handle, on_output).execute(entry, args, stdin, env)
+        coarse_ns = 0 if self.policy.clock_precise else CLOCK_GRAIN_NS
+        plan = guard_plan(module, program.sha256, handle, coarse_ns)
+        return _Run(self, program, module, handle, on_output, plan).execute(entry, args, stdin, env)
 
     def _compile(self, program: Program, handle: Any) -> wasmtime.Module:
         try:
@@ -204,11 +210,13 @@ class _Run:
         module: wasmtime.Module,
         handle: Any,
         on_output: Callable[[str, bytes], None] | None,
+        plan: GuardPlan | None = None,
     ) -> None:
         self.sandbox = sandbox
         self.policy = sandbox.policy
         self.limits = sandbox.limits
         self.program = program
+        self.plan = plan
         self.module_name = program.name
         self.sha = program.sha256
         self.module = module
@@ -263,13 +271,21 @@ class _Run:
         self, entry: str, args: Sequence[str], stdin: str | bytes | None, env: Mapping[str, str] | None
     ) -> RunResult:
         limits = self.limits
-        scratch = self._scratch_folder()
-        mounts = plan_mounts(self.policy, self.sandbox.root, scratch)
+        learn = self.sandbox.on_violation == "audit"
+        scratch = self._scratch_folder(learn)
+        if learn:
+            mounts = learn_mounts(self.sandbox.root, scratch)
+        else:
+            mounts = plan_mounts(self.policy, self.sandbox.root, scratch)
+        preopens = [(m.guest_path, m.host_path, m.writable) for m in mounts]
+        preopens += [(m.guest_path, m.host_path, False) for m in self.program.system_mounts]
+        if self.plan is not None and not any(m.guest_path == "/" for m in mounts):
+            preopens.append(("/", empty_root(), False))  # so attempts outside every grant reach the guard
         store = wasmtime.Store(self.handle.engine)
         store.set_limits(memory_size=limits.memory_bytes if limits.memory_bytes is not None else -1, memories=1)
         if limits.fuel is not None:
             store.set_fuel(limits.fuel)
-        store.set_wasi(self._wasi_config(mounts, args, stdin, env))
+        store.set_wasi(self._wasi_config(preopens, args, stdin, env))
 
         self.emit(
             "lifecycle",
@@ -302,6 +318,7 @@ class _Run:
         exit_code: int | None = None
         fault: Fault | None = None
         exports: Any = None
+        detach_guard: Callable[[], None] | None = None
         cpu0 = time.thread_time()
         self.started = time.monotonic()
         self.monitor.start()
@@ -312,7 +329,17 @@ class _Run:
         self.handle.ticker.acquire()
         self.sandbox._active.add(self.watch)
         try:
-            exports = self.handle.linker.instantiate(store, self.module).exports(store)
+            if self.plan is None:
+                exports = self.handle.linker.instantiate(store, self.module).exports(store)
+            else:
+                guard = Guard(
+                    self.policy,
+                    [(guest, host) for guest, host, _ in preopens],
+                    self.sandbox.on_violation,
+                    self.emit,
+                    fine_roots=frozenset(m.guest_path for m in mounts if m.fine),
+                )
+                exports, detach_guard = instantiate_guarded(store, self.handle.linker, self.module, self.plan, guard)
             self.monitor.attach(store, exports)
             start = exports["_initialize"] if entry == "_start" and "_initialize" in exports and "_start" not in exports else None
             if start is not None:
@@ -324,6 +351,8 @@ class _Run:
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             fault = self._classify(exc, exports is None)
         finally:
+            if detach_guard is not None:
+                detach_guard()
             self.sandbox._active.discard(self.watch)
             self.handle.ticker.release()
             remove_watch()
@@ -374,14 +403,18 @@ class _Run:
             samples=tuple(self.monitor.samples),
         )
 
-    def _scratch_folder(self) -> Path | None:
+    def _scratch_folder(self, learn: bool) -> Path | None:
         """A fresh private folder for ``/tmp``, made only when the policy grants ``/tmp`` as scratch."""
-        if not any(m.scratch for m in self.sandbox.mounts):
+        if not learn and not any(m.scratch for m in self.sandbox.mounts):
             return None
         return Path(tempfile.mkdtemp(prefix="workbench-tmp-"))
 
     def _wasi_config(
-        self, mounts: list[Mount], args: Sequence[str], stdin: str | bytes | None, env: Mapping[str, str] | None
+        self,
+        preopens: list[tuple[str, str, bool]],
+        args: Sequence[str],
+        stdin: str | bytes | None,
+        env: Mapping[str, str] | None,
     ) -> wasmtime.WasiConfig:
         wasi = wasmtime.WasiConfig()
         wasi.argv = [*self.program.argv, *map(str, args)]
@@ -402,10 +435,8 @@ class _Run:
             ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
         wasi.stdout_custom = self.output.writer("stdout")
         wasi.stderr_custom = self.output.writer("stderr")
-        for mount in mounts:
-            wasi.preopen_dir(mount.host_path, mount.guest_path, mount.writable)
-        for system in self.program.system_mounts:
-            wasi.preopen_dir(system.host_path, system.guest_path, False)
+        for guest, host, writable in preopens:
+            wasi.preopen_dir(host, guest, writable)
         return wasi
 
     def _classify(self, exc: BaseException, during_instantiate: bool) -> Fault | None:
@@ -413,6 +444,8 @@ class _Run:
         text = clean_wasmtime_message(str(exc))
         limits = self.limits
         if KILL_PREFIX in text:
+            if f"{KILL_PREFIX}guard" in text:
+                return None  # the guard recorded the kill (with its rule) before trapping
             kind = self.watch.stop_kind or "cancel"
             if kind == "time":
                 wall = time.monotonic() - self.started

@@ -1,0 +1,432 @@
+"""The WASI guard: every path-resolving call a guest makes is checked and recorded.
+
+Preopens already confine a guest to its granted folders (wasmtime's cap-std
+refuses ``..``, absolute paths and symlinks that leave a preopen).  The guard
+adds what preopens cannot express and sees what they hide:
+
+- glob grants (``/data/**/*.json``), single-file grants and deny carve-outs
+  (``!filesystem:read:/docs/private``) are enforced per call;
+- every attempt is recorded as an :class:`~workbench.events.Event` with the
+  requested path, the resolved guest path, the rights asked, the decision, the
+  errno and the rule that decided;
+- attempts at paths outside every grant are seen too: an empty read-only folder
+  is preopened as ``/``, so a guest's libc hands ``/etc/passwd`` to ``path_open``
+  instead of failing silently (design.md §5);
+- ``on_violation``: ``deny`` fails the call with ``EACCES`` and goes on, ``kill``
+  traps the guest at once with a message naming the rule, ``audit`` (learn mode)
+  allows and records everything, for :meth:`RunResult.suggested_policy`.
+
+The host side of each check is a raw C-API callback (:mod:`guard_wasm` explains
+the wasm side), so no wasmtime-py ``Func`` machinery sits on the call path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import posixpath
+import tempfile
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import wasmtime
+from wasmtime import _bindings as ffi
+
+from .deadline import KILL_PREFIX
+from .guard_wasm import CHECKED, FN_IDS, GUARDED, SIGNATURES, WASI, GuardLayout, forwarder_wat, guard_wat
+
+__all__ = ["Guard", "GuardPlan", "guard_plan", "instantiate_guarded", "empty_root", "EACCES", "ACTIONS"]
+
+# WASI errnos
+EACCES, EBADF, EFAULT, EILSEQ, ENOTCAPABLE = 2, 8, 21, 25, 76
+# rights and flags (WASI preview1)
+_WRITE_RIGHTS = (1 << 6) | (1 << 8) | (1 << 22)  # fd_write, fd_allocate, fd_filestat_set_size
+_O_CREAT, _O_DIRECTORY, _O_TRUNC = 1, 2, 8
+_FDFLAG_APPEND = 1
+
+_NAMES = {number: name for name, number in FN_IDS.items()}
+#: audit action per WASI function
+ACTIONS = {
+    "path_open": "open", "path_create_directory": "mkdir", "path_remove_directory": "rmdir",
+    "path_unlink_file": "unlink", "path_rename": "rename", "path_link": "link", "path_symlink": "symlink",
+    "path_readlink": "readlink", "path_filestat_get": "stat", "path_filestat_set_times": "utimes",
+}
+
+
+@dataclass(frozen=True)
+class FdEntry:
+    """What the guard knows of a descriptor: its guest path and the preopen it lies in."""
+
+    path: str
+    mount_root: str
+    host_root: str
+
+
+@dataclass(frozen=True)
+class GuardPlan:
+    """Per module (and engine): which imports are guarded, and the two helper modules."""
+
+    layout: GuardLayout
+    forwarder: wasmtime.Module
+    guard: wasmtime.Module
+    imports: tuple[tuple[str, str], ...]
+
+
+_plans: dict[tuple[str, str, int], GuardPlan | None] = {}
+_plan_lock = threading.Lock()
+
+
+def guard_plan(module: wasmtime.Module, sha: str, handle: Any, coarse_ns: int) -> GuardPlan | None:
+    """The guard plan for a guest, or None when it imports nothing the guard wraps."""
+    key = (sha, handle.settings.fingerprint(), coarse_ns)
+    if key in _plans:
+        return _plans[key]
+    imports = tuple((imp.module, imp.name) for imp in module.imports)
+    names = tuple(n for n in SIGNATURES if (WASI, n) in imports)
+    plan = None
+    if names:
+        layout = GuardLayout(names, coarse_ns)
+        plan = GuardPlan(
+            layout,
+            wasmtime.Module(handle.engine, forwarder_wat(layout)),
+            wasmtime.Module(handle.engine, guard_wat(layout)),
+            imports,
+        )
+    with _plan_lock:
+        _plans[key] = plan
+    return plan
+
+
+_empty_root: str | None = None
+
+
+def empty_root() -> str:
+    """An empty read-only folder, preopened as ``/`` so attempts outside the grants reach the guard."""
+    global _empty_root
+    if _empty_root is None or not os.path.isdir(_empty_root):
+        folder = tempfile.mkdtemp(prefix="workbench-empty-root-")
+        os.chmod(folder, 0o555)
+        _empty_root = folder
+    return _empty_root
+
+
+def _inside(path: str, folder: str) -> bool:
+    return folder == "/" or path == folder or path.startswith(folder + "/")
+
+
+@dataclass
+class _Pending:
+    fn: str
+    requested: str
+    resolved: str | None
+    write: bool
+    capability: str | None
+    reason: str
+    decision: str
+    detail: dict[str, Any]
+    entry: FdEntry | None = None
+    fd_ptr: int | None = None
+
+
+class Guard:
+    """The host side of the guard for one run.
+
+    ``preopens`` lists ``(guest_path, host_path)`` in preopen order (fd 3, 4, ...).
+    ``fine_roots`` are the mounts whose rules are finer than the folder (globs,
+    single files, carve-outs): there the guard also checks where symlinks lead.
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        preopens: list[tuple[str, str]],
+        mode: str,
+        emit: Callable[..., Any],
+        *,
+        fine_roots: frozenset[str] = frozenset(),
+    ) -> None:
+        self.policy = policy
+        self.mode = mode
+        self.emit = emit
+        self.fine_roots = fine_roots
+        self.fds: dict[int, FdEntry] = {
+            3 + i: FdEntry(guest, guest, host) for i, (guest, host) in enumerate(preopens)
+        }
+        self.pending: _Pending | None = None
+        self.kill_reason: str | None = None
+        self.context: Any = None
+        self.memory: wasmtime.Memory | None = None
+        self.accesses: list[tuple[str, bool, bool]] = []  # (resolved, write, directory) allowed or audited
+        self._decisions: dict[tuple[str, bool, bool], Any] = {}
+
+    # -- reading the guest ---------------------------------------------------------------
+    def _string(self, ptr: int, length: int) -> str | None:
+        assert self.memory is not None
+        size = ffi.wasmtime_memory_data_size(self.context, ctypes.byref(self.memory._memory))
+        if ptr < 0 or length < 0 or ptr + length > size:
+            return None
+        base = ctypes.addressof(ffi.wasmtime_memory_data(self.context, ctypes.byref(self.memory._memory)).contents)
+        try:
+            return ctypes.string_at(base + ptr, length).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    def _u32(self, ptr: int) -> int:
+        assert self.memory is not None
+        base = ctypes.addressof(ffi.wasmtime_memory_data(self.context, ctypes.byref(self.memory._memory)).contents)
+        return ctypes.c_uint32.from_address(base + ptr).value
+
+    # -- decisions ----------------------------------------------------------------------
+    def _decide(self, path: str, write: bool, directory: bool) -> Any:
+        key = (path, write, directory)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self._decisions[key] = self.policy.check_path(path, write, directory=directory)
+        return decision
+
+    def _resolve(self, dirfd: int, raw: str) -> tuple[FdEntry | None, str | None, str | None]:
+        """(fd entry, resolved guest path, refusal reason)."""
+        entry = self.fds.get(dirfd)
+        if entry is None:
+            return None, None, f"descriptor {dirfd} is not a folder the guest was given"
+        if raw.startswith("/"):
+            return entry, posixpath.normpath(raw), "absolute paths are not resolved inside a preopen"
+        joined = posixpath.normpath(posixpath.join(entry.path, raw)) if raw else entry.path
+        if joined.startswith("//"):
+            joined = joined[1:]
+        if not _inside(joined, entry.mount_root):
+            return entry, joined, f"'..' leaves the preopened folder {entry.mount_root}"
+        return entry, joined, None
+
+    def _symlink_target(self, entry: FdEntry, path: str) -> str | None:
+        """Where ``path`` really leads, as a guest path, when a symlink inside the mount is involved."""
+        host = os.path.join(entry.host_root, os.path.relpath(path, entry.mount_root))
+        real = os.path.realpath(host)
+        if real == os.path.normpath(host):
+            return None
+        if not _inside(real, entry.host_root):
+            return ""  # leaves the mount: cap-std refuses it anyway
+        relative = os.path.relpath(real, entry.host_root)
+        return entry.mount_root if relative == "." else posixpath.join(entry.mount_root, relative.replace(os.sep, "/"))
+
+    def check(self, fn: str, args: Any) -> int:
+        """Decide one call: 0 lets it through, an errno refuses it; kill mode arms a trap."""
+        self.pending = None
+        if fn == "fd_renumber":
+            self.pending = _Pending(fn, "", None, False, None, "", "allow", {"from": args[0].i32, "to": args[1].i32})
+            return 0
+        write, directory, detail = False, False, {}
+        second: tuple[int, int, int] | None = None
+        fd_ptr = None
+        if fn == "path_open":
+            dirfd, ptr, length = args[0].i32, args[2].i32, args[3].i32
+            oflags, rights, fdflags = args[4].i32, args[5].i64, args[7].i32
+            write = bool(rights & _WRITE_RIGHTS or oflags & (_O_CREAT | _O_TRUNC) or fdflags & _FDFLAG_APPEND)
+            directory = bool(oflags & _O_DIRECTORY)
+            fd_ptr = args[8].i32
+            detail = {"oflags": oflags, "rights": "write" if write else "read", "follow": bool(args[1].i32 & 1)}
+        elif fn in ("path_filestat_get", "path_filestat_set_times"):
+            dirfd, ptr, length = args[0].i32, args[2].i32, args[3].i32
+            write = fn == "path_filestat_set_times"
+        elif fn == "path_symlink":  # (old_path, old_len, fd, new_path, new_len): the link is created at new
+            dirfd, ptr, length = args[2].i32, args[3].i32, args[4].i32
+            write = True
+            detail = {"link_text": self._string(args[0].i32, args[1].i32)}
+        elif fn == "path_link":  # both names: linking gives the new name the old one's rights
+            dirfd, ptr, length = args[0].i32, args[2].i32, args[3].i32
+            second = (args[4].i32, args[5].i32, args[6].i32)
+            write = True
+        elif fn == "path_rename":
+            dirfd, ptr, length = args[0].i32, args[1].i32, args[2].i32
+            second = (args[3].i32, args[4].i32, args[5].i32)
+            write = True
+        else:  # path_create_directory, path_remove_directory, path_unlink_file, path_readlink
+            dirfd, ptr, length = args[0].i32, args[1].i32, args[2].i32
+            write = fn != "path_readlink"
+            directory = fn in ("path_create_directory", "path_remove_directory")
+        detail["rights"] = "write" if write else "read"
+
+        refusal = self._check_one(fn, dirfd, ptr, length, write, directory, detail)
+        if isinstance(refusal, int):
+            return refusal
+        pending = refusal
+        if second is not None:
+            other = self._check_one(fn, second[0], second[1], second[2], True, False, detail)
+            if isinstance(other, int):
+                return other
+            pending.detail = {**pending.detail, "to": other.resolved}
+        pending.fd_ptr = fd_ptr
+        self.pending = pending
+        return 0
+
+    def _check_one(
+        self, fn: str, dirfd: int, ptr: int, length: int, write: bool, directory: bool, detail: dict[str, Any]
+    ) -> _Pending | int:
+        raw = self._string(ptr, length)
+        action = ACTIONS[fn]
+        if raw is None:
+            return self._refuse(action, "<unreadable>", None, None, "path is not valid UTF-8 inside guest memory", EFAULT, detail)
+        entry, resolved, problem = self._resolve(dirfd, raw)
+        if problem is not None:
+            errno = EBADF if entry is None else ENOTCAPABLE
+            return self._refuse(action, raw, resolved, None, problem, errno, detail)
+        assert entry is not None and resolved is not None
+        if self.mode == "audit":
+            self.accesses.append((resolved, write, directory))
+            return _Pending(fn, raw, resolved, write, None, "learn mode: allowed and recorded", "audit", dict(detail), entry)
+        decision = self._decide(resolved, write, directory)
+        if decision.allowed and entry.mount_root in self.fine_roots:
+            real = self._symlink_target(entry, resolved)
+            if real:
+                through = self._decide(real, write, directory)
+                if not through.allowed:
+                    reason = f"{resolved} is a symlink to {real}: {through.reason}"
+                    return self._refuse(action, raw, resolved, through.capability, reason, EACCES, detail)
+        capability = None if decision.capability is None else str(decision.capability)
+        if not decision.allowed:
+            return self._refuse(action, raw, resolved, capability, decision.reason, EACCES, detail)
+        self.accesses.append((resolved, write, directory))
+        return _Pending(fn, raw, resolved, write, capability, decision.reason, "allow", dict(detail), entry)
+
+    def _refuse(
+        self, action: str, raw: str, resolved: str | None, capability: Any, reason: str, errno: int, detail: dict[str, Any]
+    ) -> int:
+        capability = None if capability is None else str(capability)
+        kill = self.mode == "kill"
+        self.emit(
+            "filesystem", action, "kill" if kill else "deny",
+            target=raw, resolved=resolved, capability=capability, reason=reason, errno=errno, detail=dict(detail),
+        )
+        if kill and self.kill_reason is None:
+            self.kill_reason = f"{action} {resolved or raw} denied{f' by {capability}' if capability else ''}: {reason}"
+        return errno
+
+    def done(self, fn: str, errno: int) -> None:
+        """After the real call: record the outcome and follow new descriptors."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        if fn == "fd_renumber":
+            if errno == 0:
+                source, target = pending.detail["from"], pending.detail["to"]
+                moved = self.fds.pop(source, None)
+                if moved is not None:
+                    self.fds[target] = moved
+                else:
+                    self.fds.pop(target, None)
+            return
+        if fn == "path_open" and errno == 0 and pending.fd_ptr is not None and pending.entry is not None:
+            new_fd = self._u32(pending.fd_ptr)
+            self.fds[new_fd] = FdEntry(pending.resolved or "/", pending.entry.mount_root, pending.entry.host_root)
+        self.emit(
+            "filesystem", ACTIONS[fn], pending.decision,
+            target=pending.requested, resolved=pending.resolved, capability=pending.capability,
+            reason=pending.reason, errno=errno, detail=pending.detail,
+        )
+
+
+# -- the raw callbacks: one C function each, the run found through the env pointer ----------
+_guards: dict[int, Guard] = {}
+_ids = itertools.count(1)
+_NO_FINALIZER = ctypes.cast(None, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+
+
+def _trap(message: str) -> int:
+    data = message.encode()
+    return ctypes.cast(ffi.wasmtime_trap_new(data, len(data)), ctypes.c_void_p).value or 0
+
+
+@ffi.wasmtime_func_unchecked_callback_t
+def _on_check(env, caller, args, nargs):  # type: ignore[no-untyped-def]
+    key = env or 0
+    guard = _guards.get(key >> 8)
+    if guard is None:
+        return _trap(f"{KILL_PREFIX}gone")
+    try:
+        errno = guard.check(_NAMES[key & 0xFF], args)
+    except Exception as exc:  # a guard bug must fail closed, never let the call through
+        guard.emit("filesystem", "check", "deny", reason=f"guard error: {exc!r}", errno=EACCES)
+        errno = EACCES
+    if guard.kill_reason is not None:
+        return _trap(f"{KILL_PREFIX}guard")
+    args[0].i32 = errno
+    return 0
+
+
+@ffi.wasmtime_func_unchecked_callback_t
+def _on_done(env, caller, args, nargs):  # type: ignore[no-untyped-def]
+    guard = _guards.get(env or 0)
+    if guard is not None:
+        try:
+            guard.done(_NAMES[args[0].i32], args[1].i32)
+        except Exception:
+            pass  # recording must not break the guest; the call already happened
+    return 0
+
+
+_func_types: dict[str, wasmtime.FuncType] = {}
+
+
+def _func_type(name: str) -> wasmtime.FuncType:
+    ty = _func_types.get(name)
+    if ty is None:
+        make = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
+        if name == "done":
+            ty = wasmtime.FuncType([make["i32"](), make["i32"]()], [])
+        else:
+            params, results = SIGNATURES[name]
+            ty = wasmtime.FuncType([make[p]() for p in params], [make[r]() for r in results])
+        _func_types[name] = ty
+    return ty
+
+
+def _raw_func(store: wasmtime.Store, name: str, callback: Any, env: int) -> wasmtime.Func:
+    func = ffi.wasmtime_func_t()
+    ffi.wasmtime_func_new_unchecked(
+        store._context(), _func_type(name).ptr(), callback, ctypes.c_void_p(env), _NO_FINALIZER, ctypes.byref(func)
+    )
+    return wasmtime.Func._from_raw(func)
+
+
+def instantiate_guarded(
+    store: wasmtime.Store, linker: wasmtime.Linker, module: wasmtime.Module, plan: GuardPlan, guard: Guard
+) -> tuple[Any, Callable[[], None]]:
+    """Instantiate ``module`` behind the guard; returns its exports and a function that detaches the guard."""
+    number = next(_ids)
+    _guards[number] = guard
+
+    def detach() -> None:
+        _guards.pop(number, None)
+
+    try:
+        forwarder = wasmtime.Instance(store, plan.forwarder, []).exports(store)
+        externs = [
+            forwarder[name] if module_name == WASI and name in GUARDED else linker.get(store, module_name, name)
+            for module_name, name in plan.imports
+        ]
+        exports = wasmtime.Instance(store, module, externs).exports(store)
+        try:
+            memory = exports["memory"]
+        except KeyError:
+            memory = None
+        if not isinstance(memory, wasmtime.Memory):
+            raise wasmtime.WasmtimeError("missing required memory export")
+        guard.memory = memory
+        guard.context = store._context()
+        names = plan.layout.names
+        guard_imports: list[Any] = [memory]
+        guard_imports += [linker.get(store, WASI, n) for n in names]
+        guard_imports += [_raw_func(store, n, _on_check, (number << 8) | FN_IDS[n]) for n in plan.layout.checked]
+        if plan.layout.checked:
+            guard_imports.append(_raw_func(store, "done", _on_done, number))
+        guarded = wasmtime.Instance(store, plan.guard, guard_imports).exports(store)
+        table = forwarder["slots"]
+        for slot, name in enumerate(names):
+            table.set(store, slot, guarded[name])
+    except BaseException:
+        detach()
+        raise
+    return exports, detach
+
