@@ -21,7 +21,8 @@ from workbench.policy.paths import glob_matches, is_glob, static_part
 SEGMENTS = ["a", "b", "docs", "data", "x.json", "y.txt"]
 GLOB_TAILS = ["*", "*.json", "**/*.json", "**", "?", "[ab]", "*/x.json"]
 HOSTS = ["localhost", "example.com", "a.example.com", "b.a.example.com", "other.org", "127.0.0.1", "[::1]"]
-HOST_PATTERNS = HOSTS + ["*.example.com", "*.a.example.com", "*"]
+WILDCARDS = ["*.example.com", "*.a.example.com", "*"]
+HOST_PATTERNS = HOSTS + WILDCARDS
 PORTS = [None, 80, 443, 8080]
 MODULES = ["parser", "fmt"]
 EXPORTS = [None, "run", "parse"]
@@ -124,7 +125,7 @@ def right_texts(draw: st.DrawFn, *, mapped: bool | None = None, deny: bool | Non
             text += f";host={mapped_host(scope)}"
         return text
     if domain == "network":
-        host = draw(st.sampled_from(HOST_PATTERNS))
+        host = draw(st.one_of(st.sampled_from(HOSTS), st.sampled_from(WILDCARDS)))  # wildcards half the time
         if draw(st.booleans()) and not host.startswith("["):
             host = host.upper()
         scope = network_scope(host, draw(st.sampled_from(PORTS)))
@@ -219,40 +220,48 @@ call_probes = st.tuples(st.sampled_from(MODULES), st.sampled_from(EXPORTS))
 
 
 @st.composite
-def neighbours_of(draw: st.DrawFn, parent: Policy) -> str:
-    """One grant next to one of ``parent``'s: the same, narrower, wider, a sibling, the
-    wildcard's apex, another port or scheme.  Right at the edges coverage must get right."""
-    rights = [cap for cap in parent.grants if not cap.is_limit]
-    if not rights:
-        return draw(right_texts(deny=False, mapped=False))
-    cap = draw(st.sampled_from(rights))
-    if cap.domain == "filesystem":
-        scope = cap.scope or "/"
+def parents_around_a_seed(draw: st.DrawFn) -> tuple[Policy, Capability]:
+    """A small policy of rights (grants and denies) and one of them, the seed to probe next to."""
+    mapped = draw(st.booleans())
+    seed = Capability.parse(draw(right_texts(mapped=mapped, deny=draw(st.booleans()))))
+    others = draw(st.lists(right_texts(mapped=mapped), max_size=3))
+    return Policy.parse([seed, *others]), seed
+
+
+def neighbours_of(seed: Capability, *, mapped: bool) -> list[str]:
+    """Every grant next to ``seed``: the same, narrower, wider, a sibling, an exact path its
+    glob matches, the wildcard's apex, another port or scheme, another export.  A deny
+    seed counts too (asking for, or next to, what the caller denies).  Right at these
+    edges coverage must get right, so a property checks each of them, not a sample."""
+    if seed.domain == "filesystem":
+        scope = seed.scope or "/"
         static = static_part(scope)
+        base = static.rstrip("/")
         up = "/" + "/".join(static.strip("/").split("/")[:-1])
-        below = static.rstrip("/") + "/" + draw(st.sampled_from(SEGMENTS + GLOB_TAILS))
-        other_glob = static.rstrip("/") + "/" + draw(st.sampled_from(GLOB_TAILS))
-        new_scope = draw(st.sampled_from([scope, static, up, below, other_glob, static + "x"]))
-        text = f"filesystem:{draw(st.sampled_from(['read', 'write']))}:{new_scope}"
-        if cap.param("host"):
-            text += f";host={mapped_host(new_scope)}"
-        return text
-    if cap.domain == "network":
-        host, port = parse_host_scope(cap.scope or "")
-        options = [host, "*"]
+        scopes = {scope, static, up, static + "x", f"{base}/x.json", f"{base}/a", f"{base}/a/x.json"}
+        scopes |= {f"{base}/{tail}" for tail in GLOB_TAILS}
+        texts = [f"filesystem:{action}:{s}" for s in sorted(scopes) for action in ("read", "write")]
+        return [f"{text};host={mapped_host(text.split(':', 2)[2])}" if mapped else text for text in texts]
+    if seed.domain == "network":
+        host, port = parse_host_scope(seed.scope or "")
+        hosts = {host, "*"}
         if host != "*":
             apex = host[2:] if host.startswith("*.") else host
-            options.append(apex)
+            hosts.add(apex)
             if not apex.startswith("["):
-                options += ["*." + apex, "z." + apex]
-        new_host = draw(st.sampled_from(options))
-        new_port = draw(st.sampled_from([port, None, 443, 8080]))
-        scheme = draw(st.sampled_from([cap.action, "http", "https"]))
-        return f"network:{scheme}:{network_scope(new_host, new_port)}"
-    if cap.domain == "module":
-        module, _, export = (cap.scope or "").partition(".")
-        return "module:call:" + draw(st.sampled_from([module, f"{module}.run", f"{module}.zzz", f"{module}2", cap.scope or module]))
-    return draw(right_texts(deny=False, mapped=False))
+                hosts |= {"*." + apex, "z." + apex}
+        return [
+            f"network:{scheme}:{network_scope(h, p)}"
+            for scheme in ("http", "https")
+            for h in sorted(hosts)
+            for p in sorted({port, None, 443, 8080}, key=str)
+        ]
+    if seed.domain == "module":
+        module = (seed.scope or "").partition(".")[0]
+        return [f"module:call:{s}" for s in sorted({module, f"{module}.run", f"{module}.zzz", f"{module}2", seed.scope or module})]
+    if seed.domain == "env":
+        return [f"env:set:{n}={n.lower()}" for n in SET_NAMES] + [f"env:inherit:{n}" for n in INHERIT_NAMES]
+    return ["clock:precise"]
 
 
 def probes_for(policy: Policy) -> tuple[list[tuple[str, bool, bool]], list[tuple[str, str, int | None]], list[tuple[str, str | None]]]:

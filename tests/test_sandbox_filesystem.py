@@ -11,23 +11,9 @@ from pathlib import Path
 import pytest
 
 from workbench import probes
-from workbench.runtime import RunResult, Sandbox
+from workbench.runtime import Sandbox
 
-# WASI errnos a refused access may carry: EACCES, EBADF, ELOOP (no-follow on a symlink), ENOENT, EPERM, EROFS, ENOTCAPABLE
-REFUSED = {2, 8, 32, 44, 63, 69, 76}
-
-
-def errno_of(result: RunResult) -> int:
-    line = result.stdout.strip()
-    assert line.startswith("error: errno "), f"expected a refusal, got {result.stdout!r}"
-    return int(line.rsplit(" ", 1)[1])
-
-
-def assert_refused(result: RunResult, *secrets: str) -> None:
-    assert result.exit_code == 1
-    assert errno_of(result) in REFUSED
-    for secret in secrets:
-        assert secret not in result.stdout
+from helpers import REFUSED, assert_refused, errno_of  # noqa: F401
 
 
 def test_granted_read_works(workspace: Path) -> None:

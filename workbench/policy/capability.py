@@ -292,7 +292,8 @@ class Capability:
 
         Raises :class:`~workbench.errors.CapabilityError` with ``text`` (the
         whole capability), ``part`` (the bad piece) and ``suggestion`` (the
-        nearest valid word) when it does not follow the grammar.
+        nearest valid word) when it does not follow the grammar.  A
+        :class:`Capability` is returned as it is.
         """
         if isinstance(text, Capability):
             return text

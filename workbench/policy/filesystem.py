@@ -138,7 +138,8 @@ def check_path(
         return AccessDecision.allow(best, f"{quote(path)} is {verb} under {quote(str(best))}")
     if read_only is not None:
         return AccessDecision.deny(
-            f"{quote(path)} is read-only under {quote(str(read_only))}; writing needs a filesystem:write grant"
+            f"{quote(path)} is read-only under {quote(str(read_only))}; writing needs a filesystem:write grant",
+            read_only,
         )
     return AccessDecision.deny(f"no filesystem grant covers {quote(path)}")
 

@@ -27,7 +27,7 @@ def _ipv6(text: str) -> str | None:
 
 def _name(host: str, *, context: str | None, allow_wildcard: bool) -> str:
     """Canonical host name or pattern, or a CapabilityError."""
-    lowered = host.lower().rstrip(".") if host != "." else host
+    lowered = host.lower().rstrip(".")  # 'example.com.' is the same name
     if lowered == "*" and allow_wildcard:
         return lowered
     labels = lowered.split(".")

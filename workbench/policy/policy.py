@@ -109,6 +109,8 @@ class Policy:
     capabilities: tuple[Capability, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.capabilities, str):
+            raise TypeError("Policy(...) takes Capability objects; use Policy.parse(text) for capability strings")
         object.__setattr__(self, "capabilities", _normalise(self.capabilities))
 
     @classmethod

@@ -154,6 +154,7 @@ class Guard:
         self.fds: dict[int, FdEntry] = {
             3 + i: FdEntry(guest, guest, host) for i, (guest, host) in enumerate(preopens)
         }
+        self.mount_roots = sorted({guest for guest, _ in preopens}, key=len, reverse=True)
         self.pending: _Pending | None = None
         self.kill_reason: str | None = None
         self.context: Any = None
@@ -198,6 +199,11 @@ class Guard:
             joined = joined[1:]
         if not _inside(joined, entry.mount_root):
             return entry, joined, f"'..' leaves the preopened folder {entry.mount_root}"
+        for root in self.mount_roots:  # longest first
+            if len(root) <= len(entry.mount_root):
+                break
+            if _inside(joined, root):  # libc would use that folder's own descriptor; this way is a side door
+                return entry, joined, f"{joined} lies in the mount {root}; it is reached through {root}, not {entry.mount_root}"
         return entry, joined, None
 
     def _symlink_target(self, entry: FdEntry, path: str) -> str | None:

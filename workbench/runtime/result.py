@@ -102,6 +102,40 @@ class RunResult:
             return "violation"
         return "ok" if self.exit_code == 0 else f"exit {self.exit_code}"
 
+    def suggested_policy(self) -> Any:
+        """The smallest :class:`~workbench.policy.Policy` that grants what this run used.
+
+        Meant for learn mode (``on_violation="audit"``): every file the module opened,
+        created or changed successfully becomes a grant on exactly that path
+        (``filesystem:write:`` when it wrote, else ``filesystem:read:``); folders opened
+        only to walk through them, and attempts that failed (a probe for a missing
+        config file), grant nothing.  The run's other capabilities (limits, env, ...)
+        are kept.  Run the module again under this policy with ``on_violation="deny"``.
+        """
+        from ..policy import Policy
+
+        base = Policy.parse(self.policy)
+        keep = [str(c) for c in base.capabilities if c.domain != "filesystem"]
+        reads: set[str] = set()
+        writes: set[str] = set()
+        for event in self.events:
+            if (
+                event.category != "filesystem"
+                or event.action == "mount"
+                or event.decision not in ("allow", "audit")
+                or event.errno != 0
+                or not event.resolved
+                or event.resolved == "/"
+            ):
+                continue
+            if event.detail.get("rights") == "write":
+                writes.add(event.resolved)
+            elif event.action != "open" or not int(event.detail.get("oflags", 0)) & 2:  # not a folder walk
+                reads.add(event.resolved)
+        grants = [f"filesystem:write:{path}" for path in sorted(writes)]
+        grants += [f"filesystem:read:{path}" for path in sorted(reads - writes)]
+        return Policy.parse(keep + grants)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, what ``workbench run --json`` prints."""
         return {
