@@ -1,0 +1,107 @@
+"""Guard overhead per intercepted call: a guest opening 10,000 files, guarded vs unguarded.
+
+Unguarded is bare wasmtime-py (the same engine settings, the same preopen, no guard);
+guarded is ``Sandbox.run``, whose WASI guard checks and records every ``path_open``
+(10,000 allow events land in ``RunResult.events``; no audit log is attached, its cost
+is measured by bench_audit.py).  Interleaved rounds, medians.
+Target: <= 20 us added per call.  Run: ``.venv/bin/python benchmarks/bench_guard.py``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import wasmtime
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from workbench.runtime import Sandbox  # noqa: E402
+from workbench.runtime.engine import EngineSettings, engine_for  # noqa: E402
+
+FILES = 10_000
+
+# opens f00000 .. f09999 relative to fd 3, reads up to 64 bytes, closes
+OPENER = f"""(module
+ (import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+ (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+ (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))
+ (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+ (memory (export "memory") 1)
+ (data (i32.const 128) "f00000")
+ (func $digit (param $at i32) (param $v i32)
+   (i32.store8 (local.get $at) (i32.add (i32.const 48) (local.get $v))))
+ (func (export "_start") (local $i i32) (local $e i32) (local $n i32)
+   (loop $l
+     (local.set $n (local.get $i))
+     (call $digit (i32.const 133) (i32.rem_u (local.get $n) (i32.const 10)))
+     (local.set $n (i32.div_u (local.get $n) (i32.const 10)))
+     (call $digit (i32.const 132) (i32.rem_u (local.get $n) (i32.const 10)))
+     (local.set $n (i32.div_u (local.get $n) (i32.const 10)))
+     (call $digit (i32.const 131) (i32.rem_u (local.get $n) (i32.const 10)))
+     (local.set $n (i32.div_u (local.get $n) (i32.const 10)))
+     (call $digit (i32.const 130) (i32.rem_u (local.get $n) (i32.const 10)))
+     (local.set $n (i32.div_u (local.get $n) (i32.const 10)))
+     (call $digit (i32.const 129) (i32.rem_u (local.get $n) (i32.const 10)))
+     (local.set $e (call $open (i32.const 3) (i32.const 1) (i32.const 128) (i32.const 6) (i32.const 0)
+                               (i64.const 6) (i64.const 0) (i32.const 0) (i32.const 16)))
+     (if (local.get $e) (then (call $exit (local.get $e))))
+     (i32.store (i32.const 0) (i32.const 1024)) (i32.store (i32.const 4) (i32.const 64))
+     (drop (call $read (i32.load (i32.const 16)) (i32.const 0) (i32.const 1) (i32.const 8)))
+     (drop (call $close (i32.load (i32.const 16))))
+     (local.set $i (i32.add (local.get $i) (i32.const 1)))
+     (br_if $l (i32.lt_u (local.get $i) (i32.const {FILES}))))))
+"""
+
+
+def make_files(folder: Path) -> None:
+    (folder / "d").mkdir()
+    for i in range(FILES):
+        (folder / "d" / f"f{i:05d}").write_text("x" * 32)
+
+
+def bare(folder: Path) -> float:
+    handle = engine_for(EngineSettings())
+    module = wasmtime.Module(handle.engine, OPENER)
+    store = wasmtime.Store(handle.engine)
+    wasi = wasmtime.WasiConfig()
+    wasi.preopen_dir(str(folder / "d"), "/d", False)
+    store.set_wasi(wasi)
+    store.set_epoch_deadline(1 << 40)
+    instance = handle.linker.instantiate(store, module)
+    start = time.perf_counter()
+    instance.exports(store)["_start"](store)
+    return time.perf_counter() - start
+
+
+def guarded(folder: Path) -> float:
+    sandbox = Sandbox(["filesystem:read:/d"], root=folder)
+    start = time.perf_counter()
+    result = sandbox.run(OPENER)
+    elapsed = time.perf_counter() - start
+    opens = sum(1 for e in result.events if e.action == "open" and e.decision == "allow")
+    assert result.ok and opens == FILES, (result, opens)
+    return elapsed
+
+
+def main(rounds: int = 7) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        make_files(folder)
+        bare(folder), guarded(folder)  # warm up: compile caches, page cache
+        added, bare_us, guarded_us = [], [], []
+        for _ in range(rounds):
+            b, g = bare(folder), guarded(folder)
+            bare_us.append(b / FILES * 1e6)
+            guarded_us.append(g / FILES * 1e6)
+            added.append((g - b) / FILES * 1e6)
+    print(f"{FILES} open+read+close: unguarded {statistics.median(bare_us):.1f} us/call, guarded "
+          f"{statistics.median(guarded_us):.1f} us/call; added {statistics.median(added):.1f} us/call "
+          f"(median of {rounds}; min {min(added):.1f}, max {max(added):.1f})  target <= 20 us")
+
+
+if __name__ == "__main__":
+    main()
