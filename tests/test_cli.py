@@ -70,3 +70,13 @@ def test_console_script_and_demo() -> None:
     for name in ("allowed-read", "read-outside", "symlink-escape", "memory-bomb", "infinite-loop"):
         assert name in proc.stdout
     assert "every attempt was decided as expected" in proc.stdout
+
+
+def test_learn_mode_prints_the_suggested_policy(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("hello")
+    module = write(tmp_path, "reader.wat", probes.read_file("docs/a.txt"))
+    assert main(["run", str(module), "--root", str(tmp_path), "--on-violation", "audit"]) == 0
+    captured = capfd.readouterr()
+    assert "ok: hello" in captured.out
+    assert "--cap filesystem:read:/docs/a.txt" in captured.err

@@ -37,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lang", help="source language (default: from the file)")
     run.add_argument("--root", default=".", help="host folder that the guest's / maps to (default: .)")
     run.add_argument("--entry", default="_start", help="exported function to call (default: _start)")
-    run.add_argument("--on-violation", choices=["deny", "kill"], default="deny", help="what a violation does")
+    run.add_argument("--on-violation", choices=["deny", "kill", "audit"], default="deny",
+                     help="deny: refuse and go on (default); kill: stop at the first violation; "
+                          "audit: learn mode, allow and record everything, then print the suggested policy")
+    run.add_argument("--audit", metavar="FILE", help="append every event to this audit log (JSON Lines, hash-chained)")
     run.add_argument("--json", action="store_true", help="print the RunResult as JSON instead of the guest's output")
     run.add_argument("args", nargs="*", help="arguments for the module; put them after -- (workbench run m.wat -- -v x)")
     run.set_defaults(handler=_cmd_run)
@@ -58,7 +61,12 @@ def _cmd_run(options: argparse.Namespace) -> int:
     from .runtime import Sandbox
 
     args = list(options.args)
-    sandbox = Sandbox(options.cap, root=options.root, on_violation=options.on_violation)
+    audit = None
+    if options.audit:
+        from .audit import AuditLog
+
+        audit = AuditLog(options.audit)
+    sandbox = Sandbox(options.cap, root=options.root, on_violation=options.on_violation, audit=audit)
 
     def stream(name: str, data: bytes) -> None:
         target = sys.stdout if name == "stdout" else sys.stderr
@@ -74,6 +82,10 @@ def _cmd_run(options: argparse.Namespace) -> int:
             print(f"workbench: violation: {violation}", file=sys.stderr)
         if result.fault is not None:
             print(f"workbench: fault: {result.fault}", file=sys.stderr)
+        if options.on_violation == "audit":
+            suggested = " ".join(f"--cap {cap}" for cap in result.suggested_policy().to_strings())
+            print(f"workbench: learn mode; the smallest policy for this run: {suggested or '(no capabilities)'}",
+                  file=sys.stderr)
     if result.violations:
         return EXIT_VIOLATION
     if result.fault is not None:
