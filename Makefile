@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-fast bench clean env
+.PHONY: demo test test-fast test-browser bench clean env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,23 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --nbval notebooks/
+
+# The real-browser test (tests/browser, marked `browser`): JupyterLab + Debian's Chromium + Playwright.
+# Installs what it needs: chromium through apt-get (as root, or with sudo), playwright and jupyterlab
+# through pip (the `browser` extra).  Screenshots go to build/test-artifacts/.
+CHROMIUM      ?= /usr/bin/chromium
+SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BROWSER_STAMP := $(VENV)/.browser-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+$(BROWSER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,browser]'
+	rm -f $(VENV)/.browser-*
+	touch $(BROWSER_STAMP)
+
+test-browser: $(BROWSER_STAMP)
+	test -x $(CHROMIUM) || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
+	WORKBENCH_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q -m browser tests/browser
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -80,3 +80,19 @@ def test_learn_mode_prints_the_suggested_policy(tmp_path: Path, capfd: pytest.Ca
     captured = capfd.readouterr()
     assert "ok: hello" in captured.out
     assert "--cap filesystem:read:/docs/a.txt" in captured.err
+
+
+def test_ctrl_c_stops_a_spinning_guest(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    module = write(tmp_path, "spin.wat", probes.infinite_loop())
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "run", str(module), "--cap", "time:limit:30s"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # let it start spinning
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert time.monotonic() - sent < 2.0
+    assert proc.returncode == 3, err
+    assert "interrupted (Ctrl-C)" in err

@@ -57,3 +57,17 @@ def __getattr__(name: str) -> object:
 
         return AuditLog
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext workbench``: register the notebook magics (IPython is imported only now)."""
+    from .jupyter import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    """``%unload_ext workbench``: remove the magics again."""
+    from .jupyter import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the bundled escape attempts and show what the sandbox decided")
     demo.set_defaults(handler=_cmd_demo)
 
+    modules = commands.add_parser("modules", help="bundled modules: the validation suites (test-limits, ...)")
+    module_commands = modules.add_subparsers(dest="modules_command", metavar="COMMAND", required=True)
+    from .validation.commands import register as register_validation  # other `modules` commands register here too
+
+    register_validation(module_commands)
+
     try:
         from .audit.commands import register as register_audit
     except ImportError:  # pragma: no cover - the audit package is part of the install
@@ -73,8 +79,12 @@ def _cmd_run(options: argparse.Namespace) -> int:
         target.buffer.write(data)
         target.flush()
 
-    result = sandbox.run(options.file, lang=options.lang, args=args, entry=options.entry,
-                         on_output=None if options.json else stream)
+    from .runtime.interrupt import route_interrupts
+
+    # Ctrl-C while the guest spins: stop it at the next epoch tick instead of waiting for it
+    with route_interrupts(lambda signum: sandbox.cancel("interrupted (Ctrl-C)") > 0):
+        result = sandbox.run(options.file, lang=options.lang, args=args, entry=options.entry,
+                             on_output=None if options.json else stream)
     if options.json:
         print(result.to_json(indent=2))
     else:

@@ -219,17 +219,17 @@ def unreachable() -> str:
 """
 
 
-def print_environ() -> str:
-    """Print every environment variable the guest can see, one ``NAME=value`` per line."""
-    return """(module
+def _print_string_list(sizes: str, get: str) -> str:
+    """WAT that prints a WASI string list (``args_*`` or ``environ_*``), one entry per line."""
+    return f"""(module
  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
- (import "wasi_snapshot_preview1" "environ_sizes_get" (func $sizes (param i32 i32) (result i32)))
- (import "wasi_snapshot_preview1" "environ_get" (func $environ_get (param i32 i32) (result i32)))
+ (import "wasi_snapshot_preview1" "{sizes}" (func $sizes (param i32 i32) (result i32)))
+ (import "wasi_snapshot_preview1" "{get}" (func $get (param i32 i32) (result i32)))
  (memory (export "memory") 2)
  (func $main (export "_start") (local $n i32) (local $i i32) (local $p i32) (local $len i32)
    (drop (call $sizes (i32.const 0) (i32.const 4)))
    (local.set $n (i32.load (i32.const 0)))
-   (drop (call $environ_get (i32.const 1024) (i32.const 8192)))
+   (drop (call $get (i32.const 1024) (i32.const 8192)))
    (block $done (loop $each
      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
      (local.set $p (i32.load (i32.add (i32.const 1024) (i32.mul (local.get $i) (i32.const 4)))))
@@ -245,6 +245,11 @@ def print_environ() -> str:
      (local.set $i (i32.add (local.get $i) (i32.const 1)))
      (br $each)))))
 """
+
+
+def print_environ() -> str:
+    """Print every environment variable the guest can see, one ``NAME=value`` per line."""
+    return _print_string_list("environ_sizes_get", "environ_get")
 
 
 def echo_stdin() -> str:
@@ -267,27 +272,193 @@ def echo_stdin() -> str:
 
 def print_args() -> str:
     """Print argv, one argument per line (argv[0] is the module name)."""
-    return """(module
- (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
- (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
- (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
- (memory (export "memory") 1)
- (func $main (export "_start") (local $n i32) (local $i i32) (local $p i32) (local $len i32)
-   (drop (call $sizes (i32.const 0) (i32.const 4)))
-   (local.set $n (i32.load (i32.const 0)))
-   (drop (call $args_get (i32.const 1024) (i32.const 4096)))
-   (block $done (loop $each
-     (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-     (local.set $p (i32.load (i32.add (i32.const 1024) (i32.mul (local.get $i) (i32.const 4)))))
-     (local.set $len (i32.const 0))
-     (block $end (loop $scan
-       (br_if $end (i32.eqz (i32.load8_u (i32.add (local.get $p) (local.get $len)))))
-       (local.set $len (i32.add (local.get $len) (i32.const 1)))
-       (br $scan)))
-     (i32.store8 (i32.add (local.get $p) (local.get $len)) (i32.const 10))
-     (i32.store (i32.const 16) (local.get $p))
-     (i32.store (i32.const 20) (i32.add (local.get $len) (i32.const 1)))
-     (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))
+    return _print_string_list("args_sizes_get", "args_get")
+
+
+# -- probes for the monitor and the validation suites (workbench/validation) --------------------
+
+__all__ += [
+    "guest_read",
+    "guest_write",
+    "table_bomb",
+    "big_table",
+    "many_tables",
+    "divide_by_zero",
+    "out_of_bounds",
+    "bad_indirect_call",
+    "fibonacci",
+    "sleep",
+]
+
+# Preopen lookup as wasi-libc's open() does it: walk fd 3, 4, ... with fd_prestat_get, keep the
+# longest preopen name that is a whole-segment prefix of the path, open the rest relative to it.
+# Why: probes that hard-code dirfd=3 break when the sandbox adds a preopen (the guard's empty root).
+# Memory: prestat at 32..40, preopen name at 1024 (up to 512 bytes), path at 128.
+_RESOLVE_IMPORTS = """
+ (import "wasi_snapshot_preview1" "fd_prestat_get" (func $prestat_get (param i32 i32) (result i32)))
+ (import "wasi_snapshot_preview1" "fd_prestat_dir_name" (func $prestat_name (param i32 i32 i32) (result i32)))"""
+_RESOLVE = """
+ (func $matches (param $len i32) (param $n i32) (result i32) (local $i i32)
+   (if (i32.gt_u (local.get $len) (local.get $n)) (then (return (i32.const 0))))
+   (block $same (loop $cmp
+     (br_if $same (i32.ge_u (local.get $i) (local.get $len)))
+     (if (i32.ne (i32.load8_u (i32.add (i32.const 1024) (local.get $i)))
+                 (i32.load8_u (i32.add (i32.const 128) (local.get $i))))
+       (then (return (i32.const 0))))
      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-     (br $each)))))
+     (br $cmp)))
+   (if (i32.eq (local.get $len) (local.get $n)) (then (return (i32.const 1))))
+   (if (i32.eq (i32.load8_u (i32.add (i32.const 128) (local.get $len))) (i32.const 47)) (then (return (i32.const 1))))
+   (i32.and (i32.gt_u (local.get $len) (i32.const 0))
+            (i32.eq (i32.load8_u (i32.add (i32.const 1023) (local.get $len))) (i32.const 47))))
+ (func $resolve (param $n i32) (result i32) (local $fd i32) (local $best i32) (local $bestlen i32) (local $len i32)
+   (local.set $best (i32.const -1))
+   (local.set $bestlen (i32.const -1))
+   (local.set $fd (i32.const 3))
+   (block $end (loop $each
+     (br_if $end (call $prestat_get (local.get $fd) (i32.const 32)))
+     (local.set $len (i32.load (i32.const 36)))
+     (if (i32.le_u (local.get $len) (i32.const 512)) (then
+       (drop (call $prestat_name (local.get $fd) (i32.const 1024) (local.get $len)))
+       (if (i32.and (call $matches (local.get $len) (local.get $n)) (i32.gt_s (local.get $len) (local.get $bestlen)))
+         (then (local.set $best (local.get $fd)) (local.set $bestlen (local.get $len))))))
+     (local.set $fd (i32.add (local.get $fd) (i32.const 1)))
+     (br $each)))
+   (if (i32.lt_s (local.get $best) (i32.const 0)) (then (call $fail (i32.const 44))))
+   ;; the rest of the path starts after the preopen's name and any slashes; kept at 24
+   (block $done (loop $skip
+     (br_if $done (i32.ge_u (local.get $bestlen) (local.get $n)))
+     (br_if $done (i32.ne (i32.load8_u (i32.add (i32.const 128) (local.get $bestlen))) (i32.const 47)))
+     (local.set $bestlen (i32.add (local.get $bestlen) (i32.const 1)))
+     (br $skip)))
+   (i32.store (i32.const 24) (local.get $bestlen))
+   (local.get $best))
+"""
+
+
+def _resolved_open(path: str, oflags: int, rights: int) -> str:
+    """WAT that resolves ``path`` like libc and leaves the opened fd in ``$fd`` (or fails the probe)."""
+    n = len(path.encode())
+    return f"""
+   (local.set $dir (call $resolve (i32.const {n})))
+   (local.set $err (call $path_open (local.get $dir) (i32.const 1)
+       (i32.add (i32.const 128) (i32.load (i32.const 24))) (i32.sub (i32.const {n}) (i32.load (i32.const 24)))
+       (i32.const {oflags}) (i64.const {rights}) (i64.const 0) (i32.const 0) (i32.const 16)))
+   (if (local.get $err) (then (call $fail (local.get $err))))
+   (local.set $fd (i32.load (i32.const 16)))"""
+
+
+def _resolving_probe(body: str, path: str, extra_data: str = "") -> str:
+    data = f' (data (i32.const 128) "{_wat_string(path)}")\n{extra_data}'
+    return (
+        f"(module{_RESOLVE_IMPORTS}{_PRELUDE}{_RESOLVE}{data} (func (export \"_start\") (local $err i32) (local $fd i32) (local $dir i32)"
+        f"{body}))\n"
+    )
+
+
+def guest_read(path: str) -> str:
+    """Read the absolute guest path ``path`` as a C program would (``open`` + ``read``) and print
+    ``ok: <first bytes>``, or ``error: errno N`` (44, ENOENT, when no preopen covers the path)."""
+    body = _resolved_open(path, 0, FD_READ | FD_SEEK) + """
+   (i32.store (i32.const 8) (i32.const 4096))
+   (i32.store (i32.const 12) (i32.const 60000))
+   (local.set $err (call $fd_read (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 16)))
+   (if (local.get $err) (then (call $fail (local.get $err))))
+   (call $print (i32.const 2048) (i32.const 4))
+   (call $print (i32.const 4096) (i32.load (i32.const 16)))
+   (call $print (i32.const 2072) (i32.const 1))"""
+    return _resolving_probe(body, path)
+
+
+def guest_write(path: str, text: str = "written by the guest\n") -> str:
+    """Create/truncate the absolute guest path ``path`` and write ``text``; prints ``ok:`` or ``error: errno N``."""
+    payload = text.encode()
+    body = _resolved_open(path, OFLAG_CREAT | OFLAG_TRUNC, FD_READ | FD_WRITE | FD_SEEK) + f"""
+   (i32.store (i32.const 8) (i32.const 4096))
+   (i32.store (i32.const 12) (i32.const {len(payload)}))
+   (local.set $err (call $fd_write (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 16)))
+   (if (local.get $err) (then (call $fail (local.get $err))))
+   (call $print (i32.const 2048) (i32.const 4))
+   (call $print (i32.const 2072) (i32.const 1))"""
+    return _resolving_probe(body, path, f' (data (i32.const 4096) "{_wat_string(text)}")\n')
+
+
+def table_bomb(step: int = 1000) -> str:
+    """Grow a funcref table by ``step`` elements until ``table.grow`` refuses; print ``table: N``."""
+    body = f"""
+   (loop $grow
+     (br_if $grow (i32.ne (table.grow $t (ref.null func) (i32.const {step})) (i32.const -1))))
+   (call $print (i32.const 2100) (i32.const 7))
+   (call $print_u32 (table.size $t))
+   (call $print (i32.const 2072) (i32.const 1))"""
+    return (
+        f'(module{_PRELUDE} (table $t 1 funcref)\n (data (i32.const 2100) "table: ")\n'
+        f' (func (export "_start") (local $err i32) (local $fd i32){body}))\n'
+    )
+
+
+def big_table(elements: int) -> str:
+    """A module whose table starts with ``elements`` elements (refused at instantiation if over the cap)."""
+    return f'(module (memory (export "memory") 1) (table {elements} funcref) (func (export "_start")))\n'
+
+
+def many_tables(count: int) -> str:
+    """A module that defines ``count`` small tables (refused at instantiation if over the cap)."""
+    tables = " ".join("(table 1 funcref)" for _ in range(count))
+    return f'(module (memory (export "memory") 1) {tables} (func (export "_start")))\n'
+
+
+def divide_by_zero() -> str:
+    """Divide by zero in a named function: a fault (``integer_divide_by_zero``)."""
+    return """(module
+ (memory (export "memory") 1)
+ (func $divide (param $d i32) (result i32) (i32.div_s (i32.const 1) (local.get $d)))
+ (func $main (export "_start") (drop (call $divide (i32.load (i32.const 0))))))
+"""
+
+
+def out_of_bounds() -> str:
+    """Store past the end of linear memory: a fault (``memory_out_of_bounds``)."""
+    return """(module
+ (memory (export "memory") 1)
+ (func $poke (export "_start") (i32.store (i32.const 70000) (i32.const 1))))
+"""
+
+
+def bad_indirect_call() -> str:
+    """Call a table entry through the wrong function type: a fault (``bad_signature``)."""
+    return """(module
+ (memory (export "memory") 1)
+ (type $takes_i32 (func (param i32)))
+ (table 1 funcref)
+ (elem (i32.const 0) $answer)
+ (func $answer (result i32) (i32.const 42))
+ (func $main (export "_start") (call_indirect (type $takes_i32) (i32.const 1) (i32.const 0))))
+"""
+
+
+def fibonacci(n: int = 30) -> str:
+    """Naive recursive Fibonacci: CPU-bound work full of calls (each call is an epoch check)."""
+    return f"""(module
+ (memory (export "memory") 1)
+ (func $fib (param $n i32) (result i32)
+   (if (result i32) (i32.lt_u (local.get $n) (i32.const 2))
+     (then (local.get $n))
+     (else (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1)))
+                    (call $fib (i32.sub (local.get $n) (i32.const 2)))))))
+ (func $main (export "_start") (i32.store (i32.const 0) (call $fib (i32.const {n})))))
+"""
+
+
+def sleep(seconds: float) -> str:
+    """Sleep in the host with WASI ``poll_oneoff`` on the monotonic clock (no wasm runs meanwhile)."""
+    nanos = int(seconds * 1e9)
+    return f"""(module
+ (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+ (memory (export "memory") 1)
+ (func $main (export "_start")
+   (i32.store8 (i32.const 8) (i32.const 0))
+   (i32.store (i32.const 16) (i32.const 1))
+   (i64.store (i32.const 24) (i64.const {nanos}))
+   (drop (call $poll (i32.const 0) (i32.const 256) (i32.const 1) (i32.const 512)))))
 """

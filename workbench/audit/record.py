@@ -16,10 +16,12 @@ both as UTF-8, written as 64 lowercase hex digits.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import re
+import time
 from typing import Any, Mapping
 
 __all__ = [
@@ -60,11 +62,12 @@ _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(obj: Any) -> bytes:
     """The canonical UTF-8 JSON bytes of ``obj`` (sorted keys, compact, no NaN)."""
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
 
 
 def chain_hash(prev_hash: str, body: bytes) -> str:
@@ -83,6 +86,7 @@ def to_microseconds(ts: float | int) -> int:
     return int(round(ts * 1_000_000))
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_secret_key(key: str) -> bool:
     words = (w.lower() for w in _WORD.findall(key))
     return any(w in SECRET_WORDS for w in words)
@@ -160,7 +164,7 @@ def build_record(event: Mapping[str, Any], seq: int, prev_hash: str) -> tuple[di
     record: dict[str, Any] = {
         "v": SCHEMA_VERSION,
         "seq": seq,
-        "ts": to_microseconds(event.get("ts") or 0),
+        "ts": to_microseconds(event["ts"] if event.get("ts") is not None else time.time()),
         "run_id": str(event.get("run_id", "")),
         "module": str(event.get("module") or ""),
         "module_sha256": event.get("module_sha256"),
@@ -217,8 +221,11 @@ def record_problem(obj: Any, line: bytes) -> str | None:
         return "hash is not a string"
     body = dict(obj)
     del body["hash"]
-    if chain_hash(prev, canonical_json(body)) != stored:
-        return "hash mismatch"
-    if canonical_json(obj) != line:
+    try:
+        if chain_hash(prev, canonical_json(body)) != stored:
+            return "hash mismatch"
+        if canonical_json(obj) != line:
+            return "not in canonical form"
+    except ValueError:  # NaN/Infinity parse as JSON in Python but have no canonical form
         return "not in canonical form"
     return None

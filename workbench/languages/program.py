@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ContextManager, Mapping
 
-__all__ = ["Program", "SystemMount"]
+__all__ = ["Program", "SystemMount", "Entry"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,24 @@ class SystemMount:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """What a :attr:`Program.enter` hook receives: the run's fresh instance and how it was set up.
+
+    - ``store``/``exports``: the new instance (never used before, never used again);
+    - ``module``/``engine``: the compiled module and its engine (to build helpers on);
+    - ``preopens``: guest paths in preopen order (fd 3, 4, ...); ``env``: the guest's
+      environment as ``(name, value)`` pairs, exactly as the run's WASI config has them.
+    """
+
+    store: Any
+    exports: Any
+    module: Any
+    engine: Any
+    preopens: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class Program:
     """A module ready to compile and run.
 
@@ -34,7 +52,14 @@ class Program:
     - ``argv`` is the guest's whole argv before the user's ``args`` (``argv[0]`` first);
     - ``system_mounts``, ``env`` and ``stdin`` are added by the language, not the user;
     - ``read_value`` turns the run's stdout into ``RunResult.value`` (and may strip the
-      protocol lines from it): ``(stdout) -> (stdout_for_user, value)``.
+      protocol lines from it): ``(stdout) -> (stdout_for_user, value)``;
+    - ``enter`` (optional) replaces the plain ``_start`` call: it gets an :class:`Entry` and
+      returns the exit code (or raises like ``_start``).  The Python fast path uses it to
+      start a fresh instance from a pre-initialised interpreter;
+    - ``compiling`` (optional) is entered around the compile-cache lookup, so a module that
+      must really be compiled (seconds) can show progress;
+    - ``debug_info``: the module carries DWARF worth reading (C built with ``-g``), so the
+      engine should turn wasm backtraces into ``file.c:line``.
     """
 
     lang: str
@@ -46,6 +71,9 @@ class Program:
     env: Mapping[str, str] = field(default_factory=dict)
     stdin: bytes | None = None
     read_value: Callable[[bytes], tuple[bytes, Any]] | None = None
+    enter: Callable[[Entry], int] | None = None
+    compiling: Callable[[], ContextManager[None]] | None = None
+    debug_info: bool = False
 
     @classmethod
     def from_wasm(cls, lang: str, name: str, wasm: bytes) -> "Program":

@@ -1,40 +1,80 @@
-"""Which adapters exist and how to call them."""
+"""Which adapters exist and how to call them.
+
+Two kinds: languages that compile to a module run as it is (WAT, wasm, C), and
+Python, whose Program is the shared interpreter plus the user's code in its argv.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Callable, Union
+from pathlib import Path
+from typing import Any, Callable, Mapping, Union
 
-from . import wasm, wat
+from ..errors import ModuleError
+from . import c, wasm, wat
 from .program import Program
 
 __all__ = ["compile_to_wasm", "known_languages", "prepare_program"]
 
-_ADAPTERS: dict[str, Callable[[Union[str, bytes]], bytes]] = {
-    "wat": wat.compile,
-    "wasm": wasm.compile,
+_ADAPTERS: dict[str, Callable[[Union[str, bytes], str], bytes]] = {
+    "wat": lambda content, name: wat.compile(content),
+    "wasm": lambda content, name: wasm.compile(content),
+    "c": c.compile,
 }
+_INTERPRETED = ("python",)
 
 
 def known_languages() -> list[str]:
-    return list(_ADAPTERS)
+    return [*_ADAPTERS, *_INTERPRETED]
 
 
 @functools.lru_cache(maxsize=32)
-def compile_to_wasm(lang: str, content: Union[str, bytes]) -> bytes:
+def compile_to_wasm(lang: str, content: Union[str, bytes], name: str = "module") -> bytes:
     """Compile ``content`` of language ``lang`` to the bytes of a core wasm module.
 
     Memoised (32 sources): a notebook or a batch runs the same source again and again,
     and the per-run path of a sandbox is hot.  Errors are not cached.
     """
-    return _ADAPTERS[lang](content)
+    if lang not in _ADAPTERS:
+        raise ModuleError(f"{lang!r} does not compile to a single module", hint="use prepare_program")
+    return _ADAPTERS[lang](content, name)
 
 
-def prepare_program(lang: str, content: Union[str, bytes], name: str) -> Program:
-    """The :class:`Program` for a source: compiled (memoised) and wrapped for the runtime."""
+def prepare_program(
+    lang: str,
+    content: Union[str, bytes],
+    name: str,
+    *,
+    path: Path | None = None,
+    inputs: Mapping[str, Any] | None = None,
+) -> Program:
+    """The :class:`Program` for a source: compiled (memoised) and wrapped for the runtime.
+
+    ``inputs`` (Python only) are checked here, before anything runs: a value JSON
+    cannot carry is a :class:`ModuleError` naming where it is.
+    """
+    if lang == "python":
+        from . import python
+        from .pyruntime import current_settings
+
+        return _python_memo(content, name, path, python.encode_inputs(inputs), current_settings())
+    if inputs is not None:
+        raise ModuleError(f"inputs= is supported for lang='python' only, not {lang!r}",
+                          hint="pass data to other modules with stdin=, args= or a granted file")
     return _prepare_memo(lang, content, name)
 
 
 @functools.lru_cache(maxsize=32)
 def _prepare_memo(lang: str, content: Union[str, bytes], name: str) -> Program:
-    return Program.from_wasm(lang, name, compile_to_wasm(lang, content))
+    program = Program.from_wasm(lang, name, compile_to_wasm(lang, content, name))
+    if lang == "c" and c.DEFAULT_OPTIONS.debug:
+        program = dataclasses.replace(program, debug_info=True)
+    return program
+
+
+@functools.lru_cache(maxsize=32)
+def _python_memo(content: Union[str, bytes], name: str, path: Path | None, inputs_json: str, settings: Any) -> Program:
+    from . import python
+
+    return python.prepare(content, name, path=path, inputs_json=inputs_json)

@@ -372,11 +372,14 @@ def _on_done(env, caller, args, nargs):  # type: ignore[no-untyped-def]
     return 0
 
 
-_func_types: dict[str, wasmtime.FuncType] = {}
+#: by (name, engine address): wasmtime 50 ties a FuncType to the engine it was first used with,
+#: and using it on another engine aborts the process (``ty.comes_from_same_engine(engine)``)
+_func_types: dict[tuple[str, int], wasmtime.FuncType] = {}
 
 
-def _func_type(name: str) -> wasmtime.FuncType:
-    ty = _func_types.get(name)
+def _func_type(name: str, engine: wasmtime.Engine) -> wasmtime.FuncType:
+    key = (name, ctypes.addressof(engine.ptr().contents))
+    ty = _func_types.get(key)
     if ty is None:
         make = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
         if name == "done":
@@ -384,14 +387,15 @@ def _func_type(name: str) -> wasmtime.FuncType:
         else:
             params, results = SIGNATURES[name]
             ty = wasmtime.FuncType([make[p]() for p in params], [make[r]() for r in results])
-        _func_types[name] = ty
+        _func_types[key] = ty
     return ty
 
 
 def _raw_func(store: wasmtime.Store, name: str, callback: Any, env: int) -> wasmtime.Func:
     func = ffi.wasmtime_func_t()
     ffi.wasmtime_func_new_unchecked(
-        store._context(), _func_type(name).ptr(), callback, ctypes.c_void_p(env), _NO_FINALIZER, ctypes.byref(func)
+        store._context(), _func_type(name, store.engine).ptr(), callback, ctypes.c_void_p(env), _NO_FINALIZER,
+        ctypes.byref(func),
     )
     return wasmtime.Func._from_raw(func)
 

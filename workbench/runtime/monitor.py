@@ -4,14 +4,21 @@ It runs inside the epoch-deadline callback, which wasmtime calls on the guest's
 own thread at every tick of the engine's ticker (design.md §5).  That is what
 makes it cheap and exact:
 
-- ``time.thread_time()`` read there is the guest thread's own CPU time;
-- sleeping there pauses the guest, which is how ``cpu:limit:50%`` is enforced in
-  this process, without cgroups: after each tick the guest is put to sleep until
-  its CPU time is at most ``share × wall time``;
+- ``time.thread_time()`` read there is the guest thread's own CPU time, so runs in
+  other threads (other guests, the caller's widgets) are never charged to it;
+- pausing there pauses the guest, which is how ``cpu:limit:50%`` is enforced in
+  this process, without cgroups: after each tick the guest is held until its CPU
+  time is at most ``share × wall time``.  The rule is cumulative over the run, so a
+  pause that oversleeps is paid back by shorter pauses later (measured: 50.0% for
+  a 50% target over 3 s);
 - the store may be read there, so linear-memory size and fuel are sampled live.
 
 Samples are published at a bounded rate (default 10/s) so live views are never
-flooded; the peak memory is tracked at every tick.
+flooded.  Between samples the guest is not called back at all unless a CPU share
+needs pacing: :meth:`Monitor.tick` says how long it can wait (see deadline.py).
+Linear memory never shrinks, so its size at the last sample (and the final one
+the sandbox takes after the run) is its peak.  Subscribers run on the guest's thread and their CPU time
+counts as the guest's; keep them quick (set a trait, append to a list).
 """
 
 from __future__ import annotations
@@ -29,8 +36,22 @@ __all__ = ["Monitor", "SAMPLE_INTERVAL"]
 SAMPLE_INTERVAL = 0.1
 
 
+def _sleep(seconds: float) -> float:
+    started = time.monotonic()
+    time.sleep(seconds)
+    return time.monotonic() - started
+
+
 class Monitor:
-    """Watches one run from its guest thread.  ``stop(kind, reason)`` ends the run at once."""
+    """Watches one run from its guest thread.
+
+    - ``publish``: receives every :class:`Sample` (the sandbox's event bus);
+    - ``stop(kind, reason)``: ends the run at once (the run's ``RunWatch.stop``);
+    - ``cpu_share``: share of one core, in (0, 1]; ``cpu_seconds``: CPU-time budget;
+    - ``fuel_limit``: the store's fuel at the start, to report fuel used;
+    - ``pause(seconds) -> paused``: how the guest is held for its CPU share; the run's
+      ``RunWatch.pause`` (cut short by a stop or the deadline), ``time.sleep`` if not given.
+    """
 
     def __init__(
         self,
@@ -42,10 +63,12 @@ class Monitor:
         cpu_seconds: float | None = None,
         fuel_limit: int | None = None,
         sample_interval: float = SAMPLE_INTERVAL,
+        pause: Callable[[float], float] | None = None,
     ) -> None:
         self.run_id = run_id
         self._publish = publish
         self._stop = stop
+        self._pause = pause or _sleep
         self.cpu_share = cpu_share
         self.cpu_budget = cpu_seconds
         self.fuel_limit = fuel_limit
@@ -72,11 +95,17 @@ class Monitor:
             if isinstance(item, wasmtime.Memory):
                 self._memory = item
                 break
+        self.memory_bytes()
 
     def cpu_used(self) -> float:
+        """CPU seconds of the guest's thread since :meth:`start` (call on that thread)."""
         return time.thread_time() - self._cpu0
 
+    def wall_used(self) -> float:
+        return time.monotonic() - self._wall0
+
     def memory_bytes(self) -> int:
+        """Linear-memory size now (and the peak so far, which is the same: it never shrinks)."""
         if self._memory is None or self._store is None:
             return 0
         size = self._memory.data_len(self._store)
@@ -85,6 +114,7 @@ class Monitor:
         return size
 
     def fuel_used(self) -> int | None:
+        """Fuel consumed so far (current only after the guest's last call; design.md §5)."""
         if self.fuel_limit is None or self._store is None:
             return None
         try:
@@ -92,28 +122,39 @@ class Monitor:
         except wasmtime.WasmtimeError:
             return None
 
-    def tick(self) -> None:
-        """At every epoch tick, on the guest thread: budgets, throttling, sampling."""
+    def tick(self) -> float:
+        """At a deadline callback, on the guest thread: budgets, throttling, sampling.
+
+        Returns how many seconds may pass before the monitor must look again: 0 under a
+        CPU share (it paces the guest at every tick), else until the next sample or half
+        the time the CPU budget could last (CPU time never runs faster than wall time;
+        halving closes in on the budget however long the ticks run).
+        """
         now = time.monotonic()
-        cpu = self.cpu_used()
+        cpu = time.thread_time() - self._cpu0
         if self.cpu_budget is not None and cpu >= self.cpu_budget:
             self._stop("cpu", f"CPU-time budget of {self.cpu_budget:g}s used up")
-            return
+            return 0.0
         if self.cpu_share is not None:
-            # sleep until cpu / wall <= share; the sleep itself is wall time without CPU
-            wall = now - self._wall0
-            owed = cpu / self.cpu_share - wall
+            # hold the guest until cpu / wall <= share; the pause is wall time without CPU
+            owed = cpu / self.cpu_share - (now - self._wall0)
             if owed > 0:
-                time.sleep(owed)
-                self.throttled_seconds += owed
+                self.throttled_seconds += self._pause(owed)
                 now = time.monotonic()
         if now >= self._next_sample:
-            self._next_sample = now + self.sample_interval
+            self._next_sample += self.sample_interval
+            if self._next_sample <= now:  # a long pause or a slow subscriber: do not burst to catch up
+                self._next_sample = now + self.sample_interval
             self.sample(now, cpu)
-        else:
-            self.memory_bytes()  # keep the peak exact between samples
+        if self.cpu_share is not None:
+            return 0.0
+        wait = self._next_sample - now
+        if self.cpu_budget is not None:
+            wait = min(wait, (self.cpu_budget - cpu) / 2)
+        return max(wait, 0.0)
 
     def sample(self, now: float | None = None, cpu: float | None = None) -> Sample:
+        """Take, keep and publish one reading (the sandbox takes a last one after the run)."""
         now = time.monotonic() if now is None else now
         sample = Sample(
             run_id=self.run_id,

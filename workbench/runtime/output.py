@@ -19,9 +19,10 @@ __all__ = ["OutputCapture"]
 class OutputCapture:
     """stdout/stderr buffers with a shared cap.
 
-    ``on_cap(stream, attempted)`` is called once, on the guest thread, when the
-    cap is first hit; ``on_write(stream, data)`` (optional) streams accepted
-    bytes to a live view as they arrive.
+    ``on_cap(stream, attempted)`` is called once when the cap is first hit;
+    ``on_write(stream, data)`` (optional) streams accepted bytes to a live view as
+    they arrive.  Both run on the thread wasmtime's WASI writes from, which is a
+    native worker thread, not the guest's: keep them quick and thread-safe.
     """
 
     def __init__(

@@ -23,13 +23,13 @@ from wasmtime import _bindings as ffi
 
 from ..errors import CompileError, ModuleError, SandboxError
 from ..events import Event, EventBus, Subscriber
-from ..languages import Program, load_module_source, prepare_program
+from ..languages import Entry, Program, load_module_source, prepare_program
 from ..languages.detect import SourceLike
 from ..languages.messages import clean_wasmtime_message, root_cause
 from ..policy import Limits, Policy, format_size
 from .cache import CompileCache
 from .deadline import KILL_PREFIX, RunWatch, install_watch
-from .engine import EngineSettings, engine_for
+from .engine import EngineSettings, apply_store_caps, check_native_stack, engine_for, store_cap_refusal
 from .monitor import Monitor
 from .guard import Guard, GuardPlan, empty_root, guard_plan, instantiate_guarded
 from .mounts import Mount, host_root, learn_mounts, plan_mounts
@@ -133,16 +133,24 @@ class Sandbox:
         entry: str = "_start",
         name: str | None = None,
         on_output: Callable[[str, bytes], None] | None = None,
+        inputs: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Compile (or load from cache) and run ``source``; never raises for what the guest does.
 
         ``args`` become ``argv[1:]``; ``env`` adds variables chosen by the caller to those
-        the policy grants; ``on_output(stream, data)`` streams output as it is written.
+        the policy grants; ``on_output(stream, data)`` streams output as it is written;
+        ``inputs`` (Python guests) become the guest's ``inputs`` dict, and a guest's ``result``
+        comes back as ``RunResult.value``.
         Raises only for unusable input: :class:`CompileError`, :class:`LinkError`, ...
         """
         guest = load_module_source(source, lang, name=name)
-        program = prepare_program(guest.lang, guest.content, guest.name)
-        settings = EngineSettings(fuel=self.limits.fuel is not None, max_wasm_stack=self.limits.stack_bytes or 512 * 1024)
+        program = prepare_program(guest.lang, guest.content, guest.name, path=guest.path, inputs=inputs)
+        settings = EngineSettings(
+            fuel=self.limits.fuel is not None,
+            max_wasm_stack=self.limits.stack_bytes or 512 * 1024,
+            debug_info=program.debug_info,  # C built with -g: file.c:line in backtraces
+        )
+        check_native_stack(settings.max_wasm_stack)  # a stack the thread cannot hold would crash, not trap
         handle = engine_for(settings)
         module = self._compile(program, handle)
         if (program.sha256, entry) not in _checked_modules:  # imports and exports depend only on the bytes
@@ -155,6 +163,9 @@ class Sandbox:
 
     def _compile(self, program: Program, handle: Any) -> wasmtime.Module:
         try:
+            if program.compiling is not None:  # a large module shows progress if it must be compiled
+                with program.compiling():
+                    return self.cache.get(program.wasm, program.sha256, handle)
             return self.cache.get(program.wasm, program.sha256, handle)
         except wasmtime.WasmtimeError as exc:
             cause = root_cause(str(exc))
@@ -232,9 +243,11 @@ class _Run:
             cpu_share=self.limits.cpu_share,
             cpu_seconds=self.limits.cpu_seconds,
             fuel_limit=self.limits.fuel,
+            pause=self.watch.pause,
         )
         self.watch.on_tick = self.monitor.tick
         self.started = 0.0
+        self.guest_env: tuple[tuple[str, str], ...] = ()  # set by _wasi_config; handed to Program.enter
 
     # -- events -------------------------------------------------------------------------------
     def emit(self, category: str, action: str, decision: str = "allow", **fields: Any) -> Event:
@@ -282,7 +295,7 @@ class _Run:
         if self.plan is not None and not any(m.guest_path == "/" for m in mounts):
             preopens.append(("/", empty_root(), False))  # so attempts outside every grant reach the guard
         store = wasmtime.Store(self.handle.engine)
-        store.set_limits(memory_size=limits.memory_bytes if limits.memory_bytes is not None else -1, memories=1)
+        apply_store_caps(store, limits.memory_bytes)  # memory cap + table/instance caps (engine.STORE_CAPS)
         if limits.fuel is not None:
             store.set_fuel(limits.fuel)
         store.set_wasi(self._wasi_config(preopens, args, stdin, env))
@@ -326,9 +339,11 @@ class _Run:
             self.watch.deadline = self.started + limits.wall_seconds
         remove_watch = install_watch(store.ptr(), self.watch)
         store.set_epoch_deadline(1)
-        self.handle.ticker.acquire()
-        self.sandbox._active.add(self.watch)
+        ticking = False
         try:
+            self.handle.ticker.acquire()
+            ticking = True
+            self.sandbox._active.add(self.watch)
             if self.plan is None:
                 exports = self.handle.linker.instantiate(store, self.module).exports(store)
             else:
@@ -344,8 +359,14 @@ class _Run:
             start = exports["_initialize"] if entry == "_start" and "_initialize" in exports and "_start" not in exports else None
             if start is not None:
                 start(store)
-            exports[entry](store)
-            exit_code = 0
+            if self.program.enter is not None and entry == "_start":  # e.g. a pre-initialised interpreter
+                layout = tuple(guest for guest, _, _ in preopens)
+                exit_code = self.program.enter(
+                    Entry(store, exports, self.module, self.handle.engine, layout, self.guest_env)
+                )
+            else:
+                exports[entry](store)
+                exit_code = 0
         except wasmtime.ExitTrap as exc:
             exit_code = exc.code
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
@@ -354,7 +375,8 @@ class _Run:
             if detach_guard is not None:
                 detach_guard()
             self.sandbox._active.discard(self.watch)
-            self.handle.ticker.release()
+            if ticking:
+                self.handle.ticker.release()
             remove_watch()
             wall = time.monotonic() - self.started
             cpu = time.thread_time() - cpu0
@@ -423,6 +445,7 @@ class _Run:
         if env:
             variables.update({str(k): str(v) for k, v in env.items()})
         wasi.env = list(variables.items())
+        self.guest_env = tuple(variables.items())
         for name in sorted(variables):
             self.emit("env", "expose", target=name, detail={})  # names only, never values
         if stdin is None:
@@ -454,7 +477,7 @@ class _Run:
                     "deadline",
                     "kill",
                     capability=_limit_rule(self.policy, "time", _seconds(limits.wall_seconds or 0)),
-                    reason=f"wall-clock limit of {_seconds(limits.wall_seconds or 0)} reached (stopped after {wall:.3f}s)",
+                    reason=f"wall-clock limit of {_seconds(limits.wall_seconds or 0)} reached",
                     detail={"limit_seconds": limits.wall_seconds, "wall_seconds": round(wall, 6)},
                 )
             elif kind == "cpu":
@@ -489,7 +512,10 @@ class _Run:
                 "overflow",
                 "kill",
                 capability=_limit_rule(self.policy, "stack", format_size(limits.stack_bytes or 0)),
-                reason=f"call stack exceeded {human_size(limits.stack_bytes or 0)} (runaway recursion?)",
+                reason=(
+                    f"call stack exceeded {format_size(limits.stack_bytes or 0)} (runaway recursion?); "
+                    "if the depth is legitimate, grant a larger stack:limit"
+                ),
                 detail={"backtrace": list(backtrace_of(text)[:5])},
             )
             return None
@@ -505,8 +531,16 @@ class _Run:
                 detail={"limit_bytes": cap},
             )
             return None
+        refusal = store_cap_refusal(cause) if during_instantiate else None
+        if refusal is not None:  # a table or instance count over the sandbox's caps
+            self.emit("memory", "instantiate", "kill", reason=refusal, detail={"cause": cause})
+            return None
         kind = code_name.lower() if code_name else "trap"
-        fault = Fault(kind=kind, message=cause, backtrace=backtrace_of(text))
+        trace = backtrace_of(text)
+        located = next((frame for frame in trace if frame.endswith(")") and " (" in frame), None)
+        if located is not None:  # a module with debug info (C built with -g): say where, e.g. f (prog.c:12:5)
+            cause = f"{cause} in {located}"
+        fault = Fault(kind=kind, message=cause, backtrace=trace)
         self.emit("trap", kind, "audit", reason=cause, detail={"backtrace": list(fault.backtrace[:10])})
         return fault
 

@@ -1,0 +1,135 @@
+"""Audit log benchmarks: append throughput, and loading a million records into a DataFrame.
+
+    .venv/bin/python benchmarks/bench_audit.py                 # defaults below
+    .venv/bin/python benchmarks/bench_audit.py --rows 200000 --rounds 3
+    .venv/bin/python benchmarks/bench_audit.py --keep /tmp/audit-bench   # reuse the generated file
+
+Prints medians (and min/max, because this machine is shared and noisy).
+Target (the brief): 1,000,000 records into a typed DataFrame in <= 3 s on 2 cores.
+
+The big file is generated once per run (or reused with ``--keep``) straight
+from :func:`workbench.audit.record.build_record`, so it is a real, verifiable
+chain of realistic records (~540 bytes each), not the writer's speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from workbench.audit import AuditLog, frame
+from workbench.audit.record import GENESIS_HASH, build_record
+from workbench.events import Event
+
+CATEGORIES = [("filesystem", "open"), ("filesystem", "mkdir"), ("network", "connect"), ("env", "get"),
+              ("memory", "grow"), ("module", "call"), ("lifecycle", "start"), ("lifecycle", "exit")]
+DECISIONS = ["allow"] * 8 + ["deny", "audit"]
+
+
+def event(rng: random.Random, i: int) -> dict:
+    category, action = rng.choice(CATEGORIES)
+    decision = rng.choice(DECISIONS)
+    return {
+        "ts": 1.7e9 + i * 0.001, "run_id": f"run-{i // 1000:06d}", "category": category, "action": action,
+        "decision": decision, "target": f"/docs/file-{rng.randrange(5000)}.txt",
+        "resolved": f"/home/u/project/docs/file-{rng.randrange(5000)}.txt" if decision == "allow" else None,
+        "capability": "filesystem:read:/docs" if decision == "allow" else None,
+        "reason": None if decision == "allow" else "not granted", "errno": None if decision == "allow" else 2,
+        "module": rng.choice(["main", "parser", "fmt"]), "module_sha256": "ab" * 32,
+        "caller_chain": ["main"] if category == "module" else [],
+        "detail": {"flags": "r", "bytes": rng.randrange(100_000)},
+    }
+
+
+def generate(path: Path, rows: int) -> None:
+    rng = random.Random(1)
+    prev = GENESIS_HASH
+    with open(path, "wb") as f:
+        batch: list[bytes] = []
+        for i in range(rows):
+            record, line = build_record(event(rng, i), i, prev)
+            prev = record["hash"]
+            batch.append(line)
+            if len(batch) == 10_000:
+                f.write(b"".join(batch))
+                batch.clear()
+        f.write(b"".join(batch))
+
+
+def summary(values: list[float], unit: str, fmt: str = "{:,.0f}") -> str:
+    med = statistics.median(values)
+    low, high = fmt.format(min(values)), fmt.format(max(values))
+    return f"median {fmt.format(med)} {unit}  (min {low}, max {high}, n={len(values)})"
+
+
+def bench_append(directory: Path, records: int, rounds: int, fsync: bool) -> list[float]:
+    sample = Event(run_id="run-000123", category="filesystem", action="open", decision="allow",
+                   target="/docs/report-17.txt", resolved="/home/u/project/docs/report-17.txt",
+                   capability="filesystem:read:/docs", module="main", module_sha256="ab" * 32,
+                   caller_chain=("main",), detail={"flags": "r", "bytes": 1024})
+    rates = []
+    for r in range(rounds):
+        path = directory / f"append-{fsync}-{r}.jsonl"
+        with AuditLog(path, fsync=fsync) as log:
+            start = time.perf_counter()
+            for _ in range(records):
+                log.append(sample)
+            rates.append(records / (time.perf_counter() - start))
+        assert AuditLog(path).verify().ok
+    return rates
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000, help="records in the load benchmark")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds per measurement")
+    ap.add_argument("--append", type=int, default=20_000, help="records per append round")
+    ap.add_argument("--fsync", action="store_true", help="also measure append with fsync=True")
+    ap.add_argument("--verify", action="store_true", help="also time verify() over the big log (slow: Python)")
+    ap.add_argument("--keep", type=Path, help="folder to keep (and reuse) the generated log in")
+    args = ap.parse_args()
+
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        rates = bench_append(tmpdir, args.append, args.rounds, fsync=False)
+        print(f"append:              {summary(rates, 'records/s')}")
+        if args.fsync:
+            rates = bench_append(tmpdir, max(args.append // 20, 100), args.rounds, fsync=True)
+            print(f"append (fsync=True): {summary(rates, 'records/s')}")
+
+        folder = args.keep or tmpdir
+        folder.mkdir(parents=True, exist_ok=True)
+        big = folder / f"audit-{args.rows}.jsonl"
+        if not big.exists():
+            start = time.perf_counter()
+            generate(big, args.rows)
+            print(f"generated {args.rows:,} records, {big.stat().st_size / 1e6:,.0f} MB "
+                  f"in {time.perf_counter() - start:.1f} s")
+        times = []
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            df = frame(big)
+            times.append(time.perf_counter() - start)
+            assert len(df) == args.rows
+            del df
+        print(f"frame {args.rows:,} rows: {summary(times, 's', '{:.2f}')}  "
+              f"({big.stat().st_size / 1e6 / statistics.median(times):,.0f} MB/s)")
+        if args.verify:
+            start = time.perf_counter()
+            result = AuditLog(big).verify()
+            elapsed = time.perf_counter() - start
+            assert result.ok, result.reason
+            print(f"verify {result.records:,} records: {elapsed:.1f} s ({result.records / elapsed:,.0f} records/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""Where a log's records live on disk: the live file, its rotated files, its head file.
+
+Naming (``max_bytes`` rotation), for a log opened as ``audit.jsonl``:
+
+* ``audit.jsonl`` is always the live file, the only one ever written to;
+* when it is full it is renamed, once and for good, to ``audit.N.jsonl`` where
+  ``N`` is one more than the highest number already there: ``audit.1.jsonl`` is
+  the *oldest* file, so chain order is ``audit.1.jsonl, audit.2.jsonl, ...,
+  audit.jsonl``.  Why not logrotate's "1 is newest": that renames every file on
+  every rotation (not atomic, and a file named in a verify report would change
+  name afterwards); here a rotated file keeps its name forever and a rotation is
+  one ``rename()``.
+* ``audit.jsonl.head`` holds the chain's last ``seq`` and ``hash`` (one small
+  JSON line, rewritten in place after every append).  It lets ``verify()`` see
+  that a file was cut exactly at a line boundary ("file ends early"), which a
+  hash chain alone cannot see.  It is a tripwire, not a seal: whoever can write
+  the log can write it too.
+
+Also here: reading the tail of a file backwards, so opening a large log costs
+O(last record), not O(file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["rotated_path", "chain_files", "rotated_files", "head_path", "Head", "read_head",
+           "encode_head", "Tail", "TornLine", "scan_tail"]
+
+HEAD_SIZE = 128  # fixed size, so a rewrite in place never leaves old bytes behind
+
+
+def _split(path: Path) -> tuple[str, str]:
+    return (path.stem, path.suffix) if path.suffix else (path.name, "")
+
+
+def rotated_path(path: Path, n: int) -> Path:
+    """The ``n``-th rotated file of the log whose live file is ``path`` (``audit.jsonl`` → ``audit.3.jsonl``)."""
+    stem, suffix = _split(path)
+    return path.with_name(f"{stem}.{n}{suffix}")
+
+
+def rotated_files(path: Path) -> list[tuple[int, Path]]:
+    """``(number, path)`` of every rotated file of ``path``, oldest first."""
+    stem, suffix = _split(path)
+    pattern = re.compile(rf"{re.escape(stem)}\.([1-9]\d*){re.escape(suffix)}\Z")
+    directory = path.parent
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    found = [(int(m.group(1)), directory / name) for name in names if (m := pattern.match(name))]
+    return sorted(found)
+
+
+def chain_files(path: Path) -> list[Path]:
+    """All files of the log, in chain order: rotated files oldest first, then the live file (if it exists)."""
+    files = [p for _, p in rotated_files(path)]
+    if path.exists():
+        files.append(path)
+    return files
+
+
+def head_path(path: Path) -> Path:
+    """The head file beside live file ``path`` (``audit.jsonl`` → ``audit.jsonl.head``)."""
+    return path.with_name(path.name + ".head")
+
+
+@dataclass(frozen=True)
+class Head:
+    """The chain's last record as the writer last saw it."""
+
+    seq: int
+    hash: str
+
+
+def encode_head(seq: int, hash: str) -> bytes:
+    """The fixed-size bytes of a head file."""
+    text = json.dumps({"hash": hash, "seq": seq, "v": 1}, sort_keys=True, separators=(",", ":"))
+    return text.encode("ascii").ljust(HEAD_SIZE - 1) + b"\n"
+
+
+def read_head(path: Path) -> Head | None:
+    """The head stored at ``path``; None when there is none.  Raises ValueError when unreadable."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if not raw:
+        return None
+    obj = json.loads(raw)
+    if not (isinstance(obj, dict) and isinstance(obj.get("seq"), int) and isinstance(obj.get("hash"), str)):
+        raise ValueError("not a head record")
+    return Head(obj["seq"], obj["hash"])
+
+
+@dataclass(frozen=True)
+class TornLine:
+    """Bytes at the end of a file that are not a record: a write cut short by a crash.
+
+    ``offset`` is the byte offset in its file, ``length`` excludes the newline.
+    """
+
+    offset: int
+    length: int
+    sha256: str
+    terminated: bool
+
+    def claim(self) -> dict[str, Any]:
+        """How a ``recovered`` record names this line (and how verify matches it)."""
+        return {"offset": self.offset, "bytes": self.length, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Tail:
+    """The end of a file: its last record (parsed) and any torn lines after it."""
+
+    last: dict[str, Any] | None
+    torn: tuple[TornLine, ...]
+    ends_with_newline: bool
+
+
+def _parse(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError both
+        return _INVALID
+
+
+_INVALID = object()
+
+
+def scan_tail(fd: int, size: int) -> Tail:
+    """Read the file open as ``fd`` (``size`` bytes) backwards to its last JSON record.
+
+    Lines after that record that are not JSON at all are *torn*: a prefix of a
+    record written by a process that died mid-``write()``.  A line that is JSON
+    but not a sound record is not torn (a crash cannot produce it): it is left
+    for verify to report, and the scan continues past it to find where the chain
+    can resume.
+    """
+    if size == 0:
+        return Tail(None, (), True)
+    ends_with_newline = os.pread(fd, 1, size - 1) == b"\n"
+    window = 64 * 1024
+    while True:
+        start = max(0, size - window)
+        buf = os.pread(fd, size - start, start)
+        lines = buf.split(b"\n")
+        # offsets of each piece; the first piece is partial unless start == 0
+        offsets = []
+        pos = start
+        for piece in lines:
+            offsets.append(pos)
+            pos += len(piece) + 1
+        torn: list[TornLine] = []
+        claiming = True
+        last_index = len(lines) - 1
+        first_complete = 0 if start == 0 else 1
+        for i in range(last_index, first_complete - 1, -1):
+            piece = lines[i]
+            terminated = i != last_index
+            if i == last_index and not piece:
+                continue  # nothing after the final newline
+            obj = _parse(piece)
+            if obj is _INVALID:
+                if claiming:
+                    torn.append(TornLine(offsets[i], len(piece), hashlib.sha256(piece).hexdigest(), terminated))
+                continue
+            claiming = False
+            if isinstance(obj, dict) and isinstance(obj.get("seq"), int) and isinstance(obj.get("hash"), str):
+                return Tail(obj, tuple(reversed(torn)), ends_with_newline)
+        if start == 0:
+            return Tail(None, tuple(reversed(torn)), ends_with_newline)
+        window *= 4

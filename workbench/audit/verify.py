@@ -1,0 +1,275 @@
+"""Checking a log's hash chain: every record sound, in order, none missing.
+
+What is checked, file by file in chain order (oldest rotated file first):
+
+* each line is canonical JSON of a complete record whose ``hash`` is
+  ``sha256(prev_hash + record without hash)`` (a changed byte anywhere, even one
+  that leaves the parsed value equal, fails here);
+* ``seq`` counts up by one from 0 and ``prev_hash`` is the previous record's
+  ``hash`` (the first one's is :data:`~workbench.audit.record.GENESIS_HASH`), so
+  a removed, inserted, swapped or replayed record fails, and so does a missing
+  rotated file;
+* the last line ends with a newline: a process killed in the middle of a write
+  leaves a *torn* line, which is reported, never skipped or accepted;
+* torn lines are only excused by the ``lifecycle``/``recovered`` record the
+  writer puts right after them when it reopens the log: that record names each
+  torn line by byte offset, length and sha256, so the excuse is itself in the
+  chain and cannot be moved to other bytes;
+* the head file (see :mod:`.files`) names a ``seq`` the log must reach: a log cut
+  exactly at a line boundary "ends early".
+
+The first failure found is reported with its file, line and seq; checking stops
+there (everything after a break is suspect anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple, Sequence
+
+from .files import Head
+from .record import GENESIS_HASH, record_problem
+
+__all__ = ["RecordRef", "VerifyResult", "verify_files", "RECOVERY_MODULE"]
+
+#: ``module`` of the records the log writes about itself (``recovered``)
+RECOVERY_MODULE = "workbench.audit"
+
+
+class RecordRef(NamedTuple):
+    """Where a record is: file, 1-based line number, and its ``seq`` when it has one."""
+
+    file: Path
+    line: int
+    seq: int | None
+
+    def __str__(self) -> str:
+        seq = "" if self.seq is None else f" (seq {self.seq})"
+        return f"{self.file}:{self.line}{seq}"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of :meth:`AuditLog.verify`.  ``bool(result)`` is ``result.ok``.
+
+    - ``ok``: the chain is whole
+    - ``records``: how many records were checked and found sound (before ``first_bad``)
+    - ``first_bad``: ``(file, line, seq)`` of the first bad record, or None
+    - ``reason``: what is wrong, in words ("hash mismatch at line 7 (seq 6): record altered")
+    - ``notes``: things a reader should know that are not failures (a recovered torn write, no head file)
+    """
+
+    ok: bool
+    records: int
+    first_bad: RecordRef | None = None
+    reason: str = ""
+    files: tuple[Path, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        if self.ok:
+            text = f"ok: {self.records} records in {len(self.files)} file(s), chain intact"
+        else:
+            where = f" [{self.first_bad}]" if self.first_bad else ""
+            text = f"FAILED: {self.reason}{where}"
+        return "\n".join([text, *(f"note: {n}" for n in self.notes)])
+
+
+class _Pending(NamedTuple):
+    line: int
+    offset: int
+    length: int
+    sha256: str
+
+    def claim(self) -> dict[str, Any]:
+        return {"offset": self.offset, "bytes": self.length, "sha256": self.sha256}
+
+
+class _Failed(Exception):
+    def __init__(self, ref: RecordRef | None, reason: str) -> None:
+        self.ref, self.reason = ref, reason
+
+
+def _lines(path: Path) -> Iterator[tuple[int, int, bytes, bool]]:
+    """``(line_no, offset, bytes without newline, terminated)`` for every line of ``path``."""
+    offset = 0
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, 1):
+            terminated = raw.endswith(b"\n")
+            yield line_no, offset, raw[:-1] if terminated else raw, terminated
+            offset += len(raw)
+
+
+def _parse(body: bytes) -> tuple[bool, Any]:
+    try:
+        return True, json.loads(body)
+    except ValueError:
+        return False, None
+
+
+def _is_recovery(obj: dict[str, Any]) -> bool:
+    return (obj.get("category") == "lifecycle" and obj.get("action") == "recovered"
+            and obj.get("module") == RECOVERY_MODULE)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+class _Checker:
+    def __init__(self, files: Sequence[Path], head: Head | None, missing: Sequence[Path]) -> None:
+        self.files = list(files)
+        self.head = head
+        self.missing = list(missing)
+        self.expected = 0
+        self.prev = GENESIS_HASH
+        self.count = 0
+        self.last: RecordRef | None = None
+        self.notes: list[str] = []
+
+    def run(self) -> None:
+        for index, path in enumerate(self.files):
+            self._file(index, path)
+        self._check_head()
+
+    def _file(self, index: int, path: Path) -> None:
+        pending: list[_Pending] = []
+        is_last_file = index == len(self.files) - 1
+        for line_no, offset, body, terminated in _lines(path):
+            if not terminated:
+                if pending:
+                    raise self._unrecovered(path, pending[0])
+                where = "" if is_last_file else " of a rotated file"
+                raise _Failed(RecordRef(path, line_no, None),
+                              f"torn last line{where}: {len(body)} bytes without newline at line {line_no} "
+                              f"(crash while writing)")
+            parsed, obj = _parse(body)
+            if not parsed:
+                pending.append(_Pending(line_no, offset, len(body), hashlib.sha256(body).hexdigest()))
+                continue
+            problem = record_problem(obj, body)
+            seq = obj.get("seq") if isinstance(obj, dict) and isinstance(obj.get("seq"), int) else None
+            ref = RecordRef(path, line_no, seq)
+            claims = self._claims(obj) if problem is None else None
+            if pending:
+                if claims != [p.claim() for p in pending]:
+                    raise self._unrecovered(path, pending[0])
+                self.notes.append(
+                    f"{path.name} line {pending[0].line}: {_plural(len(pending), 'torn line')} "
+                    f"({sum(p.length for p in pending)} bytes) left by a crash, recovered by seq {seq}")
+                pending = []
+            elif claims:
+                raise _Failed(ref, f"recovered record at line {line_no} (seq {seq}) names torn lines "
+                                   f"that are not there: record altered or moved")
+            if problem is not None:
+                seq_text = f" (seq {seq})" if seq is not None else ""
+                raise _Failed(ref, f"{problem} at line {line_no}{seq_text}: record altered")
+            assert seq is not None
+            self._chain(index, path, line_no, obj, ref)
+        if pending:
+            raise self._unrecovered(path, pending[0])
+
+    @staticmethod
+    def _claims(obj: dict[str, Any]) -> list[Any] | None:
+        if not _is_recovery(obj):
+            return None
+        detail = obj.get("detail")
+        torn = detail.get("torn") if isinstance(detail, dict) else None
+        return torn if isinstance(torn, list) else None
+
+    @staticmethod
+    def _unrecovered(path: Path, p: _Pending) -> _Failed:
+        return _Failed(RecordRef(path, p.line, None),
+                       f"line {p.line} is not valid JSON ({p.length} bytes): record altered "
+                       f"(or torn by a crash and never recovered)")
+
+    def _chain(self, index: int, path: Path, line_no: int, obj: dict[str, Any], ref: RecordRef) -> None:
+        seq: int = obj["seq"]
+        if seq != self.expected:
+            raise _Failed(ref, self._seq_reason(index, path, line_no, seq))
+        if obj["prev_hash"] != self.prev:
+            raise _Failed(ref, f"chain broken at line {line_no} (seq {seq}): prev_hash is not the previous "
+                               f"record's hash (a record was replaced or inserted)")
+        if self.head is not None and seq == self.head.seq and obj["hash"] != self.head.hash:
+            raise _Failed(ref, f"record seq {seq} at line {line_no} differs from the head file: "
+                               f"the log was rewritten after it was written")
+        self.expected = seq + 1
+        self.prev = obj["hash"]
+        self.count += 1
+        self.last = ref
+
+    def _seq_reason(self, index: int, path: Path, line_no: int, seq: int) -> str:
+        expected = self.expected
+        head = f"at line {line_no}: expected seq {expected}, found {seq}"
+        if seq < expected:
+            return f"out of order {head} (a record duplicated or moved back)"
+        if self._appears_later(index, line_no, expected):
+            return f"out of order {head} (records swapped or moved)"
+        missing = seq - expected
+        text = f"seq gap {head} ({_plural(missing, 'record')} removed)"
+        if line_no == 1 and index == 0 and expected == 0:
+            text = (f"chain does not start at seq 0: {path.name} line 1 is seq {seq} "
+                    f"({_plural(missing, 'earlier record')} or rotated files missing)")
+        elif line_no == 1 and index > 0:
+            gone = ", ".join(p.name for p in self.missing)
+            text += (f": rotated file {gone} missing" if gone
+                     else f": {self.files[index - 1].name} ends early")
+        return text
+
+    def _appears_later(self, index: int, line_no: int, wanted: int) -> bool:
+        for i in range(index, len(self.files)):
+            for n, _, body, _ in _lines(self.files[i]):
+                if i == index and n <= line_no:
+                    continue
+                ok, obj = _parse(body)
+                if ok and isinstance(obj, dict) and obj.get("seq") == wanted:
+                    return True
+        return False
+
+    def _check_head(self) -> None:
+        head = self.head
+        if head is None or head.seq < self.expected:
+            return
+        missing = head.seq - self.expected + 1
+        last = self.last
+        if last is not None:
+            ref = RecordRef(last.file, last.line + 1, self.expected)
+            where = f"the log ends at seq {last.seq} ({last.file.name} line {last.line})"
+        else:
+            file = self.files[-1] if self.files else Path("?")
+            ref = RecordRef(file, 1, 0)
+            where = "the log has no records"
+        raise _Failed(ref, f"file ends early: {where} but the head file says seq {head.seq} was written "
+                           f"({_plural(missing, 'record')} missing at the end)")
+
+
+def verify_files(
+    files: Sequence[Path],
+    *,
+    head: Head | None = None,
+    head_error: str | None = None,
+    missing: Sequence[Path] = (),
+) -> VerifyResult:
+    """Verify the chain spread over ``files`` (chain order).
+
+    - ``head``: the head file's content, when there is one
+    - ``head_error``: why the head file could not be read (a failure of its own)
+    - ``missing``: rotated files whose numbers are absent (named in the reason)
+    """
+    checker = _Checker(files, head, missing)
+    try:
+        checker.run()
+    except _Failed as failed:
+        return VerifyResult(False, checker.count, failed.ref, failed.reason, tuple(files), tuple(checker.notes))
+    if head_error is not None:
+        return VerifyResult(False, checker.count, None, head_error, tuple(files), tuple(checker.notes))
+    if head is None and checker.count:
+        checker.notes.append("no head file: a cut exactly at a line boundary would not be seen")
+    reason = "chain intact" if checker.count else "empty log: no records"
+    return VerifyResult(True, checker.count, None, reason, tuple(files), tuple(checker.notes))

@@ -1,0 +1,73 @@
+"""The Jupyter view of the sandbox: magics, live gauges, summaries and plots.
+
+``%load_ext workbench`` calls :func:`load_ipython_extension`, which registers
+
+- the magics ``%%sandbox``, ``%sandbox run``, ``%sandbox_policy`` and
+  ``%sandbox_audit`` (:mod:`.magics`), configurable with ``%config SandboxMagics.*``;
+- ``text/plain`` and ``text/html`` formatters for :class:`~workbench.RunResult`
+  (:mod:`.display`), so results read well and compare stably in notebooks.
+
+This is the only package that imports IPython, ipywidgets or matplotlib, and
+it does so lazily: importing :mod:`workbench` (or this package) pulls in none
+of them.  Modules, one job each:
+
+- :mod:`.magics`    parse the line, call the library, present the result
+- :mod:`.options`   magic options → capabilities and default limits (pure)
+- :mod:`.runner`    one run in a cell: live view + output + interrupt route
+- :mod:`.live`      the run's state, fed by the event stream (pure)
+- :mod:`.gauges`    usage vs limits as readings and levels (pure)
+- :mod:`.refresh`   the message budget and the refresh thread (pure)
+- :mod:`.widgets`   the ipywidgets live view
+- :mod:`.streams`   guest stdout/stderr into the cell
+- :mod:`.display`   RunResult as stable text and rich HTML
+- :mod:`.plots`     matplotlib: usage over time and the violation timeline
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["load_ipython_extension", "unload_ipython_extension", "plot_run"]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics and result formatters on ``ipython``; silent, and safe to call twice."""
+    from ..runtime.result import RunResult
+    from .display import result_html, result_text
+    from .magics import SandboxMagics
+
+    existing = getattr(ipython, "_workbench_magics", None)
+    if existing is None:
+        magics = SandboxMagics(shell=ipython)
+        ipython.register_magics(magics)
+        ipython._workbench_magics = magics
+    verbose = getattr(ipython, "kernel", None) is None  # terminal IPython: nothing compares outputs
+    formatters = ipython.display_formatter.formatters
+    formatters["text/html"].for_type(RunResult, result_html)
+    formatters["text/plain"].for_type(RunResult, lambda obj, p, cycle: p.text(result_text(obj, verbose=verbose)))
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Remove what :func:`load_ipython_extension` added."""
+    from ..runtime.result import RunResult
+
+    magics = getattr(ipython, "_workbench_magics", None)
+    if magics is not None:
+        table = ipython.magics_manager.magics
+        for kind, names in magics.magics.items():
+            for name in names:
+                table[kind].pop(name, None)
+        if magics in getattr(ipython, "configurables", []):
+            ipython.configurables.remove(magics)
+        del ipython._workbench_magics
+    formatters = ipython.display_formatter.formatters
+    for mime in ("text/html", "text/plain"):
+        formatters[mime].type_printers.pop(RunResult, None)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "plot_run":  # matplotlib only when a plot is asked for
+        from .plots import plot_run
+
+        return plot_run
+    raise AttributeError(f"module 'workbench.jupyter' has no attribute {name!r}")

@@ -1,0 +1,246 @@
+"""The Python fast path: every run starts from a pre-initialised interpreter, in a fresh instance.
+
+Starting CPython (the VMware WASI build) costs 25-60 ms, nearly all of it
+``Py_Initialize`` importing the standard library.  The fast path pays that once:
+
+1. **Snapshot** (once per process, per preopen layout and environment): an
+   interpreter runs the driver's ``warm_up`` and then ``pause``, which makes one
+   ``clock_time_get`` call.  A host function shadowing that WASI call copies the
+   whole linear memory and the stack-pointer global at that moment, then stops the
+   instance.  What is kept is the difference from the module's initial memory
+   (about 3 MB in 19 runs for CPython 3.12) and the stack pointer.
+2. **Every run** is a fresh instance of the same compiled module, set up by the
+   sandbox as any other (WASI, preopens, limits, guard, events).  Before the guest
+   runs, the difference is copied into its memory, the stack pointer set (below the
+   paused frames, which stay intact), and wasi-libc's ``_start`` re-entry flag
+   cleared.  Then ``_start`` is called: ``Py_BytesMain`` finds the interpreter
+   already initialised, only reconfigures it from the *new* argv (the user's code,
+   args and inputs) and runs the driver, which ends the run with ``os._exit``.
+
+Why the layout and environment key the snapshot: wasi-vfs (which embeds the stdlib)
+numbers its file descriptors after the host's preopens when the interpreter starts,
+and ``os.environ`` is read once at start-up; both are baked into the memory image.
+Host folders behind the preopens, argv and stdin are not, so they stay per run.
+
+What a run shares with others from the same snapshot: nothing it can change (each
+run writes only to its own instance's memory), but the state of start-up itself:
+the str-hash secret (``PYTHONHASHSEED`` equivalent) is the snapshot's, so set and
+dict order of strings repeats between runs.  ``random`` is not imported before the
+snapshot, so it is seeded per run from WASI ``random_get``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import tempfile
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import wasmtime
+
+from .guest_driver import SNAPSHOT_MARKER
+from .program import Entry
+from .pyruntime import STACK_POINTER_EXPORT
+
+__all__ = ["Snapshot", "SnapshotBuilder", "make_enter", "PAGE_COMPARE"]
+
+#: granularity of the memory difference (a host page)
+PAGE_COMPARE = 4096
+WASM_PAGE = 65536
+#: epoch ticks (2 ms each while runs are active) a snapshot build may take
+BUILD_DEADLINE_TICKS = 10_000
+_FUEL_FOR_BUILD = 10**12
+
+_CLOCK_TYPE = wasmtime.FuncType(
+    [wasmtime.ValType.i32(), wasmtime.ValType.i64(), wasmtime.ValType.i32()], [wasmtime.ValType.i32()]
+)
+_CLOCKS: dict[int, Callable[[], int]] = {
+    0: time.time_ns,
+    1: time.monotonic_ns,
+    2: time.process_time_ns,
+    3: time.thread_time_ns,
+}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A pre-initialised interpreter: memory pages that differ from the module's initial memory.
+
+    - ``chunks``: ``(offset, bytes)`` runs of changed pages;
+    - ``memory_size``: linear-memory size at the snapshot (the run grows to it);
+    - ``stack_pointer``: the shadow-stack pointer at the pause point;
+    - ``start_flag``: address of wasi-libc's ``_start`` re-entry guard, cleared before re-entry.
+    """
+
+    chunks: tuple[tuple[int, bytes], ...]
+    memory_size: int
+    stack_pointer: int
+    start_flag: int
+
+    @property
+    def changed_bytes(self) -> int:
+        return sum(len(chunk) for _, chunk in self.chunks)
+
+    def restore(self, store: wasmtime.Store, exports: object) -> None:
+        """Make a fresh instance's memory and stack pointer those of the snapshot."""
+        memory = exports["memory"]  # type: ignore[index]
+        current = memory.data_len(store)
+        if self.memory_size > current:
+            if not memory.grow(store, (self.memory_size - current) // WASM_PAGE):
+                raise wasmtime.WasmtimeError(
+                    f"memory limit too small for the Python interpreter: it needs {self.memory_size:,} bytes"
+                )
+        base = ctypes.addressof(memory.data_ptr(store).contents)
+        for offset, chunk in self.chunks:
+            ctypes.memmove(base + offset, chunk, len(chunk))
+        ctypes.memset(base + self.start_flag, 0, 4)
+        exports[STACK_POINTER_EXPORT].set_value(store, wasmtime.Val.i32(self.stack_pointer))  # type: ignore[index]
+
+
+class SnapshotFailed(Exception):
+    """The interpreter could not be snapshotted (unexpected build); runs fall back to a cold start."""
+
+
+def _memory_bytes(memory: wasmtime.Memory, store: object) -> bytes:
+    return ctypes.string_at(memory.data_ptr(store), memory.data_len(store))  # type: ignore[arg-type]
+
+
+def _difference(initial: bytes, paused: bytes) -> tuple[tuple[int, bytes], ...]:
+    """Runs of PAGE_COMPARE-sized pages where ``paused`` differs from ``initial`` (zero pages past it skipped)."""
+    runs: list[tuple[int, bytes]] = []
+    zero = bytes(PAGE_COMPARE)
+    start = None
+    for offset in range(0, len(paused), PAGE_COMPARE):
+        page = paused[offset:offset + PAGE_COMPARE]
+        before = initial[offset:offset + PAGE_COMPARE] if offset < len(initial) else zero[: len(page)]
+        changed = page != before
+        if changed and start is None:
+            start = offset
+        elif not changed and start is not None:
+            runs.append((start, paused[start:offset]))
+            start = None
+    if start is not None:
+        runs.append((start, paused[start:]))
+    return tuple(runs)
+
+
+class SnapshotBuilder:
+    """Builds and keeps snapshots by (module sha256, preopen layout, environment), in memory only.
+
+    Environment values can be secrets, so snapshots are never written to disk.
+    """
+
+    def __init__(self, boot_argv: Sequence[str], start_flag: int, *, max_items: int = 16) -> None:
+        self.boot_argv = list(boot_argv)
+        self.start_flag = start_flag
+        self.max_items = max_items
+        self._items: OrderedDict[tuple[object, ...], Snapshot | SnapshotFailed] = OrderedDict()
+        self._lock = threading.Lock()
+        self.builds = 0
+
+    def get(self, module_sha256: str, entry: Entry) -> Snapshot | SnapshotFailed:
+        key = (module_sha256, entry.preopens, entry.env)
+        with self._lock:  # one build at a time: builds are rare and each uses a core fully
+            found = self._items.get(key)
+            if found is None:
+                try:
+                    found = self._build(entry)
+                except SnapshotFailed as failure:
+                    found = failure
+                    warnings.warn(
+                        f"workbench: Python fast path unavailable for this interpreter ({failure}); "
+                        "runs start it from scratch",
+                        RuntimeWarning,
+                        stacklevel=4,
+                    )
+                self._items[key] = found
+                while len(self._items) > self.max_items:
+                    self._items.popitem(last=False)
+            else:
+                self._items.move_to_end(key)
+            return found
+
+    def _build(self, entry: Entry) -> Snapshot:
+        self.builds += 1
+        engine, module = entry.engine, entry.module
+        initial = self._initial_memory(engine, module)
+        paused, stack_pointer, output = self._run_to_pause(entry)
+        if paused is None or stack_pointer is None:
+            raise SnapshotFailed(f"the interpreter did not reach its pause point; it printed {output[-300:]!r}")
+        flag = self.start_flag
+        if not (flag + 4 <= len(initial) and initial[flag:flag + 4] == b"\0\0\0\0" and paused[flag:flag + 4] != b"\0\0\0\0"):
+            raise SnapshotFailed("_start's re-entry flag is not where it was expected")
+        return Snapshot(_difference(initial, paused), len(paused), stack_pointer, flag)
+
+    @staticmethod
+    def _initial_memory(engine: wasmtime.Engine, module: wasmtime.Module) -> bytes:
+        linker = wasmtime.Linker(engine)
+        linker.define_wasi()
+        store = wasmtime.Store(engine)
+        store.set_wasi(wasmtime.WasiConfig())
+        exports = linker.instantiate(store, module).exports(store)
+        return _memory_bytes(exports["memory"], store)  # type: ignore[arg-type]
+
+    def _run_to_pause(self, entry: Entry) -> tuple[bytes | None, int | None, bytes]:
+        engine, module = entry.engine, entry.module
+        store = wasmtime.Store(engine)
+        state: dict[str, object] = {"armed": False, "memory": None, "sp": None}
+        output: list[bytes] = []
+
+        def on_output(data: bytes) -> int:
+            if SNAPSHOT_MARKER.encode() in data:
+                state["armed"] = True
+            else:
+                output.append(bytes(data))
+            return len(data)
+
+        def clock_time_get(caller: wasmtime.Caller, clock_id: int, precision: int, out: int) -> int:
+            memory = caller["memory"]
+            if state["armed"] and state["memory"] is None:
+                state["memory"] = _memory_bytes(memory, caller)  # type: ignore[arg-type]
+                state["sp"] = caller[STACK_POINTER_EXPORT].value(caller)  # type: ignore[union-attr]
+                store.set_epoch_deadline(0)  # stop at the next epoch check; the instance is thrown away
+            now = _CLOCKS.get(clock_id, time.monotonic_ns)()
+            memory.write(caller, now.to_bytes(8, "little"), out)  # type: ignore[union-attr]
+            return 0
+
+        linker = wasmtime.Linker(engine)
+        linker.allow_shadowing = True
+        linker.define_wasi()
+        linker.define_func("wasi_snapshot_preview1", "clock_time_get", _CLOCK_TYPE, clock_time_get, access_caller=True)
+        with tempfile.TemporaryDirectory(prefix="workbench-snapshot-") as empty:
+            wasi = wasmtime.WasiConfig()
+            wasi.argv = self.boot_argv
+            wasi.env = [list(pair) for pair in entry.env]
+            wasi.stdout_custom = on_output
+            wasi.stderr_custom = on_output
+            for guest_path in entry.preopens:  # same layout as the run; the folders behind do not matter
+                wasi.preopen_dir(empty, guest_path, False)
+            store.set_wasi(wasi)
+            try:
+                store.set_fuel(_FUEL_FOR_BUILD)
+            except wasmtime.WasmtimeError:
+                pass  # an engine without fuel
+            store.set_epoch_deadline(BUILD_DEADLINE_TICKS)
+            try:
+                linker.instantiate(store, module).exports(store)["_start"](store)  # type: ignore[operator]
+            except (wasmtime.Trap, wasmtime.WasmtimeError, wasmtime.ExitTrap):
+                pass  # the expected end is the epoch trap right after the pause
+        return state["memory"], state["sp"], b"".join(output)  # type: ignore[return-value]
+
+
+def make_enter(module_sha256: str, builder: SnapshotBuilder) -> Callable[[Entry], int]:
+    """The ``Program.enter`` hook: restore the snapshot into the run's fresh instance and start it."""
+
+    def enter(entry: Entry) -> int:
+        snapshot = builder.get(module_sha256, entry)
+        if isinstance(snapshot, Snapshot):
+            snapshot.restore(entry.store, entry.exports)
+        entry.exports["_start"](entry.store)  # type: ignore[index]
+        return 0
+
+    return enter
