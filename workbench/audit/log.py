@@ -21,10 +21,10 @@ Why it is built this way:
   when the writer finds bytes after the last record that are not JSON (a writer
   was killed mid-``write()``), it leaves them where they are, ends them with a
   newline, and appends a ``lifecycle``/``recovered`` record (``decision``
-  ``audit``, ``module`` ``workbench.audit``) whose ``detail.torn`` lists each
-  torn line's byte offset, length and sha256.  The chain continues from the
-  last good record.  So the log stays append-only (it works under
-  ``chattr +a``), the torn bytes stay as evidence, and the excuse is itself
+  ``audit``, ``module`` ``workbench.audit``, ``run_id`` ``""``) whose
+  ``detail.torn`` lists each torn line's byte offset, length and sha256.  The
+  chain continues from the last good record.  So the writer never truncates or
+  rewrites a byte of the log, the torn bytes stay as evidence, and the excuse is itself
   hash-chained: ``verify()`` accepts torn lines only when such a record follows
   them and names exactly those bytes, and lists them in ``notes``.  Until the
   log is reopened for writing, ``verify()`` reports the torn last line as a

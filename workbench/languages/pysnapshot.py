@@ -85,20 +85,26 @@ class Snapshot:
     def changed_bytes(self) -> int:
         return sum(len(chunk) for _, chunk in self.chunks)
 
-    def restore(self, store: wasmtime.Store, exports: object) -> None:
-        """Make a fresh instance's memory and stack pointer those of the snapshot."""
+    def restore(self, store: wasmtime.Store, exports: object) -> bool:
+        """Make a fresh instance's memory and stack pointer those of the snapshot.
+
+        False (and the instance untouched) when its memory cannot grow to the snapshot's
+        size under the run's cap: the caller then starts the interpreter cold, which meets
+        the cap the way any module does.
+        """
         memory = exports["memory"]  # type: ignore[index]
         current = memory.data_len(store)
         if self.memory_size > current:
-            if not memory.grow(store, (self.memory_size - current) // WASM_PAGE):
-                raise wasmtime.WasmtimeError(
-                    f"memory limit too small for the Python interpreter: it needs {self.memory_size:,} bytes"
-                )
+            try:
+                memory.grow(store, (self.memory_size - current) // WASM_PAGE)
+            except wasmtime.WasmtimeError:
+                return False
         base = ctypes.addressof(memory.data_ptr(store).contents)
         for offset, chunk in self.chunks:
             ctypes.memmove(base + offset, chunk, len(chunk))
         ctypes.memset(base + self.start_flag, 0, 4)
         exports[STACK_POINTER_EXPORT].set_value(store, wasmtime.Val.i32(self.stack_pointer))  # type: ignore[index]
+        return True
 
 
 class SnapshotFailed(Exception):
@@ -139,6 +145,7 @@ class SnapshotBuilder:
         self.start_flag = start_flag
         self.max_items = max_items
         self._items: OrderedDict[tuple[object, ...], Snapshot | SnapshotFailed] = OrderedDict()
+        self._failures: dict[tuple[object, ...], int] = {}
         self._lock = threading.Lock()
         self.builds = 0
 
@@ -150,6 +157,11 @@ class SnapshotBuilder:
                 try:
                     found = self._build(entry)
                 except SnapshotFailed as failure:
+                    # a build can fail by chance (a cancellation elsewhere kicks every engine's epoch):
+                    # give up on this layout only when it fails twice
+                    failures = self._failures[key] = self._failures.get(key, 0) + 1
+                    if failures < 2:
+                        return failure
                     found = failure
                     warnings.warn(
                         f"workbench: Python fast path unavailable for this interpreter ({failure}); "
@@ -239,7 +251,7 @@ def make_enter(module_sha256: str, builder: SnapshotBuilder) -> Callable[[Entry]
     def enter(entry: Entry) -> int:
         snapshot = builder.get(module_sha256, entry)
         if isinstance(snapshot, Snapshot):
-            snapshot.restore(entry.store, entry.exports)
+            snapshot.restore(entry.store, entry.exports)  # if it cannot, the instance is still pristine
         entry.exports["_start"](entry.store)  # type: ignore[index]
         return 0
 
