@@ -16,6 +16,9 @@ from workbench.events import Sample
 from workbench.runtime import RunResult, Sandbox
 
 TOLERANCE = 0.05
+#: a deadline may overshoot by a few ticks when three spinning guests share two cores with the
+#: test runner; issue 2's bound for a lone guest (1 s limit, stopped within 1.2 s) is the yardstick
+DEADLINE_TOLERANCE = 0.20
 
 
 def run_in_threads(jobs: dict[str, Callable[[], RunResult]]) -> dict[str, RunResult]:
@@ -79,7 +82,7 @@ def test_one_guests_loop_does_not_delay_anothers_deadline() -> None:
     for name, limit in (("long", 1.5), ("short", 0.3), ("throttled", 0.5)):
         result = results[name]
         assert [v.kind for v in result.violations] == ["time"], name
-        assert limit <= result.usage.wall_seconds <= limit * (1 + TOLERANCE), (name, result.usage)
+        assert limit <= result.usage.wall_seconds <= limit * (1 + DEADLINE_TOLERANCE), (name, result.usage)
     assert results["throttled"].usage.throttled_seconds > 0
     assert results["long"].usage.throttled_seconds == 0
 

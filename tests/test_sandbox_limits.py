@@ -133,3 +133,14 @@ def test_cancel_from_another_thread_stops_a_spinning_guest() -> None:
     result = sandbox.run(probes.infinite_loop())
     assert time.monotonic() - started < 1.0
     assert [(v.kind, v.decision, v.message) for v in result.violations] == [("lifecycle", "kill", "stopped by test")]
+
+
+def test_a_sleep_in_the_host_does_not_outlast_the_deadline() -> None:
+    """An epoch check cannot interrupt a guest blocked in poll_oneoff: the guard cuts the sleep."""
+    started = time.monotonic()
+    result = Sandbox(["time:limit:0.3s"]).run(probes.sleep(5))
+    assert time.monotonic() - started < 0.3 * 1.2 + 0.2  # plus set-up
+    assert result.usage.wall_seconds <= 0.3 * 1.2
+    assert [(v.kind, v.decision) for v in result.violations] == [("time", "kill")]
+    short = Sandbox(["time:limit:2s"]).run(probes.sleep(0.05))
+    assert short.ok and short.usage.wall_seconds >= 0.05  # a sleep within the limit is untouched

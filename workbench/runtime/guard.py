@@ -28,6 +28,7 @@ import os
 import posixpath
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -40,7 +41,7 @@ from .guard_wasm import CHECKED, FN_IDS, GUARDED, SIGNATURES, WASI, GuardLayout,
 __all__ = ["Guard", "GuardPlan", "guard_plan", "instantiate_guarded", "empty_root", "EACCES", "ACTIONS"]
 
 # WASI errnos
-EACCES, EBADF, EFAULT, EILSEQ, ENOTCAPABLE = 2, 8, 21, 25, 76
+EACCES, EBADF, EFAULT, EILSEQ, EPERM, ENOTCAPABLE = 2, 8, 21, 25, 63, 76
 # rights and flags (WASI preview1)
 _WRITE_RIGHTS = (1 << 6) | (1 << 8) | (1 << 22)  # fd_write, fd_allocate, fd_filestat_set_size
 _O_CREAT, _O_DIRECTORY, _O_TRUNC = 1, 2, 8
@@ -146,8 +147,14 @@ class Guard:
         emit: Callable[..., Any],
         *,
         fine_roots: frozenset[str] = frozenset(),
+        deadline: Callable[[], float | None] = lambda: None,
+        stop: Callable[[str, str], None] = lambda kind, reason: None,
     ) -> None:
         self.policy = policy
+        self.deadline = deadline  # time.monotonic() value the run must end by, or None
+        self.clock_base_ns = time.monotonic_ns()  # ~ when the guest's monotonic clock started
+        self.stop = stop
+        self.stop_now = False  # set when a call returns past the deadline: trap before the guest goes on
         self.mode = mode
         self.emit = emit
         self.fine_roots = fine_roots
@@ -217,9 +224,40 @@ class Guard:
         relative = os.path.relpath(real, entry.host_root)
         return entry.mount_root if relative == "." else posixpath.join(entry.mount_root, relative.replace(os.sep, "/"))
 
+    def _clamp_sleep(self, subscriptions: int, count: int) -> None:
+        """Cut every clock timeout of a ``poll_oneoff`` at the run's deadline.
+
+        A guest blocked in a host call cannot be interrupted by an epoch check, so a
+        ``sleep(60)`` under ``time:limit:1s`` would outlast its limit; with its timeout
+        cut it wakes at the deadline and the next epoch check stops it.
+        """
+        deadline = self.deadline()
+        if deadline is None or self.memory is None or count <= 0:
+            return
+        remaining = max(int((deadline - time.monotonic()) * 1e9), 0)
+        size = ffi.wasmtime_memory_data_size(self.context, ctypes.byref(self.memory._memory))
+        if subscriptions < 0 or subscriptions + 48 * count > size:
+            return  # the real call reports EFAULT
+        base = ctypes.addressof(ffi.wasmtime_memory_data(self.context, ctypes.byref(self.memory._memory)).contents)
+        for index in range(count):
+            sub = base + subscriptions + 48 * index  # subscription: userdata u64, tag u8 @8, clock @16
+            if ctypes.c_uint8.from_address(sub + 8).value != 0:
+                continue  # an fd subscription: stdin is never blocking here, sockets are never granted
+            clock_id = ctypes.c_uint32.from_address(sub + 16).value
+            timeout = ctypes.c_uint64.from_address(sub + 24)
+            if ctypes.c_uint16.from_address(sub + 40).value & 1:  # absolute time on that clock
+                now = time.time_ns() if clock_id == 0 else time.monotonic_ns() - self.clock_base_ns
+                timeout.value = min(timeout.value, now + remaining)
+            else:
+                timeout.value = min(timeout.value, remaining)
+
     def check(self, fn: str, args: Any) -> int:
         """Decide one call: 0 lets it through, an errno refuses it; kill mode arms a trap."""
         self.pending = None
+        if fn == "poll_oneoff":
+            self._clamp_sleep(args[0].i32, args[2].i32)
+            self.pending = _Pending(fn, "", None, False, None, "", "allow", {})
+            return 0
         if fn == "fd_renumber":
             self.pending = _Pending(fn, "", None, False, None, "", "allow", {"from": args[0].i32, "to": args[1].i32})
             return 0
@@ -314,6 +352,12 @@ class Guard:
         pending, self.pending = self.pending, None
         if pending is None:
             return
+        if fn == "poll_oneoff":
+            deadline = self.deadline()
+            if deadline is not None and time.monotonic() >= deadline:
+                self.stop("time", "wall-clock deadline reached during a sleep")
+                self.stop_now = True
+            return
         if fn == "fd_renumber":
             if errno == 0:
                 source, target = pending.detail["from"], pending.detail["to"]
@@ -323,6 +367,13 @@ class Guard:
                 else:
                     self.fds.pop(target, None)
             return
+        if pending.decision == "allow" and errno in (EPERM, ENOTCAPABLE):
+            # the policy allowed the name, wasmtime's WASI (cap-std) refused where it leads
+            pending.decision = "deny"
+            pending.reason = (
+                f"{pending.resolved} leads outside its granted folder (a symlink or a '..' through one); "
+                "wasmtime's WASI refused it"
+            )
         if fn == "path_open" and errno == 0 and pending.fd_ptr is not None and pending.entry is not None:
             new_fd = self._u32(pending.fd_ptr)
             self.fds[new_fd] = FdEntry(pending.resolved or "/", pending.entry.mount_root, pending.entry.host_root)
@@ -369,6 +420,8 @@ def _on_done(env, caller, args, nargs):  # type: ignore[no-untyped-def]
             guard.done(_NAMES[args[0].i32], args[1].i32)
         except Exception:
             pass  # recording must not break the guest; the call already happened
+        if guard.stop_now:
+            return _trap(f"{KILL_PREFIX}time")
     return 0
 
 

@@ -51,13 +51,15 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "clock_time_get": (("i32", "i64", "i32"), ("i32",)),
     "clock_res_get": (("i32", "i32"), ("i32",)),
     "fd_filestat_get": (("i32", "i32"), ("i32",)),
+    "poll_oneoff": (("i32", "i32", "i32", "i32"), ("i32",)),
 }
 
-#: functions the host checks (path-resolving, plus fd_renumber to follow descriptors)
+#: functions the host checks (path-resolving; fd_renumber to follow descriptors; poll_oneoff so a
+#: sleep never outlasts the run's deadline, which an epoch check cannot interrupt)
 CHECKED = (
     "path_open", "path_create_directory", "path_remove_directory", "path_unlink_file", "path_rename",
     "path_link", "path_symlink", "path_readlink", "path_filestat_get", "path_filestat_set_times",
-    "fd_renumber",
+    "fd_renumber", "poll_oneoff",
 )
 #: functions whose time values the guard rounds (no host call)
 COARSENED = ("clock_time_get", "clock_res_get", "fd_filestat_get", "path_filestat_get")

@@ -353,6 +353,8 @@ class _Run:
                     self.sandbox.on_violation,
                     self.emit,
                     fine_roots=frozenset(m.guest_path for m in mounts if m.fine),
+                    deadline=lambda: self.watch.deadline,
+                    stop=self.watch.stop,
                 )
                 exports, detach_guard = instantiate_guarded(store, self.handle.linker, self.module, self.plan, guard)
             self.monitor.attach(store, exports)
@@ -381,6 +383,19 @@ class _Run:
             wall = time.monotonic() - self.started
             cpu = time.thread_time() - cpu0
 
+        if (
+            limits.wall_seconds is not None
+            and wall > limits.wall_seconds * 1.2
+            and not any(e.category == "time" for e in self.events)
+        ):  # a host call outlasted the deadline (the guard cuts sleeps; this is the backstop)
+            self.emit(
+                "time",
+                "deadline",
+                "deny",
+                capability=_limit_rule(self.policy, "time", _seconds(limits.wall_seconds)),
+                reason=f"the run went past its wall-clock limit of {_seconds(limits.wall_seconds)} inside a host call",
+                detail={"limit_seconds": limits.wall_seconds, "wall_seconds": round(wall, 6)},
+            )
         final = self.monitor.sample()  # one last reading: exact peak memory and fuel
         memory_peak = max(self.monitor.memory_peak, self._memory_size(store, exports))
         self._check_memory_cap(memory_peak)
