@@ -178,10 +178,10 @@ def _json_len(col: pa.ChunkedArray | pa.Array, escapes: bool = True) -> np.ndarr
     for characters to escape (the caller knows there are none: every escape
     starts with a backslash, and the file has none).
     """
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
     kind = col.type
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks()  # parent indices must count rows of the whole column
         values = col.flatten()
         parents = pc.list_parent_indices(col).to_numpy(zero_copy_only=False)
         sizes = np.bincount(parents, weights=_json_len(values, escapes), minlength=len(col)).astype(np.int64)

@@ -36,7 +36,7 @@ import wasmtime
 from wasmtime import _bindings as ffi
 
 from .deadline import KILL_PREFIX
-from .guard_wasm import CHECKED, FN_IDS, GUARDED, SIGNATURES, WASI, GuardLayout, forwarder_wat, guard_wat
+from .guard_wasm import FN_IDS, GUARDED, SIGNATURES, WASI, GuardLayout, forwarder_wat, guard_wat
 
 __all__ = ["Guard", "GuardPlan", "guard_plan", "instantiate_guarded", "empty_root", "EACCES", "ACTIONS"]
 

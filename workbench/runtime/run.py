@@ -1,0 +1,305 @@
+"""One run, start to finish: the per-run half of :class:`~workbench.runtime.Sandbox`.
+
+A :class:`_Run` is made for each ``Sandbox.run`` and used once: it builds the
+fresh Store (limits, WASI, mounts), installs the deadline watch, the monitor and,
+for modules that touch the filesystem or clocks, the guard; calls the guest; turns
+what happened into events (:mod:`verdicts`) and returns the :class:`RunResult`.
+This path is hot (a trivial module runs in ~0.2 ms), so it does no work a run
+does not need.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+import wasmtime
+from wasmtime import _bindings as ffi
+
+from ..events import Event
+from ..languages import Entry, Program
+from ..policy import format_size
+from .deadline import RunWatch, install_watch
+from .engine import apply_store_caps
+from .guard import Guard, GuardPlan, empty_root, instantiate_guarded
+from .monitor import Monitor
+from .mounts import learn_mounts, plan_mounts
+from .output import OutputCapture
+from .result import Fault, RunResult, Usage, human_size
+from .verdicts import classify_trap, limit_rule, report_memory_cap, report_overrun
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
+
+__all__ = ["_Run"]
+
+
+class _Run:
+    """One run's state: its store, watch, output and events.  Used once."""
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        program: Program,
+        module: wasmtime.Module,
+        handle: Any,
+        on_output: Callable[[str, bytes], None] | None,
+        plan: GuardPlan | None = None,
+    ) -> None:
+        self.sandbox = sandbox
+        self.policy = sandbox.policy
+        self.limits = sandbox.limits
+        self.program = program
+        self.plan = plan
+        self.module_name = program.name
+        self.sha = program.sha256
+        self.module = module
+        self.handle = handle
+        self.run_id = uuid.uuid4().hex
+        self.events: list[Event] = []
+        self.output = OutputCapture(self.limits.output_bytes, self._on_output_cap, on_output)
+        self.watch = RunWatch(None)
+        self.monitor = Monitor(
+            self.run_id,
+            self.sandbox.bus.publish,
+            self.watch.stop,
+            cpu_share=self.limits.cpu_share,
+            cpu_seconds=self.limits.cpu_seconds,
+            fuel_limit=self.limits.fuel,
+            pause=self.watch.pause,
+        )
+        self.watch.on_tick = self.monitor.tick
+        self.started = 0.0
+        self.guest_env: tuple[tuple[str, str], ...] = ()  # set by _wasi_config; handed to Program.enter
+
+    # -- events -------------------------------------------------------------------------------
+    def emit(self, category: str, action: str, decision: str = "allow", **fields: Any) -> Event:
+        event = Event(
+            run_id=self.run_id,
+            category=category,
+            action=action,
+            decision=decision,  # type: ignore[arg-type]
+            module=self.module_name,
+            module_sha256=self.sha,
+            **fields,
+        )
+        self.events.append(event)
+        self.sandbox.bus.publish(event)
+        return event
+
+    def _on_output_cap(self, stream: str, attempted: int) -> None:
+        cap = self.limits.output_bytes or 0
+        kill = self.sandbox.on_violation == "kill"
+        self.emit(
+            "output",
+            "write",
+            "kill" if kill else "deny",
+            target=stream,
+            capability=limit_rule(self.policy, "output", format_size(cap)),
+            reason=f"output cap of {human_size(cap)} reached on {stream}; the rest is cut",
+            detail={"cap_bytes": cap, "write_bytes": attempted},
+        )
+        if kill:
+            self.watch.stop("output", "output cap reached")
+
+    # -- the run ------------------------------------------------------------------------------
+    def execute(
+        self, entry: str, args: Sequence[str], stdin: str | bytes | None, env: Mapping[str, str] | None
+    ) -> RunResult:
+        limits = self.limits
+        learn = self.sandbox.on_violation == "audit"
+        scratch = self._scratch_folder(learn)
+        if learn:
+            mounts = learn_mounts(self.sandbox.root, scratch)
+        else:
+            mounts = plan_mounts(self.policy, self.sandbox.root, scratch)
+        preopens = [(m.guest_path, m.host_path, m.writable) for m in mounts]
+        preopens += [(m.guest_path, m.host_path, False) for m in self.program.system_mounts]
+        if self.plan is not None and not any(m.guest_path == "/" for m in mounts):
+            preopens.append(("/", empty_root(), False))  # so attempts outside every grant reach the guard
+        store = wasmtime.Store(self.handle.engine)
+        apply_store_caps(store, limits.memory_bytes)  # memory cap + table/instance caps (engine.STORE_CAPS)
+        if limits.fuel is not None:
+            store.set_fuel(limits.fuel)
+        store.set_wasi(self._wasi_config(preopens, args, stdin, env))
+
+        self.emit(
+            "lifecycle",
+            "start",
+            detail={
+                "limits": {k: v for k, v in vars(limits).items() if v is not None},
+                "mounts": [str(m) for m in mounts],
+                "args": len(args),
+            },
+        )
+        for mount in mounts:
+            self.emit(
+                "filesystem",
+                "mount",
+                target=mount.guest_path,
+                resolved=mount.guest_path,
+                capability=mount.capability,
+                detail={"writable": mount.writable, "scratch": mount.scratch},
+            )
+        for system in self.program.system_mounts:
+            self.emit(
+                "filesystem",
+                "mount",
+                target=system.guest_path,
+                resolved=system.guest_path,
+                reason=f"read-only {system.purpose}, provided by the {self.program.lang} runtime",
+                detail={"writable": False, "system": True},
+            )
+
+        exit_code: int | None = None
+        fault: Fault | None = None
+        exports: Any = None
+        detach_guard: Callable[[], None] | None = None
+        cpu0 = time.thread_time()
+        self.started = time.monotonic()
+        self.monitor.start()
+        if limits.wall_seconds is not None:
+            self.watch.deadline = self.started + limits.wall_seconds
+        remove_watch = install_watch(store.ptr(), self.watch)
+        store.set_epoch_deadline(1)
+        ticking = False
+        try:
+            self.handle.ticker.acquire()
+            ticking = True
+            self.sandbox._active.add(self.watch)
+            if self.plan is None:
+                exports = self.handle.linker.instantiate(store, self.module).exports(store)
+            else:
+                guard = Guard(
+                    self.policy,
+                    [(guest, host) for guest, host, _ in preopens],
+                    self.sandbox.on_violation,
+                    self.emit,
+                    fine_roots=frozenset(m.guest_path for m in mounts if m.fine),
+                    deadline=lambda: self.watch.deadline,
+                    stop=self.watch.stop,
+                )
+                exports, detach_guard = instantiate_guarded(store, self.handle.linker, self.module, self.plan, guard)
+            self.monitor.attach(store, exports)
+            start = exports["_initialize"] if entry == "_start" and "_initialize" in exports and "_start" not in exports else None
+            if start is not None:
+                start(store)
+            if self.program.enter is not None and entry == "_start":  # e.g. a pre-initialised interpreter
+                layout = tuple(guest for guest, _, _ in preopens)
+                exit_code = self.program.enter(
+                    Entry(store, exports, self.module, self.handle.engine, layout, self.guest_env)
+                )
+            else:
+                exports[entry](store)
+                exit_code = 0
+        except wasmtime.ExitTrap as exc:
+            exit_code = exc.code
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            fault = classify_trap(self, exc, exports is None)
+        finally:
+            if detach_guard is not None:
+                detach_guard()
+            self.sandbox._active.discard(self.watch)
+            if ticking:
+                self.handle.ticker.release()
+            remove_watch()
+            wall = time.monotonic() - self.started
+            cpu = time.thread_time() - cpu0
+
+        report_overrun(self, wall)
+        final = self.monitor.sample()  # one last reading: exact peak memory and fuel
+        memory_peak = max(self.monitor.memory_peak, self._memory_size(store, exports))
+        report_memory_cap(self, memory_peak)
+        fuel_used = final.fuel_used
+        usage = Usage(
+            wall_seconds=wall,
+            cpu_seconds=cpu,
+            memory_peak_bytes=memory_peak,
+            memory_limit_bytes=limits.memory_bytes,
+            fuel_used=fuel_used,
+            output_bytes=self.output.kept,
+            output_dropped_bytes=self.output.dropped,
+            throttled_seconds=self.monitor.throttled_seconds,
+            cpu_share_limit=limits.cpu_share,
+        )
+        self.emit(
+            "lifecycle",
+            "exit",
+            detail={"exit_code": exit_code, "fault": None if fault is None else fault.kind, "wall_seconds": round(wall, 6)},
+        )
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        del store, exports
+        stdout_bytes, value = self.output.data("stdout"), None
+        if self.program.read_value is not None:
+            stdout_bytes, value = self.program.read_value(stdout_bytes)
+        return RunResult(
+            run_id=self.run_id,
+            module=self.module_name,
+            module_sha256=self.sha,
+            exit_code=exit_code,
+            stdout=stdout_bytes.decode("utf-8", errors="replace"),
+            stderr=self.output.text("stderr"),
+            value=value,
+            stdout_bytes=stdout_bytes,
+            stderr_bytes=self.output.data("stderr"),
+            events=tuple(self.events),
+            usage=usage,
+            mounts=tuple(mounts),
+            policy=str(self.policy),
+            fault=fault,
+            samples=tuple(self.monitor.samples),
+        )
+
+    def _scratch_folder(self, learn: bool) -> Path | None:
+        """A fresh private folder for ``/tmp``, made only when the policy grants ``/tmp`` as scratch."""
+        if not learn and not any(m.scratch for m in self.sandbox.mounts):
+            return None
+        return Path(tempfile.mkdtemp(prefix="workbench-tmp-"))
+
+    def _wasi_config(
+        self,
+        preopens: list[tuple[str, str, bool]],
+        args: Sequence[str],
+        stdin: str | bytes | None,
+        env: Mapping[str, str] | None,
+    ) -> wasmtime.WasiConfig:
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = [*self.program.argv, *map(str, args)]
+        variables = dict(self.program.env)
+        variables.update(self.policy.environment(os.environ))
+        if env:
+            variables.update({str(k): str(v) for k, v in env.items()})
+        wasi.env = list(variables.items())
+        self.guest_env = tuple(variables.items())
+        for name in sorted(variables):
+            self.emit("env", "expose", target=name, detail={})  # names only, never values
+        if stdin is None:
+            stdin = self.program.stdin
+        if stdin is not None:
+            data = stdin.encode("utf-8") if isinstance(stdin, str) else bytes(stdin)
+            vec = ffi.wasm_byte_vec_t()
+            buffer = ctypes.cast(ctypes.create_string_buffer(data, len(data)), ctypes.POINTER(ctypes.c_uint8))
+            ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), buffer)  # copied; the config owns it
+            ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
+        wasi.stdout_custom = self.output.writer("stdout")
+        wasi.stderr_custom = self.output.writer("stderr")
+        for guest, host, writable in preopens:
+            wasi.preopen_dir(host, guest, writable)
+        return wasi
+
+    @staticmethod
+    def _memory_size(store: wasmtime.Store, exports: Any) -> int:
+        if exports is None:
+            return 0
+        total = 0
+        for item in exports.by_index:
+            if isinstance(item, wasmtime.Memory):
+                total = max(total, item.data_len(store))
+        return total

@@ -1,0 +1,171 @@
+"""What a run's ending means: violations (limits) versus faults (the guest's own bugs).
+
+Pure translation from what wasmtime reported (a trap, its code, its message) and
+what the run measured into :class:`~workbench.events.Event` objects, so the rules
+that name a violation live in one place.  ``run`` is the run in progress
+(:class:`workbench.runtime.run._Run`): its ``emit``, ``policy``, ``limits``,
+``watch``, ``monitor`` and ``events``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..languages.messages import clean_wasmtime_message, root_cause
+from ..policy import Policy, format_size
+from .deadline import KILL_PREFIX
+from .engine import store_cap_refusal
+from .result import Fault, human_size
+from .traps import backtrace_of
+
+__all__ = ["classify_trap", "report_memory_cap", "report_overrun", "limit_rule", "seconds", "PAGE"]
+
+PAGE = 65536
+
+
+def limit_rule(policy: Policy, domain: str, text: str) -> str:
+    """The capability that set a limit: the policy's own, or the default written the same way."""
+    for cap in policy.capabilities:
+        if cap.domain == domain and cap.action == "limit" and not cap.deny:
+            return str(cap)
+    return f"{domain}:limit:{text}"
+
+
+def seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def classify_trap(run: Any, exc: BaseException, during_instantiate: bool) -> Fault | None:
+    """Turn a trap into a violation event (a limit) or a :class:`Fault` (the guest's bug).
+
+    Limits that stop a run (time, CPU, fuel, stack, a memory or table cap at instantiation)
+    become ``kill`` events; stops that already recorded their own event (the guard, the
+    output cap) add nothing; anything else is the guest's own fault, kept with its backtrace.
+    """
+    text = clean_wasmtime_message(str(exc))
+    limits = run.limits
+    if KILL_PREFIX in text:
+        if f"{KILL_PREFIX}guard" in text:
+            return None  # the guard recorded the kill (with its rule) before trapping
+        kind = run.watch.stop_kind or "cancel"
+        if kind == "time":
+            wall = time.monotonic() - run.started
+            run.emit(
+                "time",
+                "deadline",
+                "kill",
+                capability=limit_rule(run.policy, "time", seconds(limits.wall_seconds or 0)),
+                reason=f"wall-clock limit of {seconds(limits.wall_seconds or 0)} reached",
+                detail={"limit_seconds": limits.wall_seconds, "wall_seconds": round(wall, 6)},
+            )
+        elif kind == "cpu":
+            budget = limits.cpu_seconds or 0
+            run.emit(
+                "cpu",
+                "budget",
+                "kill",
+                capability=limit_rule(run.policy, "cpu", seconds(budget)),
+                reason=f"CPU-time budget of {seconds(budget)} used up",
+                detail={"limit_seconds": budget, "cpu_seconds": round(run.monitor.cpu_used(), 6)},
+            )
+        elif kind == "cancel":
+            run.emit("lifecycle", "cancel", "kill", reason=run.watch.stop_reason or "run cancelled")
+        # output (and later guard) stops already emitted their event when they asked to stop
+        return None
+    code = getattr(exc, "trap_code", None)
+    code_name = code.name if code is not None else None
+    if code_name == "OUT_OF_FUEL":
+        run.emit(
+            "fuel",
+            "exhausted",
+            "kill",
+            capability=limit_rule(run.policy, "fuel", f"{limits.fuel}"),
+            reason=f"instruction budget of {limits.fuel:,} fuel used up",
+            detail={"limit": limits.fuel},
+        )
+        return None
+    if code_name == "STACK_OVERFLOW":
+        run.emit(
+            "stack",
+            "overflow",
+            "kill",
+            capability=limit_rule(run.policy, "stack", format_size(limits.stack_bytes or 0)),
+            reason=(
+                f"call stack exceeded {format_size(limits.stack_bytes or 0)} (runaway recursion?); "
+                "if the depth is legitimate, grant a larger stack:limit"
+            ),
+            detail={"backtrace": list(backtrace_of(text)[:5])},
+        )
+        return None
+    cause = root_cause(text)
+    if during_instantiate and "exceeds memory limits" in cause:
+        cap = limits.memory_bytes or 0
+        run.emit(
+            "memory",
+            "instantiate",
+            "kill",
+            capability=limit_rule(run.policy, "memory", format_size(cap)),
+            reason=f"the module's initial memory does not fit the cap of {human_size(cap)}: {cause}",
+            detail={"limit_bytes": cap},
+        )
+        return None
+    refusal = store_cap_refusal(cause) if during_instantiate else None
+    if refusal is not None:  # a table or instance count over the sandbox's caps
+        run.emit("memory", "instantiate", "kill", reason=refusal, detail={"cause": cause})
+        return None
+    kind = code_name.lower() if code_name else "trap"
+    trace = backtrace_of(text)
+    located = next((frame for frame in trace if frame.endswith(")") and " (" in frame), None)
+    if located is not None:  # a module with debug info (C built with -g): say where, e.g. f (prog.c:12:5)
+        cause = f"{cause} in {located}"
+    fault = Fault(kind=kind, message=cause, backtrace=trace)
+    run.emit("trap", kind, "audit", reason=cause, detail={"backtrace": list(fault.backtrace[:10])})
+    return fault
+
+
+def report_memory_cap(run: Any, peak: int) -> None:
+    """Report a memory violation when the guest reached its cap.
+
+    wasmtime's limiter refuses ``memory.grow`` silently (it returns -1) and offers
+    no callback, so a refused grow cannot be seen directly.  Linear memory never
+    shrinks, so a guest within one page of its cap is one whose further growth is
+    refused: that is reported (documented in docs/decisions.md).
+    """
+    cap = run.limits.memory_bytes
+    if cap is None or peak == 0 or peak + PAGE <= cap:
+        return
+    if any(e.category == "memory" for e in run.events):
+        return
+    run.emit(
+        "memory",
+        "grow",
+        "deny",
+        capability=limit_rule(run.policy, "memory", format_size(cap)),
+        reason=(
+            f"linear memory reached its cap: {human_size(peak)} of {human_size(cap)} "
+            f"({100 * peak / cap:.1f}%); further growth is refused"
+        ),
+        detail={"limit_bytes": cap, "peak_bytes": peak},
+    )
+
+
+def report_overrun(run: Any, wall: float) -> None:
+    """Record a run that went well past its deadline without being stopped.
+
+    The guard cuts sleeps at the deadline and the epoch check stops running code, so
+    this is the backstop for a host call that still outlasted the limit.
+    """
+    if (
+        run.limits.wall_seconds is not None
+        and wall > run.limits.wall_seconds * 1.2
+        and not any(e.category == "time" for e in run.events)
+    ):  # a host call outlasted the deadline (the guard cuts sleeps; this is the backstop)
+        run.emit(
+            "time",
+            "deadline",
+            "deny",
+            capability=limit_rule(run.policy, "time", seconds(run.limits.wall_seconds)),
+            reason=f"the run went past its wall-clock limit of {seconds(run.limits.wall_seconds)} inside a host call",
+            detail={"limit_seconds": run.limits.wall_seconds, "wall_seconds": round(wall, 6)},
+        )
