@@ -14,14 +14,20 @@ def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize()
 
-sandbox = Sandbox(["memory:limit:2MB", "output:limit:1KB"])
-sources = [probes.hello("x" * 100 + "\\n"), probes.memory_bomb(), probes.output_flood(4096, 1024)]
+import os, tempfile
+root = tempfile.mkdtemp()
+os.mkdir(os.path.join(root, "docs"))
+with open(os.path.join(root, "docs", "a.txt"), "w") as f:
+    f.write("a")
+sandbox = Sandbox(["memory:limit:2MB", "output:limit:1KB", "filesystem:read:/docs"], root=root)
+sources = [probes.hello("x" * 100 + "\\n"), probes.memory_bomb(), probes.output_flood(4096, 1024),
+           probes.read_file("a.txt"), probes.read_file("../secret")]  # the last two go through the guard
 for i in range(50):  # warm up: caches, engines, allocator arenas
-    sandbox.run(sources[i % 3])
+    sandbox.run(sources[i % 5])
 gc.collect()
 before = rss()
 for i in range(1000):
-    sandbox.run(sources[i % 3])
+    sandbox.run(sources[i % 5])
 gc.collect()
 print(rss() - before)
 """

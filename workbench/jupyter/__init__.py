@@ -21,6 +21,7 @@ of them.  Modules, one job each:
 - :mod:`.streams`   guest stdout/stderr into the cell
 - :mod:`.display`   RunResult as stable text and rich HTML
 - :mod:`.plots`     matplotlib: usage over time and the violation timeline
+- :mod:`.progress`  a progress bar for a first (slow) compile
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ def load_ipython_extension(ipython: Any) -> None:
         ipython.register_magics(magics)
         ipython._workbench_magics = magics
     verbose = getattr(ipython, "kernel", None) is None  # terminal IPython: nothing compares outputs
+    if not verbose:  # a kernel: show the first compile of a large module (CPython) as a widget
+        from ..languages.progress import set_progress_hook
+        from .progress import widget_progress
+
+        previous = set_progress_hook(widget_progress)
+        if previous is not widget_progress:
+            ipython._workbench_previous_progress = previous
     formatters = ipython.display_formatter.formatters
     formatters["text/html"].for_type(RunResult, result_html)
     formatters["text/plain"].for_type(RunResult, lambda obj, p, cycle: p.text(result_text(obj, verbose=verbose)))
@@ -51,6 +59,12 @@ def unload_ipython_extension(ipython: Any) -> None:
     """Remove what :func:`load_ipython_extension` added."""
     from ..runtime.result import RunResult
 
+    previous = getattr(ipython, "_workbench_previous_progress", None)
+    if previous is not None:
+        from ..languages.progress import set_progress_hook
+
+        set_progress_hook(previous)
+        del ipython._workbench_previous_progress
     magics = getattr(ipython, "_workbench_magics", None)
     if magics is not None:
         table = ipython.magics_manager.magics
