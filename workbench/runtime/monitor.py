@@ -88,6 +88,16 @@ class Monitor:
         self._cpu0 = time.thread_time()
         self._next_sample = self._wall0 + self.sample_interval
 
+    def detach(self) -> None:
+        """Forget the store after the run.
+
+        Why it matters: wasmtime-py keeps the guest's stdout/stderr callbacks in a global
+        table until the store is freed, and those callbacks lead back to this run; a
+        store reachable from the run would keep itself alive forever (a leak of every run).
+        """
+        self._store = None
+        self._memory = None
+
     def attach(self, store: wasmtime.Store, exports: Any) -> None:
         """Let the monitor read the guest's linear memory (once it is instantiated)."""
         self._store = store

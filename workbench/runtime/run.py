@@ -235,6 +235,7 @@ class _Run:
         )
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+        self.monitor.detach()  # the store must not stay reachable from the run (see Monitor.detach)
         del store, exports
         stdout_bytes, value = self.output.data("stdout"), None
         if self.program.read_value is not None:
