@@ -89,6 +89,17 @@ def _file_probe(body: str, path: str, second_path: str = "") -> str:
     return f"(module{_PRELUDE}{data} (func (export \"_start\") (local $err i32) (local $fd i32){body}))\n"
 
 
+#: WAT: read up to 60 kB from ``$fd`` and print ``ok: <bytes>`` (or fail with the errno)
+_READ_AND_PRINT = """
+   (i32.store (i32.const 8) (i32.const 4096))
+   (i32.store (i32.const 12) (i32.const 60000))
+   (local.set $err (call $fd_read (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 16)))
+   (if (local.get $err) (then (call $fail (local.get $err))))
+   (call $print (i32.const 2048) (i32.const 4))
+   (call $print (i32.const 4096) (i32.load (i32.const 16)))
+   (call $print (i32.const 2072) (i32.const 1))"""
+
+
 def read_file(path: str, dirfd: int = 3, follow_symlinks: bool = True) -> str:
     """Open ``path`` (relative to ``dirfd``) for reading and print its first bytes."""
     n = len(path.encode())
@@ -97,14 +108,7 @@ def read_file(path: str, dirfd: int = 3, follow_symlinks: bool = True) -> str:
        (i32.const 128) (i32.const {n}) (i32.const 0) (i64.const {FD_READ | FD_SEEK}) (i64.const 0)
        (i32.const 0) (i32.const 16)))
    (if (local.get $err) (then (call $fail (local.get $err))))
-   (local.set $fd (i32.load (i32.const 16)))
-   (i32.store (i32.const 8) (i32.const 4096))
-   (i32.store (i32.const 12) (i32.const 60000))
-   (local.set $err (call $fd_read (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 16)))
-   (if (local.get $err) (then (call $fail (local.get $err))))
-   (call $print (i32.const 2048) (i32.const 4))
-   (call $print (i32.const 4096) (i32.load (i32.const 16)))
-   (call $print (i32.const 2072) (i32.const 1))"""
+   (local.set $fd (i32.load (i32.const 16)))""" + _READ_AND_PRINT
     return _file_probe(body, path)
 
 
@@ -359,14 +363,7 @@ def _resolving_probe(body: str, path: str, extra_data: str = "") -> str:
 def guest_read(path: str) -> str:
     """Read the absolute guest path ``path`` as a C program would (``open`` + ``read``) and print
     ``ok: <first bytes>``, or ``error: errno N`` (44, ENOENT, when no preopen covers the path)."""
-    body = _resolved_open(path, 0, FD_READ | FD_SEEK) + """
-   (i32.store (i32.const 8) (i32.const 4096))
-   (i32.store (i32.const 12) (i32.const 60000))
-   (local.set $err (call $fd_read (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 16)))
-   (if (local.get $err) (then (call $fail (local.get $err))))
-   (call $print (i32.const 2048) (i32.const 4))
-   (call $print (i32.const 4096) (i32.load (i32.const 16)))
-   (call $print (i32.const 2072) (i32.const 1))"""
+    body = _resolved_open(path, 0, FD_READ | FD_SEEK) + _READ_AND_PRINT
     return _resolving_probe(body, path)
 
 
