@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import wasmtime
 from wasmtime import _bindings as ffi
@@ -117,6 +117,12 @@ def _inside(path: str, folder: str) -> bool:
     return folder == "/" or path == folder or path.startswith(folder + "/")
 
 
+class _Verdict(NamedTuple):
+    allowed: bool
+    capability: str | None
+    reason: str
+
+
 @dataclass
 class _Pending:
     fn: str
@@ -167,7 +173,8 @@ class Guard:
         self.context: Any = None
         self.memory: wasmtime.Memory | None = None
         self.accesses: list[tuple[str, bool, bool]] = []  # (resolved, write, directory) allowed or audited
-        self._decisions: dict[tuple[str, bool, bool], Any] = {}
+        self._decisions: dict[tuple[str, bool, bool], _Verdict] = {}
+        self._uniform: dict[tuple[str, bool, bool], tuple[bool, str | None, str, str]] = {}
 
     # -- reading the guest ---------------------------------------------------------------
     def _string(self, ptr: int, length: int) -> str | None:
@@ -187,12 +194,32 @@ class Guard:
         return ctypes.c_uint32.from_address(base + ptr).value
 
     # -- decisions ----------------------------------------------------------------------
-    def _decide(self, path: str, write: bool, directory: bool) -> Any:
+    def _decide(self, path: str, write: bool, directory: bool, mount_root: str | None = None) -> _Verdict:
+        """The policy's decision for one access, as (allowed, capability string, reason).
+
+        In a mount whose rules are the whole folder (not ``fine``: no glob, single-file
+        grant or carve-out inside), every path below it gets the same answer for the same
+        rights, so the policy is asked once per (mount, rights) and its reason restated for
+        each path: the per-call cost stays a dict lookup (guest paths are mostly distinct).
+        """
         key = (path, write, directory)
-        decision = self._decisions.get(key)
-        if decision is None:
-            decision = self._decisions[key] = self.policy.check_path(path, write, directory=directory)
-        return decision
+        verdict = self._decisions.get(key)
+        if verdict is not None:
+            return verdict
+        uniform = mount_root is not None and mount_root not in self.fine_roots and path != mount_root
+        if uniform:
+            shared = self._uniform.get((mount_root, write, directory))
+            if shared is not None:
+                allowed, capability, reason, first = shared
+                return _Verdict(allowed, capability, reason.replace(f"'{first}'", f"'{path}'"))
+        decision = self.policy.check_path(path, write, directory=directory)
+        capability = None if decision.capability is None else str(decision.capability)
+        verdict = _Verdict(decision.allowed, capability, decision.reason)
+        if uniform:
+            self._uniform[(mount_root, write, directory)] = (decision.allowed, capability, decision.reason, path)
+        elif len(self._decisions) < 4096:
+            self._decisions[key] = verdict
+        return verdict
 
     def _resolve(self, dirfd: int, raw: str) -> tuple[FdEntry | None, str | None, str | None]:
         """(fd entry, resolved guest path, refusal reason)."""
@@ -320,7 +347,7 @@ class Guard:
         if self.mode == "audit":
             self.accesses.append((resolved, write, directory))
             return _Pending(fn, raw, resolved, write, None, "learn mode: allowed and recorded", "audit", dict(detail), entry)
-        decision = self._decide(resolved, write, directory)
+        decision = self._decide(resolved, write, directory, entry.mount_root)
         if decision.allowed and entry.mount_root in self.fine_roots:
             real = self._symlink_target(entry, resolved)
             if real:
@@ -328,7 +355,7 @@ class Guard:
                 if not through.allowed:
                     reason = f"{resolved} is a symlink to {real}: {through.reason}"
                     return self._refuse(action, raw, resolved, through.capability, reason, EACCES, detail)
-        capability = None if decision.capability is None else str(decision.capability)
+        capability = decision.capability
         if not decision.allowed:
             return self._refuse(action, raw, resolved, capability, decision.reason, EACCES, detail)
         self.accesses.append((resolved, write, directory))
