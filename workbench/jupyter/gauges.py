@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ..runtime.result import human_size
 from ..policy import Limits
 from .live import Snapshot
 
@@ -46,13 +47,6 @@ def level_for(fraction: float, violated: bool = False) -> Level:
     return "warning" if fraction >= WARNING_AT else "ok"
 
 
-def _size(n: float) -> str:
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{int(n)} B"
-
-
 def _seconds(s: float) -> str:
     return f"{s:.1f} s" if s >= 0.1 or s == 0 else f"{s * 1000:.0f} ms"
 
@@ -73,10 +67,10 @@ def readings(snap: Snapshot, limits: Limits) -> list[Reading]:
     mem_limit = limits.memory_bytes
     if mem_limit:
         frac = snap.memory_bytes / mem_limit
-        out.append(Reading("memory", "memory", _clip(frac), f"{_size(snap.memory_bytes)} of {_size(mem_limit)}",
+        out.append(Reading("memory", "memory", _clip(frac), f"{human_size(int(snap.memory_bytes))} of {human_size(int(mem_limit))}",
                            level_for(frac, "memory" in violated)))
     else:
-        out.append(Reading("memory", "memory", 0.0, f"{_size(snap.memory_bytes)} (no limit)", "ok"))
+        out.append(Reading("memory", "memory", 0.0, f"{human_size(int(snap.memory_bytes))} (no limit)", "ok"))
 
     if limits.cpu_seconds is not None:
         frac = snap.cpu_seconds / limits.cpu_seconds if limits.cpu_seconds else 1.0
