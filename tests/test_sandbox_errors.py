@@ -93,3 +93,14 @@ def test_no_native_backtraces_even_with_rust_backtrace(tmp_path: Path) -> None:
         assert proc.returncode in (2, 4), text
         for marker in ("stack backtrace", "Stack backtrace", ".rs:", "rust_begin_unwind", "Traceback"):
             assert marker not in text, text
+
+
+def test_processes_exit_without_native_panics() -> None:
+    """wasmtime's worker threads release output callbacks just after a run; a process that
+    exits at once must wait for them, or Rust prints a panic on the way out (it did, about
+    one exit in three, before runtime/shutdown.py)."""
+    script = "from workbench import probes\nfrom workbench.runtime import Sandbox\nSandbox().run(probes.hello())\n"
+    for _ in range(10):
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0
+        assert "panicked" not in proc.stderr and "stack backtrace" not in proc.stderr, proc.stderr

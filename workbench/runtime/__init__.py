@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import shutdown  # noqa: F401  (a clean exit: see shutdown.py)
 from .cache import CompileCache, default_cache_dir
 from .mounts import Mount
 from .result import Fault, RunResult, Usage
