@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CompileError, ModuleError
+from .messages import source_text
 
 __all__ = ["COptions", "DEFAULT_OPTIONS", "compile", "compile_c", "zig_path", "INSTALL_HINT"]
 
@@ -137,11 +138,7 @@ def _explain(stderr: str, file_name: str, source: str) -> CompileError:
 
 def compile_c(source: str | bytes, name: str = "main", options: COptions = DEFAULT_OPTIONS) -> bytes:
     """Compile C ``source`` to a wasm32-wasi module (from the on-disk cache when seen before)."""
-    if isinstance(source, bytes):
-        try:
-            source = source.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CompileError(f"C source is not valid UTF-8 (byte {exc.start})", hint="save the file as UTF-8") from exc
+    source = source_text(source, "C")
     zig = zig_path()
     file_name = _file_name(name)
     flags = options.flags()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["clean_wasmtime_message", "root_cause"]
+from ..errors import CompileError
+
+__all__ = ["clean_wasmtime_message", "root_cause", "source_text"]
 
 _NATIVE_BACKTRACE = re.compile(r"\n\s*(Stack backtrace:|stack backtrace:).*", re.S)
 
@@ -25,3 +27,13 @@ def root_cause(text: str) -> str:
             return causes[-1]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0] if lines else text
+
+
+def source_text(content: str | bytes, language: str) -> str:
+    """Source as text: bytes must be UTF-8, and the error says where they are not."""
+    if isinstance(content, str):
+        return content
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CompileError(f"{language} source is not valid UTF-8 (byte {exc.start})", hint="save the file as UTF-8") from exc

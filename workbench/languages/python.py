@@ -27,7 +27,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ..errors import CompileError, ModuleError
+from ..errors import ModuleError
+from .messages import source_text
 from .guest_driver import RESULT_MARKER, SNAPSHOT_MARKER
 from .program import Program, SystemMount
 from .progress import compile_progress
@@ -196,11 +197,7 @@ def snapshot_builder() -> SnapshotBuilder | None:
 
 def prepare(content: str | bytes, name: str, *, path: Path | None = None, inputs_json: str = "{}") -> Program:
     """The :class:`Program` that runs ``content`` as Python (``inputs_json`` from :func:`encode_inputs`)."""
-    if isinstance(content, bytes):
-        try:
-            content = content.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CompileError(f"Python source is not valid UTF-8 (byte {exc.start})", hint="save the file as UTF-8") from exc
+    content = source_text(content, "Python")
     settings = current_settings()
     interp = interpreter(settings)
     progress, builder = _helpers(interp)
