@@ -39,6 +39,18 @@ from workbench.runtime.engine import EngineSettings, engine_for  # noqa: E402
 CODES = {"pass": "pass", "print": 'print("hi")'}
 
 
+def bare_store(engine: wasmtime.Engine, argv: list[str]) -> wasmtime.Store:
+    """A store as bare wasmtime-py would make it: WASI with argv, output discarded, no deadline."""
+    store = wasmtime.Store(engine)
+    wasi = wasmtime.WasiConfig()
+    wasi.argv = argv
+    wasi.stdout_custom = lambda data: len(data)
+    wasi.stderr_custom = lambda data: len(data)
+    store.set_wasi(wasi)
+    store.set_epoch_deadline(1 << 40)
+    return store
+
+
 def bare_runner(code: str) -> Callable[[], None]:
     """(a): the cached interpreter under plain wasmtime-py, same engine settings as the sandbox."""
     handle = engine_for(EngineSettings())
@@ -49,13 +61,7 @@ def bare_runner(code: str) -> Callable[[], None]:
     argv = [EXECUTABLE, *FLAGS, "-c", code]
 
     def run() -> None:
-        store = wasmtime.Store(handle.engine)
-        wasi = wasmtime.WasiConfig()
-        wasi.argv = argv
-        wasi.stdout_custom = lambda data: len(data)
-        wasi.stderr_custom = lambda data: len(data)
-        store.set_wasi(wasi)
-        store.set_epoch_deadline(1 << 40)
+        store = bare_store(handle.engine, argv)
         try:
             linker.instantiate(store, module).exports(store)["_start"](store)
         except wasmtime.ExitTrap:
@@ -78,13 +84,7 @@ def bare_snapshot_runner(code: str) -> Callable[[], None]:
     argv = list(prepare_program("python", code, "bench").argv)  # exactly what the sandbox passes
 
     def run() -> None:
-        store = wasmtime.Store(handle.engine)
-        wasi = wasmtime.WasiConfig()
-        wasi.argv = argv
-        wasi.stdout_custom = lambda data: len(data)
-        wasi.stderr_custom = lambda data: len(data)
-        store.set_wasi(wasi)
-        store.set_epoch_deadline(1 << 40)
+        store = bare_store(handle.engine, argv)
         exports = linker.instantiate(store, module).exports(store)
         snapshot = builder.get(interp.sha256, Entry(store, exports, module, handle.engine, (), ()))
         snapshot.restore(store, exports)  # type: ignore[union-attr]

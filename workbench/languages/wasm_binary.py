@@ -29,7 +29,7 @@ def uleb(value: int) -> bytes:
             return bytes(out)
 
 
-def _read_uleb(data: bytes, pos: int) -> tuple[int, int]:
+def _read_leb(data: bytes, pos: int, signed: bool) -> tuple[int, int]:
     result = shift = 0
     while True:
         byte = data[pos]
@@ -37,20 +37,17 @@ def _read_uleb(data: bytes, pos: int) -> tuple[int, int]:
         result |= (byte & 0x7F) << shift
         shift += 7
         if byte < 0x80:
+            if signed and byte & 0x40:
+                result -= 1 << shift
             return result, pos
+
+
+def _read_uleb(data: bytes, pos: int) -> tuple[int, int]:
+    return _read_leb(data, pos, signed=False)
 
 
 def _read_sleb(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            if byte & 0x40:
-                result -= 1 << shift
-            return result, pos
+    return _read_leb(data, pos, signed=True)
 
 
 def _sections(data: bytes) -> list[tuple[int, int, int, int]]:
