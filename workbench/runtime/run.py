@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 import uuid
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -38,6 +39,12 @@ if TYPE_CHECKING:
     from .sandbox import Sandbox
 
 __all__ = ["_Run"]
+
+
+def _call_if_alive(method: "weakref.WeakMethod[Callable[[str, int], None]]", stream: str, attempted: int) -> None:
+    bound = method()
+    if bound is not None:
+        bound(stream, attempted)
 
 
 class _Run:
@@ -63,7 +70,12 @@ class _Run:
         self.handle = handle
         self.run_id = uuid.uuid4().hex
         self.events: list[Event] = []
-        self.output = OutputCapture(self.limits.output_bytes, self._on_output_cap, on_output)
+        # wasmtime frees a store's output callbacks on its own worker thread, some time after
+        # the run: the callback reaches the run only weakly, so a finished run is never held
+        on_cap = weakref.WeakMethod(self._on_output_cap)
+        self.output = OutputCapture(
+            self.limits.output_bytes, lambda stream, attempted: _call_if_alive(on_cap, stream, attempted), on_output
+        )
         self.watch = RunWatch(None)
         self.monitor = Monitor(
             self.run_id,
