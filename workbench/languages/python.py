@@ -50,7 +50,7 @@ _LOAD = (
     "m = sys.modules.get('__workbench__')\n"
     "if m is None:\n"
     "    m = sys.modules['__workbench__'] = type(sys)('__workbench__')\n"
-    "    exec(compile(sys.argv[1], '<workbench>', 'exec'), m.__dict__)\n"
+    "    exec(sys.argv[1], m.__dict__)\n"  # not compile(): see guest_driver.run_code
 )
 STUB = _LOAD + "m.main()\n"
 # The snapshot's -c program: load the driver, do once what every run would pay for, then pause
