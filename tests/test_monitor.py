@@ -80,7 +80,9 @@ def test_cpu_share_holds_within_five_percent_over_three_seconds() -> None:
     starved = max(usage.wall_seconds - usage.cpu_seconds - usage.throttled_seconds, 0.0)
     assert usage.cpu_seconds + starved >= 0.5 * (1 - TOLERANCE) * usage.wall_seconds, usage
     assert usage.cpu_share_limit == 0.5
-    assert 0 < usage.throttled_seconds <= usage.wall_seconds - usage.cpu_seconds + 0.001
+    assert usage.throttled_seconds <= usage.wall_seconds - usage.cpu_seconds + 0.001
+    # the monitor paused the guest, unless a machine busy enough kept it under its share by itself
+    assert usage.throttled_seconds > 0 or usage.cpu_share < 0.5, usage
     assert [v.kind for v in result.violations] == ["time"]  # throttling itself is not a violation
     shares = [s.cpu_seconds / s.wall_seconds for s in result.samples if s.wall_seconds > 0.5]
     assert all(share <= 0.5 * (1 + TOLERANCE) for share in shares)  # held throughout, not only on average

@@ -79,13 +79,16 @@ def check_cpu_shares(report: Report, seconds: float, shares: tuple[int, ...] = (
     usage = first.usage
     idle = usage.wall_seconds - usage.cpu_seconds
     # the guest is off-CPU while paused, and also while the OS runs other threads: so the
-    # pauses are at most the off-CPU time, and (for a spinning guest) most of it
+    # pauses are at most the off-CPU time, and (for a spinning guest) most of it; on a machine
+    # so busy that it kept the guest under its share, the monitor had nothing to pause
+    held_by_machine = usage.throttled_seconds == 0 and usage.cpu_share < shares[0] / 100
     report.add(
         "throttled-time",
         f"cpu:limit:{shares[0]}%",
-        "0 < throttled ≤ wall - CPU",
-        f"{usage.throttled_seconds:.3f}s paused, wall - CPU {idle:.3f}s",
-        0 < usage.throttled_seconds <= idle + 0.001,
+        "0 < throttled ≤ wall - CPU (0 if the machine kept it under its share)",
+        f"{usage.throttled_seconds:.3f}s paused, wall - CPU {idle:.3f}s"
+        + (f"; the machine held it to {usage.cpu_share:.1%}" if held_by_machine else ""),
+        (0 < usage.throttled_seconds or held_by_machine) and usage.throttled_seconds <= idle + 0.001,
     )
     check_samples(report, first, seconds)
 
