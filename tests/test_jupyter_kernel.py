@@ -6,6 +6,7 @@
 - the guest's stdout streams while it runs;
 - the kernel's interrupt stops a ``(loop br 0)`` module within 1 s, the cell
   shows the cancel violation, and the kernel goes on working;
+- ``%%sandbox?`` pages the argparse-style help;
 - hostile modules (memory bomb, runaway recursion, output flood) never kill the kernel.
 """
 
@@ -91,6 +92,20 @@ def test_gauge_updates_arrive_while_the_cell_runs_within_the_throttle(kernel: An
     assert worst <= THROTTLE, f"{worst} comm messages in one second"
     rate = len(sent) / max(sent[-1] - sent[0], 1e-9)
     print(f"\ncomm updates: {len(sent)} over {sent[-1] - sent[0]:.2f} s ({rate:.1f}/s), worst 1-s window {worst}")
+
+
+def test_question_mark_help_pages_usage_with_option_groups_and_examples(kernel: Any) -> None:
+    """``%%sandbox?`` in a notebook: the kernel answers with a pager payload holding the usage."""
+    km, kc = kernel
+    run = Timed(kc, "%%sandbox?\n")
+    assert run.reply["content"]["status"] == "ok"
+    pages = [p for p in run.reply["content"]["payload"] if p.get("source") == "page"]
+    assert pages, run.reply["content"]
+    text = pages[0]["data"]["text/plain"]
+    assert "%sandbox [--cap CAP] [--policy NAME]" in text and "[NAME | run FILE ...]" in text  # argparse usage
+    for heading in ("capabilities:", "limits (shortcuts", "results and violations:", "examples:"):
+        assert heading in text, heading
+    assert "--on-violation" in text and "%%sandbox reader --cap filesystem:read:/docs" in text
 
 
 def test_quick_runs_leave_no_widgets(kernel: Any) -> None:

@@ -139,7 +139,7 @@ class SandboxMagics(Magics):
         "words",
         nargs="*",
         metavar="NAME | run FILE",
-        help="%%%%sandbox: an optional module NAME; %%sandbox run FILE: run a .wat/.wasm file",
+        help="%%%%sandbox: an optional module NAME; %%sandbox run FILE: run a .wat, .wasm, .c or .py file",
     )
     @argument_group("capabilities")
     @argument("--cap", action="append", default=[], metavar="CAP", help="grant a capability (repeatable)")
@@ -151,7 +151,7 @@ class SandboxMagics(Magics):
     @argument("--cpu", metavar="P", help="CPU share (50%%) or CPU-time budget (2s) (cpu:limit:P)")
     @argument("--fuel", metavar="F", help="instruction budget, e.g. 1e9 (fuel:limit:F)")
     @argument_group("the module")
-    @argument("--lang", metavar="L", help="wat, wasm (c, python when available); default: detected")
+    @argument("--lang", metavar="L", help="wat, wasm, python or c (c needs the [c] extra); default: detected")
     @argument("--entry", default="_start", metavar="FUNC", help="exported function to call (default: _start)")
     @argument("--input", action="append", default=[], metavar="NAME=VAR", help="pass notebook variable VAR in as NAME")
     @argument("--stdin", metavar="VAR", help="feed the text or bytes in notebook variable VAR to the module's stdin")
