@@ -100,6 +100,17 @@ _READ_AND_PRINT = """
    (call $print (i32.const 2072) (i32.const 1))"""
 
 
+def _write_and_print(size: int) -> str:
+    """Write the ``size`` bytes at 4096 to ``$fd``, then print ``ok:`` (or fail with the errno)."""
+    return f"""
+   (i32.store (i32.const 8) (i32.const 4096))
+   (i32.store (i32.const 12) (i32.const {size}))
+   (local.set $err (call $fd_write (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 16)))
+   (if (local.get $err) (then (call $fail (local.get $err))))
+   (call $print (i32.const 2048) (i32.const 4))
+   (call $print (i32.const 2072) (i32.const 1))"""
+
+
 def read_file(path: str, dirfd: int = 3, follow_symlinks: bool = True) -> str:
     """Open ``path`` (relative to ``dirfd``) for reading and print its first bytes."""
     n = len(path.encode())
@@ -121,13 +132,7 @@ def write_file(path: str, text: str = "written by the guest\n", dirfd: int = 3) 
        (i32.const 128) (i32.const {n}) (i32.const {OFLAG_CREAT | OFLAG_TRUNC})
        (i64.const {FD_READ | FD_WRITE | FD_SEEK}) (i64.const 0) (i32.const 0) (i32.const 16)))
    (if (local.get $err) (then (call $fail (local.get $err))))
-   (local.set $fd (i32.load (i32.const 16)))
-   (i32.store (i32.const 8) (i32.const 4096))
-   (i32.store (i32.const 12) (i32.const {len(payload)}))
-   (local.set $err (call $fd_write (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 16)))
-   (if (local.get $err) (then (call $fail (local.get $err))))
-   (call $print (i32.const 2048) (i32.const 4))
-   (call $print (i32.const 2072) (i32.const 1))"""
+   (local.set $fd (i32.load (i32.const 16)))""" + _write_and_print(len(payload))
     return _file_probe(body, path).replace(
         ' (data (i32.const 128)', f' (data (i32.const 4096) "{_wat_string(text)}")\n (data (i32.const 128)', 1
     )
@@ -370,13 +375,7 @@ def guest_read(path: str) -> str:
 def guest_write(path: str, text: str = "written by the guest\n") -> str:
     """Create/truncate the absolute guest path ``path`` and write ``text``; prints ``ok:`` or ``error: errno N``."""
     payload = text.encode()
-    body = _resolved_open(path, OFLAG_CREAT | OFLAG_TRUNC, FD_READ | FD_WRITE | FD_SEEK) + f"""
-   (i32.store (i32.const 8) (i32.const 4096))
-   (i32.store (i32.const 12) (i32.const {len(payload)}))
-   (local.set $err (call $fd_write (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 16)))
-   (if (local.get $err) (then (call $fail (local.get $err))))
-   (call $print (i32.const 2048) (i32.const 4))
-   (call $print (i32.const 2072) (i32.const 1))"""
+    body = _resolved_open(path, OFLAG_CREAT | OFLAG_TRUNC, FD_READ | FD_WRITE | FD_SEEK) + _write_and_print(len(payload))
     return _resolving_probe(body, path, f' (data (i32.const 4096) "{_wat_string(text)}")\n')
 
 
