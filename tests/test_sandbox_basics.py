@@ -120,3 +120,63 @@ def test_json_form_holds_everything() -> None:
     assert data["violations"][0]["kind"] == "memory"
     assert data["usage"]["memory_peak_bytes"] == result.usage.memory_peak_bytes
     assert len(data["events"]) == len(result.events)
+
+
+def test_the_same_text_runs_again_without_preparing_it_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sandbox keeps WAT/wasm text ready: a second run of it skips detection, compile-cache
+    lookup and checks, and still runs in a fresh store with its own output and events."""
+    sandbox = Sandbox()
+    calls: list[object] = []
+    prepare = sandbox._prepare
+    monkeypatch.setattr(sandbox, "_prepare", lambda *a: calls.append(a[0]) or prepare(*a))
+    first = sandbox.run(probes.hello("one\n"))
+    again = sandbox.run(probes.hello("one\n"))  # equal text, another str object
+    other = sandbox.run(probes.hello("two\n"))
+    assert len(calls) == 2  # "one" once, "two" once
+    assert (first.stdout, again.stdout, other.stdout) == ("one\n", "one\n", "two\n")
+    assert first.run_id != again.run_id and [e.action for e in again.events] == [e.action for e in first.events]
+    sandbox.run(probes.hello("one\n"), entry="_start", name="renamed")  # another name: prepared anew
+    assert len(calls) == 3
+
+
+def test_python_and_file_sources_are_prepared_every_time(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    sandbox = Sandbox()
+    calls: list[object] = []
+    prepare = sandbox._prepare
+    monkeypatch.setattr(sandbox, "_prepare", lambda *a: calls.append(a[0]) or prepare(*a))
+    path = tmp_path / "hello.wat"
+    path.write_text(probes.hello("from the file\n"))
+    assert sandbox.run(path).stdout == "from the file\n"
+    path.write_text(probes.hello("edited\n"))
+    assert sandbox.run(path).stdout == "edited\n"  # a file is read again: it may have changed
+    assert len(calls) == 2
+    for _ in range(2):  # a Python program carries its inputs and interpreter settings
+        assert sandbox.run("print('py')", lang="python").stdout == "py\n"
+    assert len(calls) == 4
+
+
+def test_a_prepared_module_still_checks_each_calling_threads_stack() -> None:
+    """The native-stack check belongs to the thread, not the module: a module first run on the main
+    thread must still be refused on a thread whose stack cannot hold its wasm stack."""
+    import threading
+
+    from workbench.errors import PolicyError
+
+    sandbox = Sandbox(["stack:limit:1MiB"])
+    assert sandbox.run(probes.hello()).ok
+    outcome: list[object] = []
+
+    def small_thread() -> None:
+        try:
+            sandbox.run(probes.hello())
+        except PolicyError as exc:
+            outcome.append(exc)
+
+    old = threading.stack_size(512 * 2**10)
+    try:
+        worker = threading.Thread(target=small_thread)
+        worker.start()
+        worker.join()
+    finally:
+        threading.stack_size(old)
+    assert len(outcome) == 1 and "native stack" in str(outcome[0])

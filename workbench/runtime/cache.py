@@ -14,6 +14,7 @@ is refused rather than used.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import stat
@@ -39,6 +40,12 @@ def default_cache_dir() -> Path:
     return Path(base) / "sandbox-workbench"
 
 
+@functools.lru_cache(maxsize=64)
+def _settings_digest(fingerprint: str) -> str:
+    """A short, file-name-safe digest of an engine fingerprint (few distinct ones per process)."""
+    return hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+
+
 class CompileCache:
     """Compiled modules by (wasm sha256, engine fingerprint): an in-memory LRU over a disk folder.
 
@@ -55,8 +62,7 @@ class CompileCache:
         self.compiles = 0
 
     def key(self, wasm_sha256: str, handle: EngineHandle) -> str:
-        fingerprint = hashlib.sha256(handle.settings.fingerprint().encode()).hexdigest()[:16]
-        return f"{wasm_sha256}-{fingerprint}"
+        return f"{wasm_sha256}-{_settings_digest(handle.settings.fingerprint())}"
 
     def get(self, wasm: Callable[[], bytes], wasm_sha256: str, handle: EngineHandle) -> wasmtime.Module:
         """The compiled module on ``handle``'s engine: memory, then disk, then compile.

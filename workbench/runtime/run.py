@@ -289,7 +289,8 @@ class _Run:
         variables.update(self.policy.environment(os.environ))
         if env:
             variables.update({str(k): str(v) for k, v in env.items()})
-        wasi.env = list(variables.items())
+        if variables:  # a WasiConfig starts with an empty environment
+            wasi.env = list(variables.items())
         self.guest_env = tuple(variables.items())
         for name in sorted(variables):
             self.emit("env", "expose", target=name, detail={})  # names only, never values

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Iterable, Literal, Mapping, Sequence, Union
+from typing import Any, Callable, Iterable, Literal, Mapping, NamedTuple, Sequence, Union
 
 import wasmtime
 
@@ -23,7 +23,7 @@ from ..policy import Limits, Policy
 from .cache import CompileCache
 from .deadline import RunWatch
 from .engine import EngineSettings, check_native_stack, engine_for
-from .guard import guard_plan
+from .guard import GuardPlan, guard_plan
 from .mounts import host_root, plan_mounts
 from .result import RunResult
 from .run import _Run
@@ -46,6 +46,19 @@ DEFAULT_LIMITS = Limits(
 CLOCK_GRAIN_NS = 1_000_000
 
 PolicyLike = Union[Policy, str, Iterable[str], None]
+
+#: languages whose runnable module is a function of the source text alone (Python's depends on its
+#: inputs and interpreter settings, C's on the compiler): a sandbox keeps the last few of these
+#: ready, so running the same text again skips detection, compile-cache lookup and checks
+_PURE_LANGS = frozenset({"wat", "wasm"})
+_PREPARED_MAX = 32
+
+
+class _Prepared(NamedTuple):
+    program: Program
+    module: wasmtime.Module
+    handle: Any
+    plan: GuardPlan | None
 
 
 def _as_policy(policy: PolicyLike) -> Policy:
@@ -97,6 +110,8 @@ class Sandbox:
             self.bus.subscribe(audit)
         self.mounts = tuple(plan_mounts(self.policy, self.root, None))  # checks folders now
         self._active: set[RunWatch] = set()
+        self._prepared: dict[tuple[Any, ...], _Prepared] = {}  # insertion order: oldest first
+        self._prepared_lock = threading.Lock()
 
     def cancel(self, reason: str = "run cancelled") -> int:
         """Stop every run of this sandbox that is in progress, at its next epoch tick
@@ -132,6 +147,25 @@ class Sandbox:
         comes back as ``RunResult.value``.
         Raises only for unusable input: :class:`CompileError`, :class:`LinkError`, ...
         """
+        key = (source, lang, name, entry) if isinstance(source, (str, bytes)) and inputs is None else None
+        prepared = self._prepared.get(key) if key is not None else None
+        if prepared is None:
+            prepared = self._prepare(source, lang, name, entry, inputs)
+            if key is not None and prepared.program.lang in _PURE_LANGS:
+                with self._prepared_lock:
+                    self._prepared[key] = prepared
+                    while len(self._prepared) > _PREPARED_MAX:
+                        self._prepared.pop(next(iter(self._prepared)))
+        program, module, handle, plan = prepared
+        # per run, not per module: the calling thread's native stack must hold the wasm stack, or a
+        # deep recursion would crash the process instead of trapping
+        check_native_stack(handle.settings.max_wasm_stack)
+        return _Run(self, program, module, handle, on_output, plan).execute(entry, args, stdin, env)
+
+    def _prepare(
+        self, source: SourceLike, lang: str | None, name: str | None, entry: str, inputs: Mapping[str, Any] | None
+    ) -> _Prepared:
+        """Source to a runnable module: detect, compile (or load from the cache), check, plan the guard."""
         guest = load_module_source(source, lang, name=name)
         program = prepare_program(guest.lang, guest.content, guest.name, path=guest.path, inputs=inputs)
         settings = EngineSettings(
@@ -139,7 +173,6 @@ class Sandbox:
             max_wasm_stack=self.limits.stack_bytes or 512 * 1024,
             debug_info=program.debug_info,  # C built with -g: file.c:line in backtraces
         )
-        check_native_stack(settings.max_wasm_stack)  # a stack the thread cannot hold would crash, not trap
         handle = engine_for(settings)
         module = self._compile(program, handle)
         if (program.sha256, entry) not in _checked_modules:  # imports and exports depend only on the bytes
@@ -148,7 +181,7 @@ class Sandbox:
             _checked_modules.add((program.sha256, entry))
         coarse_ns = 0 if self.policy.clock_precise else CLOCK_GRAIN_NS
         plan = guard_plan(module, program.sha256, handle, coarse_ns)
-        return _Run(self, program, module, handle, on_output, plan).execute(entry, args, stdin, env)
+        return _Prepared(program, module, handle, plan)
 
     def _compile(self, program: Program, handle: Any) -> wasmtime.Module:
         try:
