@@ -70,6 +70,7 @@ def test_console_script_and_demo() -> None:
     for name in ("allowed-read", "read-outside", "symlink-escape", "memory-bomb", "infinite-loop"):
         assert name in proc.stdout
     assert "every attempt was decided as expected" in proc.stdout
+    assert "writing needs a filesystem:write grant" in proc.stdout  # decisions are printed whole, never cut
 
 
 def test_learn_mode_prints_the_suggested_policy(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
