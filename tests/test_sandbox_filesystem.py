@@ -48,6 +48,10 @@ def test_dotdot_is_denied(workspace: Path) -> None:
     sandbox = Sandbox(["filesystem:read:/docs"], root=workspace)
     assert_refused(sandbox.run(probes.read_file("../secret.txt")), "TOP-SECRET")
     assert_refused(sandbox.run(probes.read_file("sub/../../secret.txt")), "TOP-SECRET")
+    refused = sandbox.run(probes.read_file("../secret.txt"))
+    violation = refused.violations[0]
+    # what the guest asked for (relative to its /docs descriptor) and where that leads in the guest
+    assert (violation.target, violation.resolved, violation.where) == ("../secret.txt", "/secret.txt", "/secret.txt")
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "/secret.txt", "ABSOLUTE"])

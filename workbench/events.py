@@ -103,7 +103,10 @@ class Violation:
     """A refused or stopped action, as users read it in ``RunResult.violations``.
 
     ``kind`` is the event category (``filesystem``, ``memory``, ``time``, ...);
-    ``event`` is the event it was derived from, so nothing is lost.
+    ``target`` is what the guest asked for, as it crossed the WASI boundary (``etc/passwd``
+    relative to a preopened ``/``, ``../secret``); ``resolved`` is the guest path the sandbox
+    made of it (``/etc/passwd``), when there is one; ``event`` is the event it was derived
+    from, so nothing is lost.
     """
 
     kind: str
@@ -112,6 +115,12 @@ class Violation:
     message: str
     decision: Decision
     event: Event | None = None
+    resolved: str | None = None
+
+    @property
+    def where(self) -> str | None:
+        """What to show a reader: the resolved guest path, else the target as requested."""
+        return self.resolved or self.target
 
     @classmethod
     def from_event(cls, event: Event) -> "Violation":
@@ -122,6 +131,7 @@ class Violation:
             message=event.reason or f"{event.category} {event.action} {event.decision}",
             decision=event.decision,
             event=event,
+            resolved=event.resolved,
         )
 
     def __str__(self) -> str:

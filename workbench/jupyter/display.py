@@ -56,7 +56,7 @@ def _timeline(result: RunResult) -> tuple[TimelineEntry, ...]:
                 decision=v.decision,
                 kind=v.kind,
                 action=event.action if event is not None else "",
-                target=v.target,
+                target=v.where,
                 capability=v.capability,
                 message=v.message,
             )
@@ -98,8 +98,8 @@ def mount_line(mount: Any, *, relative_to: str | None = None) -> str:
 def _violation_text(v: Any, verbose: bool) -> str:
     action = v.event.action if v.event is not None else ""
     parts = [v.decision, f"{v.kind} {action}".strip()]
-    if v.target:
-        parts.append(v.target)
+    if v.where:
+        parts.append(v.where)
     line = " ".join(parts)
     if v.capability:
         line += f" [{v.capability}]"

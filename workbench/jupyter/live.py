@@ -82,7 +82,7 @@ class LiveState:
                         decision=item.decision,
                         kind=item.category,
                         action=item.action,
-                        target=item.target,
+                        target=item.resolved or item.target,
                         capability=item.capability,
                         message=item.reason or f"{item.category} {item.action}",
                     )

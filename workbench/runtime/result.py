@@ -157,7 +157,8 @@ class RunResult:
             "usage": asdict(self.usage),
             "fault": None if self.fault is None else asdict(self.fault),
             "violations": [
-                {"kind": v.kind, "capability": v.capability, "target": v.target, "message": v.message, "decision": v.decision}
+                {"kind": v.kind, "capability": v.capability, "target": v.target, "resolved": v.resolved,
+                 "message": v.message, "decision": v.decision}
                 for v in self.violations
             ],
             "events": [e.to_dict() for e in self.events],
