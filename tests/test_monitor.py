@@ -29,6 +29,7 @@ from workbench.runtime.engine import (
     set_tick_seconds,
 )
 from workbench.runtime.monitor import Monitor
+from workbench.validation.limits import PAUSE_SLACK
 
 TOLERANCE = 0.05
 
@@ -80,7 +81,9 @@ def test_cpu_share_holds_within_five_percent_over_three_seconds() -> None:
     starved = max(usage.wall_seconds - usage.cpu_seconds - usage.throttled_seconds, 0.0)
     assert usage.cpu_seconds + starved >= 0.5 * (1 - TOLERANCE) * usage.wall_seconds, usage
     assert usage.cpu_share_limit == 0.5
-    assert usage.throttled_seconds <= usage.wall_seconds - usage.cpu_seconds + 0.001
+    # pauses are off-CPU time, give or take the few microseconds of CPU each pause itself costs
+    # (~1,500 pauses at 2 ms ticks in 3 s): 1% of the run
+    assert usage.throttled_seconds <= usage.wall_seconds - usage.cpu_seconds + PAUSE_SLACK * usage.wall_seconds
     # the monitor paused the guest, unless a machine busy enough kept it under its share by itself
     assert usage.throttled_seconds > 0 or usage.cpu_share < 0.5, usage
     assert [v.kind for v in result.violations] == ["time"]  # throttling itself is not a violation
