@@ -166,3 +166,29 @@ def test_clocks_are_coarse_without_clock_precise() -> None:
     assert sub_millisecond_bits(coarse) == 0  # every reading is a whole millisecond
     precise = Sandbox(["clock:precise"]).run(CLOCK_PROBE)
     assert sub_millisecond_bits(precise) != 0
+
+
+def test_raw_linking_reports_errors_as_wasmtime_does() -> None:
+    """The guard links its instances through the C API (runtime/rawlink.py); its failures must
+    still be wasmtime's exceptions, which the run classifies, never a crash or a silent null."""
+    import wasmtime
+
+    from workbench.runtime import rawlink
+    from workbench.runtime.engine import EngineSettings, engine_for
+
+    handle = engine_for(EngineSettings())
+    store = wasmtime.Store(handle.engine)
+    store.set_wasi(wasmtime.WasiConfig())
+    store.set_epoch_deadline(1 << 40)
+    slot = wasmtime._bindings.wasmtime_extern_t()
+    with pytest.raises(wasmtime.WasmtimeError, match="no wasi_snapshot_preview1::no_such_call"):
+        rawlink.linker_get(handle.linker, store, b"wasi_snapshot_preview1", b"no_such_call", slot)
+    trapping = wasmtime.Module(handle.engine, '(module (func $boom unreachable) (start $boom))')
+    with pytest.raises(wasmtime.Trap, match="unreachable"):
+        rawlink.instantiate(store, trapping, ())
+    needs_import = wasmtime.Module(handle.engine, '(module (import "env" "f" (func)))')
+    with pytest.raises(wasmtime.WasmtimeError):
+        rawlink.instantiate(store, needs_import, ())  # wrong number of imports: an error, not a crash
+    instance = rawlink.instantiate(store, wasmtime.Module(handle.engine, '(module (memory (export "m") 1))'), ())
+    with pytest.raises(wasmtime.WasmtimeError, match="exports no 'missing'"):
+        rawlink.export_get(store, instance, b"missing", slot)

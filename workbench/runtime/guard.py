@@ -23,6 +23,7 @@ the wasm side), so no wasmtime-py ``Func`` machinery sits on the call path.
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import os
 import posixpath
@@ -35,6 +36,7 @@ from typing import Any, Callable, NamedTuple
 import wasmtime
 from wasmtime import _bindings as ffi
 
+from . import rawlink
 from .deadline import KILL_PREFIX
 from .guard_wasm import FN_IDS, GUARDED, SIGNATURES, WASI, GuardLayout, forwarder_wat, guard_wat
 
@@ -48,6 +50,7 @@ _O_CREAT, _O_DIRECTORY, _O_TRUNC = 1, 2, 8
 _FDFLAG_APPEND = 1
 
 _NAMES = {number: name for name, number in FN_IDS.items()}
+WASI_KEY = WASI.encode()
 #: audit action per WASI function
 ACTIONS = {
     "path_open": "open", "path_create_directory": "mkdir", "path_remove_directory": "rmdir",
@@ -73,6 +76,16 @@ class GuardPlan:
     forwarder: wasmtime.Module
     guard: wasmtime.Module
     imports: tuple[tuple[str, str], ...]
+
+    @functools.cached_property
+    def import_keys(self) -> tuple[tuple[bytes, bytes, bool], ...]:
+        """The guest's imports, encoded for the C API: (module, name, taken from the forwarder)."""
+        return tuple((m.encode(), n.encode(), m == WASI and n in GUARDED) for m, n in self.imports)
+
+    @functools.cached_property
+    def wasi_keys(self) -> tuple[bytes, ...]:
+        """The guarded WASI functions, in table-slot order, encoded for the C API."""
+        return tuple(n.encode() for n in self.layout.names)
 
 
 _plans: dict[tuple[str, str, int], GuardPlan | None] = {}
@@ -471,19 +484,24 @@ def _func_type(name: str, engine: wasmtime.Engine) -> wasmtime.FuncType:
     return ty
 
 
-def _raw_func(store: wasmtime.Store, name: str, callback: Any, env: int) -> wasmtime.Func:
+def _raw_func(store: wasmtime.Store, name: str, callback: Any, env: int) -> ffi.wasmtime_func_t:
     func = ffi.wasmtime_func_t()
     ffi.wasmtime_func_new_unchecked(
         store._context(), _func_type(name, store.engine).ptr(), callback, ctypes.c_void_p(env), _NO_FINALIZER,
         ctypes.byref(func),
     )
-    return wasmtime.Func._from_raw(func)
+    return func
 
 
 def instantiate_guarded(
     store: wasmtime.Store, linker: wasmtime.Linker, module: wasmtime.Module, plan: GuardPlan, guard: Guard
 ) -> tuple[Any, Callable[[], None]]:
-    """Instantiate ``module`` behind the guard; returns its exports and a function that detaches the guard."""
+    """Instantiate ``module`` behind the guard; returns its exports and a function that detaches the guard.
+
+    Three instances: the forwarder (whose functions the guest imports in place of the
+    guarded WASI calls, each an indirect call through its table), the guest, and the
+    guard (which needs the guest's memory, so it comes last and fills the table).
+    """
     number = next(_ids)
     _guards[number] = guard
 
@@ -491,12 +509,14 @@ def instantiate_guarded(
         _guards.pop(number, None)
 
     try:
-        forwarder = wasmtime.Instance(store, plan.forwarder, []).exports(store)
-        externs = [
-            forwarder[name] if module_name == WASI and name in GUARDED else linker.get(store, module_name, name)
-            for module_name, name in plan.imports
-        ]
-        exports = wasmtime.Instance(store, module, externs).exports(store)
+        forwarder = rawlink.instantiate(store, plan.forwarder, ())
+        externs = (ffi.wasmtime_extern_t * len(plan.import_keys))()
+        for slot, (module_name, name, guarded) in enumerate(plan.import_keys):
+            if guarded:
+                rawlink.export_get(store, forwarder, name, externs[slot])
+            else:
+                rawlink.linker_get(linker, store, module_name, name, externs[slot])
+        exports = wasmtime.Instance._from_raw(rawlink.instantiate(store, module, externs)).exports(store)
         try:
             memory = exports["memory"]
         except KeyError:
@@ -505,18 +525,27 @@ def instantiate_guarded(
             raise wasmtime.WasmtimeError("missing required memory export")
         guard.memory = memory
         guard.context = store._context()
-        names = plan.layout.names
-        guard_imports: list[Any] = [memory]
-        guard_imports += [linker.get(store, WASI, n) for n in names]
-        guard_imports += [_raw_func(store, n, _on_check, (number << 8) | FN_IDS[n]) for n in plan.layout.checked]
-        if plan.layout.checked:
-            guard_imports.append(_raw_func(store, "done", _on_done, number))
-        guarded = wasmtime.Instance(store, plan.guard, guard_imports).exports(store)
-        table = forwarder["slots"]
-        for slot, name in enumerate(names):
-            table.set(store, slot, guarded[name])
+        layout = plan.layout
+        guard_imports = (ffi.wasmtime_extern_t * (1 + len(layout.names) + len(layout.checked) + bool(layout.checked)))()
+        guard_imports[0] = memory._as_extern()
+        for slot, name in enumerate(plan.wasi_keys, start=1):
+            rawlink.linker_get(linker, store, WASI_KEY, name, guard_imports[slot])
+        slot = 1 + len(layout.names)
+        for name in layout.checked:
+            guard_imports[slot] = rawlink.func_extern(_raw_func(store, name, _on_check, (number << 8) | FN_IDS[name]))
+            slot += 1
+        if layout.checked:
+            guard_imports[slot] = rawlink.func_extern(_raw_func(store, "done", _on_done, number))
+        guarded = rawlink.instantiate(store, plan.guard, guard_imports)
+        table = ffi.wasmtime_extern_t()
+        rawlink.export_get(store, forwarder, b"slots", table)
+        funcs = []
+        for name in plan.wasi_keys:
+            item = ffi.wasmtime_extern_t()
+            rawlink.export_get(store, guarded, name, item)
+            funcs.append(item.of.func)
+        rawlink.fill_func_table(store, table.of.table, funcs)
     except BaseException:
         detach()
         raise
     return exports, detach
-
