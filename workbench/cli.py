@@ -54,12 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_validation(module_commands)
 
-    try:
-        from .audit.commands import register as register_audit
-    except ImportError:  # pragma: no cover - the audit package is part of the install
-        register_audit = None
-    if register_audit is not None:
-        register_audit(commands)
+    from .audit.commands import register as register_audit
+
+    register_audit(commands)
     return parser
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
@@ -25,6 +25,7 @@ from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, validat
 from ..errors import SandboxError, SandboxViolation
 from ..policy import Policy
 from ..runtime import DEFAULT_LIMITS, RunResult, Sandbox
+from ..runtime.sandbox import OnViolation
 from .errors import RunInterrupted
 from .options import SHORTCUTS, default_limits, parse_assignments, resolve_policy, shortcut_capabilities
 from .runner import CellRun, run_supports
@@ -99,6 +100,12 @@ class SandboxMagics(Magics):
     max_stream_bytes = Int(
         200_000, help="Most bytes of a module's stdout+stderr shown in the cell; the rest stays in the RunResult."
     ).tag(config=True)
+
+    @property
+    def _namespace(self) -> dict[str, Any]:
+        """The user's namespace (a magic always runs inside a shell)."""
+        assert self.shell is not None, "SandboxMagics needs an IPython shell"
+        return self.shell.user_ns
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -207,7 +214,7 @@ class SandboxMagics(Magics):
         )
         self.last_result = result
         if args.out:
-            self.shell.user_ns[args.out] = result
+            self._namespace[args.out] = result
         if runner.interrupted:
             self._show(result, args.quiet)
             where = f"; the RunResult is in {args.out}" if args.out else "; -o VAR keeps the RunResult"
@@ -232,7 +239,7 @@ class SandboxMagics(Magics):
 
     def _sandbox(self, args: Any) -> Sandbox:
         try:
-            base = resolve_policy(args.policy, self.policies, self.shell.user_ns)
+            base = resolve_policy(args.policy, self.policies, self._namespace)
         except KeyError as exc:
             raise UsageError(exc.args[0]) from None
         shortcuts = {option: getattr(args, option) for option in SHORTCUTS}
@@ -246,7 +253,7 @@ class SandboxMagics(Magics):
             root=args.root or self.default_root,
             audit=self._audit(args.audit),
             defaults=defaults,
-            on_violation=args.on_violation or self.on_violation,
+            on_violation=cast(OnViolation, args.on_violation or self.on_violation),
         )
 
     def _audit(self, path: str | None) -> Any:
@@ -260,7 +267,7 @@ class SandboxMagics(Magics):
         return self._audit_logs[path]
 
     def _variable(self, name: str, option: str) -> Any:
-        namespace = self.shell.user_ns
+        namespace = self._namespace
         if name not in namespace:
             public = [k for k in namespace if not k.startswith("_")]
             raise UsageError(f"{option}: no variable {name!r} in the notebook{_close(name, public)}")
@@ -331,7 +338,7 @@ class SandboxMagics(Magics):
         if args.last and self.last_result is not None and "run_id" in frame.columns:
             frame = frame[frame["run_id"] == self.last_result.run_id]
         if args.out:
-            self.shell.user_ns[args.out] = frame
+            self._namespace[args.out] = frame
         return frame
 
 

@@ -112,7 +112,7 @@ def _filesystem(
         if child_view is not None and child_view != parent_view:
             where = quote(parent_view[len("host:") :]) if parent_view.startswith("host:") else "the sandbox root"
             raise _escalation(
-                child, parent_grants, f"it maps {quote(static)} to {quote(asked_host)}, its caller to {where}"
+                child, parent_grants, f"it maps {quote(static)} to {quote(asked_host or '')}, its caller to {where}"
             )
         host = parent_view[len("host:") :] if parent_view.startswith("host:") else None
         params = (("host", host),) if host is not None else ()

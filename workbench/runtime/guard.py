@@ -97,7 +97,7 @@ def guard_plan(module: wasmtime.Module, sha: str, handle: Any, coarse_ns: int) -
     key = (sha, handle.settings.fingerprint(), coarse_ns)
     if key in _plans:
         return _plans[key]
-    imports = tuple((imp.module, imp.name) for imp in module.imports)
+    imports = tuple((imp.module, imp.name or "") for imp in module.imports)
     names = tuple(n for n in SIGNATURES if (WASI, n) in imports)
     plan = None
     if names:
@@ -219,17 +219,18 @@ class Guard:
         verdict = self._decisions.get(key)
         if verdict is not None:
             return verdict
-        uniform = mount_root is not None and mount_root not in self.fine_roots and path != mount_root
-        if uniform:
-            shared = self._uniform.get((mount_root, write, directory))
+        # the mount whose answer is shared by every path below it, when there is one
+        root = mount_root if mount_root is not None and mount_root not in self.fine_roots and path != mount_root else None
+        if root is not None:
+            shared = self._uniform.get((root, write, directory))
             if shared is not None:
                 allowed, capability, reason, first = shared
                 return _Verdict(allowed, capability, reason.replace(f"'{first}'", f"'{path}'"))
         decision = self.policy.check_path(path, write, directory=directory)
         capability = None if decision.capability is None else str(decision.capability)
         verdict = _Verdict(decision.allowed, capability, decision.reason)
-        if uniform:
-            self._uniform[(mount_root, write, directory)] = (decision.allowed, capability, decision.reason, path)
+        if root is not None:
+            self._uniform[(root, write, directory)] = (decision.allowed, capability, decision.reason, path)
         elif len(self._decisions) < 4096:
             self._decisions[key] = verdict
         return verdict
@@ -427,7 +428,7 @@ class Guard:
 # -- the raw callbacks: one C function each, the run found through the env pointer ----------
 _guards: dict[int, Guard] = {}
 _ids = itertools.count(1)
-_NO_FINALIZER = ctypes.cast(None, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+_NO_FINALIZER = ctypes.cast(None, ctypes.CFUNCTYPE(None, ctypes.c_void_p))  # type: ignore[arg-type]
 
 
 def _trap(message: str) -> int:
@@ -511,11 +512,11 @@ def instantiate_guarded(
     try:
         forwarder = rawlink.instantiate(store, plan.forwarder, ())
         externs = (ffi.wasmtime_extern_t * len(plan.import_keys))()
-        for slot, (module_name, name, guarded) in enumerate(plan.import_keys):
-            if guarded:
-                rawlink.export_get(store, forwarder, name, externs[slot])
+        for slot, (module_key, name_key, forwarded) in enumerate(plan.import_keys):
+            if forwarded:
+                rawlink.export_get(store, forwarder, name_key, externs[slot])
             else:
-                rawlink.linker_get(linker, store, module_name, name, externs[slot])
+                rawlink.linker_get(linker, store, module_key, name_key, externs[slot])
         exports = wasmtime.Instance._from_raw(rawlink.instantiate(store, module, externs)).exports(store)
         try:
             memory = exports["memory"]
@@ -528,21 +529,21 @@ def instantiate_guarded(
         layout = plan.layout
         guard_imports = (ffi.wasmtime_extern_t * (1 + len(layout.names) + len(layout.checked) + bool(layout.checked)))()
         guard_imports[0] = memory._as_extern()
-        for slot, name in enumerate(plan.wasi_keys, start=1):
-            rawlink.linker_get(linker, store, WASI_KEY, name, guard_imports[slot])
+        for slot, name_key in enumerate(plan.wasi_keys, start=1):
+            rawlink.linker_get(linker, store, WASI_KEY, name_key, guard_imports[slot])
         slot = 1 + len(layout.names)
-        for name in layout.checked:
-            guard_imports[slot] = rawlink.func_extern(_raw_func(store, name, _on_check, (number << 8) | FN_IDS[name]))
+        for checked in layout.checked:
+            guard_imports[slot] = rawlink.func_extern(_raw_func(store, checked, _on_check, (number << 8) | FN_IDS[checked]))
             slot += 1
         if layout.checked:
             guard_imports[slot] = rawlink.func_extern(_raw_func(store, "done", _on_done, number))
-        guarded = rawlink.instantiate(store, plan.guard, guard_imports)
+        guard_instance = rawlink.instantiate(store, plan.guard, guard_imports)
         table = ffi.wasmtime_extern_t()
         rawlink.export_get(store, forwarder, b"slots", table)
         funcs = []
-        for name in plan.wasi_keys:
+        for name_key in plan.wasi_keys:
             item = ffi.wasmtime_extern_t()
-            rawlink.export_get(store, guarded, name, item)
+            rawlink.export_get(store, guard_instance, name_key, item)
             funcs.append(item.of.func)
         rawlink.fill_func_table(store, table.of.table, funcs)
     except BaseException:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["_Run"]
 
 
-def _call_if_alive(method: "weakref.WeakMethod[Callable[[str, int], None]]", stream: str, attempted: int) -> None:
+def _call_if_alive(method: "weakref.WeakMethod[Any]", stream: str, attempted: int) -> None:
     bound = method()
     if bound is not None:
         bound(stream, attempted)
