@@ -97,3 +97,11 @@ def test_ctrl_c_stops_a_spinning_guest(tmp_path: Path) -> None:
     assert time.monotonic() - sent < 2.0
     assert proc.returncode == 3, err
     assert "interrupted (Ctrl-C)" in err
+
+
+def test_warnings_are_one_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    module = write(tmp_path, "m.wat", probes.hello())
+    assert main(["run", str(module), "--cap", "network:http:localhost"]) == 0
+    err = capfd.readouterr().err
+    assert err.startswith("workbench: warning: network:http:localhost: granted, but guests get no network")
+    assert ".py:" not in err  # no source file and line of ours

@@ -104,3 +104,19 @@ def test_processes_exit_without_native_panics() -> None:
         proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0
         assert "panicked" not in proc.stderr and "stack backtrace" not in proc.stderr, proc.stderr
+
+
+def test_grants_no_guest_can_use_yet_are_named_in_a_warning() -> None:
+    """network: and module:call: parse and attenuate, but a WASI preview 1 guest has no sockets and
+    no calls to other modules: granting them must not look as if it worked."""
+    import warnings
+
+    from workbench.errors import UnenforcedCapabilityWarning
+
+    with pytest.warns(UnenforcedCapabilityWarning, match="network:http:localhost, module:call:parser: granted") as caught:
+        sandbox = Sandbox(["network:http:localhost", "module:call:parser", "time:limit:2s"])
+    assert caught[0].filename == __file__  # points at the caller's line, not ours
+    assert sandbox.run(probes.hello("still runs\n")).stdout == "still runs\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Sandbox(["!network:http:evil.example", "filesystem:read:/", "time:limit:2s"])  # nothing unusable granted

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
-from .errors import SandboxError
+from .errors import SandboxError, WorkbenchWarning
 
 __all__ = ["main", "build_parser"]
 
@@ -106,11 +107,19 @@ def _cmd_demo(options: argparse.Namespace) -> int:
     return run_demo(sys.stdout)
 
 
+def _warning_line(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    """Warnings as one line, like the errors (the default names a source file and line of ours)."""
+    print(f"workbench: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     options = parser.parse_args(argv)
     try:
-        return int(options.handler(options))
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", WorkbenchWarning)  # shown once each, whatever the filters
+            warnings.showwarning = _warning_line
+            return int(options.handler(options))
     except SandboxError as exc:
         print(f"workbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -37,6 +37,8 @@ __all__ = [
     "CompileError",
     "LinkError",
     "SandboxViolation",
+    "WorkbenchWarning",
+    "UnenforcedCapabilityWarning",
 ]
 
 
@@ -121,3 +123,14 @@ class SandboxViolation(SandboxError, PermissionError):
     def __init__(self, message: str, *, result: Any = None, hint: str | None = None) -> None:
         self.result = result
         super().__init__(message, hint=hint)
+
+
+class WorkbenchWarning(UserWarning):
+    """Base of this package's warnings: something the user should know, nothing failed."""
+
+
+class UnenforcedCapabilityWarning(WorkbenchWarning):
+    """A granted capability that this runtime cannot give a guest yet (``network:``,
+    ``module:call:``): the grammar, attenuation and audit know them, but a WASI preview 1
+    guest has no sockets and no way to call another module, so the grant has no effect.
+    Deny by default still holds; the warning only says the grant will not be usable."""

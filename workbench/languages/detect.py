@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-from ..errors import ModuleError
+from ..errors import ModuleError, WorkbenchWarning
 
 __all__ = ["GuestSource", "Detection", "LanguageGuessWarning", "detect_language", "guess_language",
            "load_module_source", "SourceLike"]
@@ -49,7 +49,7 @@ _C_MARKERS = {
 _STRONG_C = ("#include", "a main function")
 
 
-class LanguageGuessWarning(UserWarning):
+class LanguageGuessWarning(WorkbenchWarning):
     """``lang=None`` chose a language on weak evidence; the message says how to override it."""
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from typing import Any, Callable, Iterable, Literal, Mapping, NamedTuple, Sequence, Union
 
 import wasmtime
 
-from ..errors import CompileError, ModuleError, SandboxError
+from ..errors import CompileError, ModuleError, SandboxError, UnenforcedCapabilityWarning
 from ..events import EventBus, Subscriber
 from ..languages import Program, load_module_source, prepare_program
 from ..languages.detect import SourceLike
@@ -59,6 +60,21 @@ class _Prepared(NamedTuple):
     module: wasmtime.Module
     handle: Any
     plan: GuardPlan | None
+
+
+#: capability domains (and actions) the grammar knows but no guest can use yet
+_UNENFORCED = {("network", None), ("module", "call")}
+
+
+def _warn_unenforced(policy: Policy) -> None:
+    granted = [str(c) for c in policy.grants if (c.domain, None) in _UNENFORCED or (c.domain, c.action) in _UNENFORCED]
+    if granted:
+        warnings.warn(
+            f"{', '.join(granted)}: granted, but guests get no network and no calls to other modules yet "
+            "(WASI preview 1 has no sockets); the module runs without them",
+            UnenforcedCapabilityWarning,
+            stacklevel=3,
+        )
 
 
 def _as_policy(policy: PolicyLike) -> Policy:
@@ -109,6 +125,7 @@ class Sandbox:
         if audit is not None:
             self.bus.subscribe(audit)
         self.mounts = tuple(plan_mounts(self.policy, self.root, None))  # checks folders now
+        _warn_unenforced(self.policy)
         self._active: set[RunWatch] = set()
         self._prepared: dict[tuple[Any, ...], _Prepared] = {}  # insertion order: oldest first
         self._prepared_lock = threading.Lock()
