@@ -178,6 +178,20 @@ def test_denied_targets(df):
     assert len(rows) == 5 and out["count"].dtype == "int64"
 
 
+def test_denied_targets_count_the_guest_path_a_request_led_to(tmp_path):
+    rows = [
+        dict(run_id="C", module="m", category="filesystem", action="open", target="../secret",
+             resolved="/secret", decision="deny", t=0.1),  # asked through /docs
+        dict(run_id="C", module="m", category="filesystem", action="open", target="secret",
+             resolved="/secret", decision="deny", t=0.2),  # asked through /
+        dict(run_id="C", module="m", category="network", action="connect", target="evil.example:443",
+             decision="deny", t=0.3),  # nothing to resolve: the target as requested
+    ]
+    out = denied_targets(make_log(tmp_path / "a.jsonl", rows).frame())
+    assert [tuple(r) for r in out.astype(object).itertuples(index=False)] == [
+        ("/secret", "filesystem", 2), ("evil.example:443", "network", 1)]
+
+
 def test_call_chain(df):
     edges = call_chain(df)
     got = [(r.caller, r.callee, r.path, r.calls, r.denied) for r in edges.itertuples()]

@@ -66,13 +66,19 @@ def run_summary(df: pd.DataFrame) -> pd.DataFrame:
 def denied_targets(df: pd.DataFrame) -> pd.DataFrame:
     """What was refused, most often first: columns ``target``, ``category``, ``count``.
 
-    Counts records whose decision is ``deny`` or ``kill``; ties are broken by
-    target then category so the order is stable.  A refusal without a target
-    (a limit hit) has target ``<NA>``.
+    ``target`` is the guest path a request led to (the record's ``resolved``: ``/etc/passwd``)
+    where the sandbox resolved one, else the target as requested (a host, a module): the
+    same file asked for as ``../secret`` and ``/secret`` counts once.  Counts records whose
+    decision is ``deny`` or ``kill``; ties are broken by target then category so the order
+    is stable.  A refusal without a target (a limit hit) has target ``<NA>``.
     """
     refused = df[df["decision"].astype(object).isin(_VIOLATIONS)]
+    requested = refused["target"].astype(object)
+    if "resolved" in refused:
+        resolved = refused["resolved"].astype(object)
+        requested = resolved.where(resolved.notna(), requested)
     table = pd.DataFrame({
-        "target": refused["target"].astype(object),
+        "target": requested,
         "category": refused["category"].astype(object),
     })
     counts = table.groupby(["target", "category"], dropna=False, sort=False).size()
