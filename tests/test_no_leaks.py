@@ -42,3 +42,23 @@ def test_thousand_runs_do_not_leak() -> None:
     # stricter than the budget: nothing of a finished run stays reachable (this caught a store
     # kept alive through wasmtime-py's global table of output callbacks, ~21 kB a run)
     assert survivors == 0, f"{survivors} finished runs are still reachable"
+
+
+def test_output_callbacks_held_after_a_run_do_not_hold_the_run(monkeypatch) -> None:
+    """wasmtime releases a store's output callbacks on a worker thread, some time after the run
+    (under load, after the run's caller has moved on).  Holding them here, as that thread would,
+    must not keep the run alive: the deterministic form of the race CI once caught."""
+    import gc
+
+    from workbench import probes
+    from workbench.runtime import Sandbox
+    from workbench.runtime.output import OutputCapture
+    from workbench.runtime.run import _Run
+
+    held = []
+    writer = OutputCapture.writer
+    monkeypatch.setattr(OutputCapture, "writer", lambda self, stream: held.append(writer(self, stream)) or held[-1])
+    result = Sandbox(["output:limit:1KB"]).run(probes.output_flood(4096, 1024))
+    assert result.violations and len(held) == 2
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, _Run)]

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["rotated_path", "chain_files", "rotated_files", "head_path", "Head", "read_head",
-           "encode_head", "Tail", "TornLine", "scan_tail"]
+           "encode_head", "Tail", "TornLine", "scan_tail", "torn_claim"]
 
 HEAD_SIZE = 128  # fixed size, so a rewrite in place never leaves old bytes behind
 
@@ -114,7 +114,12 @@ class TornLine:
 
     def claim(self) -> dict[str, Any]:
         """How a ``recovered`` record names this line (and how verify matches it)."""
-        return {"offset": self.offset, "bytes": self.length, "sha256": self.sha256}
+        return torn_claim(self.offset, self.length, self.sha256)
+
+
+def torn_claim(offset: int, length: int, sha256: str) -> dict[str, Any]:
+    """The one format of a torn line's claim: written by the log, matched by verify."""
+    return {"offset": offset, "bytes": length, "sha256": sha256}
 
 
 @dataclass(frozen=True)

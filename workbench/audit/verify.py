@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple, Sequence
 
-from .files import Head
+from .files import Head, torn_claim
 from .record import GENESIS_HASH, record_problem
 
 __all__ = ["RecordRef", "VerifyResult", "verify_files", "RECOVERY_MODULE"]
@@ -88,7 +88,7 @@ class _Pending(NamedTuple):
     sha256: str
 
     def claim(self) -> dict[str, Any]:
-        return {"offset": self.offset, "bytes": self.length, "sha256": self.sha256}
+        return torn_claim(self.offset, self.length, self.sha256)
 
 
 class _Failed(Exception):

@@ -110,7 +110,6 @@ class Interpreter:
         self.path = path
         self.expected_sha256 = expected_sha256.lower() if expected_sha256 else None
         data = self._verified_bytes()
-        self.source_sha256 = hashlib.sha256(data).hexdigest()
         self.layout: WasmLayout = read_layout(data)
         # the fast path needs the stack pointer (exported by our patch) and _start's re-entry flag
         self.fast_path_ready = (

@@ -81,10 +81,6 @@ class Snapshot:
     stack_pointer: int
     start_flag: int
 
-    @property
-    def changed_bytes(self) -> int:
-        return sum(len(chunk) for _, chunk in self.chunks)
-
     def restore(self, store: wasmtime.Store, exports: object) -> bool:
         """Make a fresh instance's memory and stack pointer those of the snapshot.
 

@@ -125,8 +125,3 @@ class CompileCache:
             os.replace(tmp, self._path(key))
         except OSError:
             pass  # a read-only or full disk only costs a recompile next time
-
-    def clear_memory(self) -> None:
-        """Forget in-memory modules (the disk cache stays): the next get loads from disk."""
-        with self._lock:
-            self._memory.clear()

@@ -210,7 +210,6 @@ class EngineHandle:
         self.ticker = _Ticker(self.engine, _tick_seconds)
         self.linker = wasmtime.Linker(self.engine)
         self.linker.define_wasi()
-        self.lock = threading.Lock()
 
 
 _engines: dict[EngineSettings, EngineHandle] = {}

@@ -23,7 +23,6 @@ the wasm side), so no wasmtime-py ``Func`` machinery sits on the call path.
 from __future__ import annotations
 
 import ctypes
-import functools
 import itertools
 import os
 import posixpath
@@ -70,22 +69,17 @@ class FdEntry:
 
 @dataclass(frozen=True)
 class GuardPlan:
-    """Per module (and engine): which imports are guarded, and the two helper modules."""
+    """Per module (and engine): which imports are guarded, and the two helper modules.
+
+    ``import_keys``: the guest's imports in order, encoded for the C API, as (module, name,
+    taken from the forwarder); ``wasi_keys``: the guarded WASI functions in table-slot order.
+    """
 
     layout: GuardLayout
     forwarder: wasmtime.Module
     guard: wasmtime.Module
-    imports: tuple[tuple[str, str], ...]
-
-    @functools.cached_property
-    def import_keys(self) -> tuple[tuple[bytes, bytes, bool], ...]:
-        """The guest's imports, encoded for the C API: (module, name, taken from the forwarder)."""
-        return tuple((m.encode(), n.encode(), m == WASI and n in GUARDED) for m, n in self.imports)
-
-    @functools.cached_property
-    def wasi_keys(self) -> tuple[bytes, ...]:
-        """The guarded WASI functions, in table-slot order, encoded for the C API."""
-        return tuple(n.encode() for n in self.layout.names)
+    import_keys: tuple[tuple[bytes, bytes, bool], ...]
+    wasi_keys: tuple[bytes, ...]
 
 
 _plans: dict[tuple[str, str, int], GuardPlan | None] = {}
@@ -106,7 +100,8 @@ def guard_plan(module: wasmtime.Module, sha: str, handle: Any, coarse_ns: int) -
             layout,
             wasmtime.Module(handle.engine, forwarder_wat(layout)),
             wasmtime.Module(handle.engine, guard_wat(layout)),
-            imports,
+            tuple((m.encode(), n.encode(), m == WASI and n in GUARDED) for m, n in imports),
+            tuple(n.encode() for n in names),
         )
     with _plan_lock:
         _plans[key] = plan

@@ -111,9 +111,6 @@ class Monitor:
         """CPU seconds of the guest's thread since :meth:`start` (call on that thread)."""
         return time.thread_time() - self._cpu0
 
-    def wall_used(self) -> float:
-        return time.monotonic() - self._wall0
-
     def memory_bytes(self) -> int:
         """Linear-memory size now (and the peak so far, which is the same: it never shrinks)."""
         if self._memory is None or self._store is None:

@@ -41,10 +41,16 @@ if TYPE_CHECKING:
 __all__ = ["_Run"]
 
 
-def _call_if_alive(method: "weakref.WeakMethod[Any]", stream: str, attempted: int) -> None:
-    bound = method()
-    if bound is not None:
-        bound(stream, attempted)
+def _weakly(method: Callable[[str, int], None]) -> Callable[[str, int], None]:
+    """``method`` holding its object only weakly: once the object is gone, calls do nothing."""
+    ref = weakref.WeakMethod(method)  # type: ignore[arg-type]
+
+    def call(stream: str, attempted: int) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(stream, attempted)
+
+    return call
 
 
 class _Run:
@@ -72,10 +78,7 @@ class _Run:
         self.events: list[Event] = []
         # wasmtime frees a store's output callbacks on its own worker thread, some time after
         # the run: the callback reaches the run only weakly, so a finished run is never held
-        on_cap = weakref.WeakMethod(self._on_output_cap)
-        self.output = OutputCapture(
-            self.limits.output_bytes, lambda stream, attempted: _call_if_alive(on_cap, stream, attempted), on_output
-        )
+        self.output = OutputCapture(self.limits.output_bytes, _weakly(self._on_output_cap), on_output)
         self.watch = RunWatch(None)
         self.monitor = Monitor(
             self.run_id,
