@@ -38,6 +38,7 @@ __all__ = [
     "LinkError",
     "SandboxViolation",
     "WorkbenchWarning",
+    "SuggestionWarning",
     "UnenforcedCapabilityWarning",
 ]
 
@@ -134,3 +135,8 @@ class UnenforcedCapabilityWarning(WorkbenchWarning):
     ``module:call:``): the grammar, attenuation and audit know them, but a WASI preview 1
     guest has no sockets and no way to call another module, so the grant has no effect.
     Deny by default still holds; the warning only says the grant will not be usable."""
+
+
+class SuggestionWarning(WorkbenchWarning):
+    """Learn mode's suggested policy left out paths the capability grammar cannot name exactly
+    (a guest-chosen name holding glob characters, ``;`` or spaces); they are listed."""
