@@ -287,6 +287,9 @@ attempt("inside", lambda: os.symlink('a.txt', '/work/alias'))
 ''')
     assert "absolute OK" not in result.stdout and "relative OK" not in result.stdout
     assert "inside OK" in result.stdout
+    # granted the whole root: a link climbing above it is still refused (the text is not clamped at /)
+    above = py(Sandbox(["filesystem:write:/"], root=tree), ATTEMPTS + "attempt('up', lambda: os.symlink('../outside', '/up'))")
+    assert "up OK" not in above.stdout and not os.path.lexists(tree / "up")
     assert not os.path.lexists(tree / "work" / "out") and not os.path.lexists(tree / "work" / "out2")
     assert {"symlink /work/out", "symlink /work/out2"} <= set(denied(result))
 

@@ -241,8 +241,10 @@ class Guard:
         housekeeping: tuple[str, ...] = (),
         deadline: Callable[[], float | None] = lambda: None,
         stop: Callable[[str, str], None] = lambda kind, reason: None,
+        must_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.policy = policy
+        self.must_stop = must_stop  # the run was asked to stop (deadline, cancel): trap at the next call
         self.deadline = deadline  # time.monotonic() value the run must end by, or None
         self.clock_base_ns = time.monotonic_ns()  # ~ when the guest's monotonic clock started
         self.stop = stop
@@ -807,11 +809,9 @@ class Guard:
         if text.startswith("/"):
             raise _Refusal(EACCES, f"a symlink to the absolute path {text} would lead outside the sandbox's "
                                    "folders (only relative links are followed)", target.resolved)
-        lands = posixpath.normpath(posixpath.join(posixpath.dirname(target.resolved), text))
-        if lands.startswith("//"):
-            lands = lands[1:]
-        if not _inside(lands, target.mount.guest):
-            raise _Refusal(EACCES, f"a symlink to {text} would lead to {lands}, outside the mount {target.mount.guest}",
+        lands = _lands(posixpath.dirname(target.resolved), text, target.mount.guest)
+        if lands is None:
+            raise _Refusal(EACCES, f"a symlink to {text} would climb out of the mount {target.mount.guest}",
                            target.resolved)
         verdict = self._decide(lands, False, False)
         if not verdict.allowed and not self._decide(lands, False, True).allowed:
@@ -1043,6 +1043,23 @@ class Guard:
         self.fds.opened(new_fd, FdEntry(target.resolved, target.mount, may_write, pending.directory, host_fd))
 
 
+def _lands(folder: str, text: str, mount: str) -> str | None:
+    """Where the relative link text ``text`` in ``folder`` leads, read as text (the walk decides for real
+    when the link is followed); None when its ``..`` climb above the mount."""
+    parts = [p for p in folder.split("/") if p]
+    floor = len([p for p in mount.split("/") if p])
+    for part in text.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if len(parts) <= floor:
+                return None
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
 def _list_folder(name: str, dir_fd: int, expected: os.stat_result) -> int:
     """A readable descriptor of the folder ``name`` (never through a symlink), proven to be ``expected``."""
     fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
@@ -1086,6 +1103,8 @@ def _on_check(env, caller, args, nargs):  # type: ignore[no-untyped-def]
     guard = _guards.get(key >> 8)
     if guard is None:
         return _trap(f"{KILL_PREFIX}gone")
+    if guard.must_stop():  # a guest looping on host calls stops at its next call, not only at a tick
+        return _trap(f"{KILL_PREFIX}stop")
     try:
         code = guard.check(_NAMES[key & 0xFF], args)
     except Exception as exc:  # a guard bug must fail closed, never let the call through

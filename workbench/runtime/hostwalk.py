@@ -18,8 +18,9 @@ The result names the object's parent folder (an open descriptor) and its name, s
 can act on exactly that object (``mkdirat``, ``unlinkat``, ``renameat`` ...), and its real
 guest path, which is what the policy decides on and the audit record shows.
 
-Host work is bounded by the input: at most :data:`MAX_PATH_BYTES` of path, :data:`MAX_SYMLINKS`
-links followed per call (``ELOOP``, like the kernel), one ``lstat`` per component.
+Host work is linear in the input and capped: at most :data:`MAX_PATH_BYTES` of path,
+:data:`MAX_SYMLINKS` links followed (``ELOOP``, like the kernel) and :data:`MAX_STEPS` components
+looked at per call, one ``lstat`` each.
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ from typing import Callable
 
 from .errnos import WASI
 
-__all__ = ["Walk", "WalkRefused", "WalkMissing", "walk", "MAX_PATH_BYTES", "MAX_SYMLINKS", "O_PATH", "open_folder"]
+__all__ = ["Walk", "WalkRefused", "WalkMissing", "walk", "MAX_PATH_BYTES", "MAX_SYMLINKS", "MAX_STEPS", "O_PATH",
+           "open_folder"]
 
 #: the longest path the guard resolves (Linux's PATH_MAX); longer requests are refused
 MAX_PATH_BYTES = 4096
 #: symlinks followed in one resolution before giving up with ELOOP (the kernel's limit)
 MAX_SYMLINKS = 40
+#: components looked at in one resolution, links' texts included: the host's work per call is capped
+MAX_STEPS = 4096
 
 O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
 _FOLDER_FLAGS = O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -146,11 +150,14 @@ def walk(
     fds = [base_fd]
     names = [base_guest]
     result = Walk(base_guest, "", None, None)
-    hops = 0
+    hops = steps = 0
     try:
         while pending:
             part = pending.popleft()
             here = names[-1]
+            steps += 1
+            if steps > MAX_STEPS:
+                raise WalkRefused(WASI["ENAMETOOLONG"], f"more than {MAX_STEPS} path components to resolve", here)
             if part == "..":
                 if len(fds) == 1:
                     where = posixpath.normpath(posixpath.join(here, "..", *pending))  # where the text leads

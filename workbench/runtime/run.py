@@ -243,6 +243,7 @@ class _Run:
                     housekeeping=self.program.housekeeping,
                     deadline=lambda: self.watch.deadline,
                     stop=self.watch.stop,
+                    must_stop=self.watch.check,
                 )
                 exports, detach_guard = instantiate_guarded(store, self.handle.linker, self.module, plan, guard)
             self.monitor.attach(store, exports)
