@@ -55,6 +55,7 @@ from .guard_wasm import (
     CLOSE,
     FN_IDS,
     HANDLED,
+    NOFOLLOW,
     SIGNATURES,
     STRIP_CREAT,
     STRIP_TRUNC,
@@ -154,6 +155,10 @@ def empty_root() -> str:
 
 def _inside(path: str, folder: str) -> bool:
     return folder == "/" or path == folder or path.startswith(folder + "/")
+
+
+#: a folder where any child may be its own case (a glob could match inside)
+_ALL = frozenset({"\x00all"})
 
 
 class _Verdict(NamedTuple):
@@ -263,6 +268,7 @@ class Guard:
         self.memory: wasmtime.Memory | None = None
         self._decisions: dict[tuple[str, bool, bool], _Verdict] = {}
         self._uniform: dict[tuple[str, bool, bool], tuple[bool, str | None, str, str]] = {}
+        self._folder_rules: dict[str, frozenset[str]] = {}
         self._handlers: dict[str, Callable[[Any], int]] = {
             "path_open": self._path_open,
             "path_create_directory": self._mkdir,
@@ -338,13 +344,15 @@ class Guard:
         if verdict is not None:
             return verdict
         root = mount.guest if mount is not None and not mount.fine and path != mount.guest else None
-        if root is not None and _inside(path, root):
+        if root is not None and not _inside(path, root):
+            root = None
+        if root is None and mount is not None and mount.fine:
+            root = self._sibling_class(path)  # a folder whose plain children all get one answer
+        if root is not None:
             shared = self._uniform.get((root, write, directory))
             if shared is not None:
                 allowed, capability, reason, first = shared
                 return _Verdict(allowed, capability, reason.replace(f"'{first}'", f"'{path}'"))
-        else:
-            root = None
         decision = self.policy.check_path(path, write, directory=directory, files=self.file_grants)
         capability = None if decision.capability is None else str(decision.capability)
         verdict = _Verdict(decision.allowed, capability, decision.reason)
@@ -353,6 +361,39 @@ class Guard:
         elif len(self._decisions) < 4096:
             self._decisions[key] = verdict
         return verdict
+
+    def _sibling_class(self, path: str) -> str | None:
+        """A key shared by ``path`` and every sibling no rule can tell it apart from, or None.
+
+        In a folder with a carve-out (``/d`` with ``!filesystem:read:/d/private``), every child
+        but ``private`` gets the same decision; globs that could match inside the folder make every
+        child its own case.  The key is ``<folder>/*`` (never a real path's key)."""
+        if path == "/" or "/" not in path:
+            return None
+        folder, _, name = path.rpartition("/")
+        folder = folder or "/"
+        special = self._folder_rules.get(folder)
+        if special is None:
+            special = self._folder_rules[folder] = self._special_children(folder)
+        if special is _ALL or name in special:
+            return None
+        return folder.rstrip("/") + "/*"
+
+    def _special_children(self, folder: str) -> frozenset[str]:
+        from ..policy import paths as guest_paths
+
+        names: set[str] = set()
+        for cap in self.policy.capabilities:
+            if cap.domain != "filesystem" or not cap.scope:
+                continue
+            scope = cap.scope
+            if guest_paths.is_glob(scope):
+                static = guest_paths.static_part(scope)
+                if _inside(static, folder) or _inside(folder, static):
+                    return _ALL
+            elif scope != folder and _inside(scope, folder):
+                names.add(scope[len(folder.rstrip("/")) + 1:].split("/", 1)[0])
+        return frozenset(names)
 
     def _gate(self, kind: str, path: str) -> tuple[str, str | None] | None:
         """May a walk pass through this folder (``kind="folder"``) or follow this symlink (``"link"``)?"""
@@ -419,7 +460,9 @@ class Guard:
             try:
                 folder = base.folder_fd
                 assert folder is not None
-                return walk(folder, base.guest, raw, follow=follow, gate=check)
+                walked = walk(folder, base.guest, raw, follow=follow, gate=check)
+                walked.direct = False  # the folder found by name may not be the guest's descriptor's own
+                return walked
             finally:
                 base.close()
         except WalkRefused as refused:
@@ -547,7 +590,8 @@ class Guard:
                     target.close()
                     self._record("open", target, verdict, code & 0xFFFF, self._links(detail, target))
                     return code
-                pending.expected_inode = self._expected(walked)
+                if code & VERIFY:
+                    pending.expected_inode = self._expected(walked)
                 pending.truncate = bool(code & STRIP_TRUNC)
         except _Refusal as refusal:
             target.close()
@@ -561,9 +605,16 @@ class Guard:
 
     def _prepare_open(self, walked: Walk, oflags: int, write: bool) -> int:
         """In a fine mount: do what ``path_open`` would do to the name (create, refuse), on exactly
-        the object checked, and ask the guard to verify what the real call then opens."""
+        the object checked, and ask the guard to verify what the real call then opens.
+
+        One name in the descriptor's own folder that is not a symlink needs none of that: opened
+        without following symlinks, it is the object at the checked path (NOFOLLOW)."""
         if oflags & _O_CREAT and oflags & _O_DIRECTORY:
             return HANDLED | EINVAL
+        if walked.direct and (walked.stat is None or not st.S_ISLNK(walked.stat.st_mode)):
+            if walked.stat is None and not oflags & _O_CREAT:
+                return HANDLED | ENOENT
+            return NOFOLLOW
         if walked.stat is None:  # the last component does not exist
             if not oflags & _O_CREAT:
                 return HANDLED | ENOENT
@@ -857,8 +908,10 @@ class Guard:
                 target.close()
                 self._record("stat", target, verdict, ENOENT, detail)
                 return HANDLED | ENOENT
-            pending.expected_inode = self._expected(walked)
             self.pending = pending
+            if walked.direct and not st.S_ISLNK(walked.stat.st_mode):
+                return NOFOLLOW  # one name in the descriptor's folder: the object at the checked path
+            pending.expected_inode = self._expected(walked)
             return VERIFY
         self.pending = pending
         return 0

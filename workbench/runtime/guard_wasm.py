@@ -20,7 +20,9 @@ errno is the result; otherwise a non-zero errno refuses the call.  :data:`VERIFY
 guard to read the inode of what the real call opened or described and hand it to
 ``done``, which may still revoke it (:data:`CLOSE`, :data:`WIPE`); :data:`STRIP_TRUNC` and
 :data:`STRIP_CREAT` make ``path_open`` leave truncation and creation to the host (done
-only once the opened file is proven to be the one checked: :data:`TRUNCATE`).
+only once the opened file is proven to be the one checked: :data:`TRUNCATE`).  :data:`NOFOLLOW`
+clears the call's follow-symlinks flag: for one name in the descriptor's own folder that is not a
+symlink, the real call then reaches exactly the object at the checked path, with nothing to verify.
 
 Calls on descriptors (``fd_write``, ``fd_filestat_set_times`` ...) are wrapped only
 for runs with mounts whose rules are finer than a folder (``GuardLayout.fine``):
@@ -50,6 +52,7 @@ __all__ = [
     "VERIFY",
     "STRIP_TRUNC",
     "STRIP_CREAT",
+    "NOFOLLOW",
     "CLOSE",
     "TRUNCATE",
     "WIPE",
@@ -103,7 +106,7 @@ _HELPERS = ("fd_filestat_get", "fd_close", "fd_filestat_set_size")
 FN_IDS = {name: number for number, name in enumerate(SIGNATURES)}
 
 # the check/done protocol (module docstring)
-HANDLED, VERIFY, STRIP_TRUNC, STRIP_CREAT = 0x10000, 0x20000, 0x40000, 0x80000
+HANDLED, VERIFY, STRIP_TRUNC, STRIP_CREAT, NOFOLLOW = 0x10000, 0x20000, 0x40000, 0x80000, 0x100000
 CLOSE, TRUNCATE, WIPE = 0x10000, 0x20000, 0x40000
 _ERRNO_MASK = 0xFFFF
 _O_CREAT, _O_EXCL, _O_TRUNC = 1, 4, 8
@@ -203,6 +206,10 @@ def _guard_body(name: str, layout: GuardLayout) -> str:
             f"(if (i32.and (local.get $c) (i32.const {HANDLED | _ERRNO_MASK})) "
             f"(then (return (i32.and (local.get $c) (i32.const {_ERRNO_MASK})))))"
         )
+        if name in ("path_open", "path_filestat_get"):
+            lines.append(
+                f"(if (i32.and (local.get $c) (i32.const {NOFOLLOW})) (then (local.set 1 (i32.and (local.get 1) (i32.const -2)))))"
+            )
         if name == "path_open":
             lines.append(
                 f"(if (i32.and (local.get $c) (i32.const {STRIP_TRUNC})) "
