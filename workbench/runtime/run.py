@@ -29,7 +29,8 @@ from ..policy import format_size
 from .deadline import RunWatch, install_watch
 from .engine import apply_store_caps
 from .fdtable import MountRoot
-from .guard import Guard, GuardPlan, empty_root, guard_plan, instantiate_guarded
+from .guard import Guard
+from .guard_link import GuardPlan, empty_root, guard_plan, instantiate_guarded
 from .monitor import Monitor
 from .mounts import OpenMounts, file_grants_of, learn_mounts, open_mounts, plan_mounts
 from .output import OutputCapture

@@ -24,7 +24,7 @@ from ..policy import Limits, Policy
 from .cache import CompileCache
 from .deadline import RunWatch
 from .engine import EngineSettings, check_native_stack, engine_for
-from .guard import GuardPlan, guard_plan
+from .guard_link import GuardPlan, guard_plan
 from .mounts import host_root, plan_mounts
 from .result import RunResult
 from .run import _Run
