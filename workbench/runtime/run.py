@@ -25,6 +25,7 @@ from wasmtime import _bindings as ffi
 
 from ..events import Event
 from ..languages import Entry, Program
+from ..languages.protocol import filtered_output
 from ..policy import format_size
 from .deadline import RunWatch, install_watch
 from .engine import apply_store_caps
@@ -76,6 +77,8 @@ class _Run:
         self.handle = handle
         self.run_id = uuid.uuid4().hex
         self.events: list[Event] = []
+        # a language's protocol lines (Python's result hand-back) never reach a view
+        on_output, self._end_stream = filtered_output(on_output, program.stdout_filter)
         # wasmtime frees a store's output callbacks on its own worker thread, some time after
         # the run: the callback reaches the run only weakly, so a finished run is never held
         self.output = OutputCapture(self.limits.output_bytes, _weakly(self._on_output_cap), on_output)
@@ -252,6 +255,7 @@ class _Run:
             shutil.rmtree(scratch, ignore_errors=True)
         self.monitor.detach()  # the store must not stay reachable from the run (see Monitor.detach)
         del store, exports
+        self._end_stream()  # the guest has stopped writing: pass on what the filter held back
         stdout_bytes, value = self.output.data("stdout"), None
         if self.program.read_value is not None:
             stdout_bytes, value = self.program.read_value(stdout_bytes)
