@@ -28,6 +28,7 @@ from ..languages import Entry, Program
 from ..languages.protocol import filtered_output
 from ..policy import format_size
 from .deadline import RunWatch, install_watch
+from . import rawlink
 from .engine import apply_store_caps
 from .guard import Guard, GuardPlan, empty_root, instantiate_guarded
 from .monitor import Monitor
@@ -192,7 +193,8 @@ class _Run:
             ticking = True
             self.sandbox._active.add(self.watch)
             if self.plan is None:
-                exports = self.handle.linker.instantiate(store, self.module).exports(store)
+                instance = self.handle.linker.instantiate(store, self.module)
+                exports = rawlink.Exports(store, instance._instance, self.module)  # by name, never enumerated
             else:
                 guard = Guard(
                     self.policy,
@@ -319,8 +321,4 @@ class _Run:
     def _memory_size(store: wasmtime.Store, exports: Any) -> int:
         if exports is None:
             return 0
-        total = 0
-        for item in exports.by_index:
-            if isinstance(item, wasmtime.Memory):
-                total = max(total, item.data_len(store))
-        return total
+        return max((memory.data_len(store) for memory in exports.memories()), default=0)

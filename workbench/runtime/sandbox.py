@@ -26,6 +26,7 @@ from .deadline import RunWatch
 from .engine import EngineSettings, check_native_stack, engine_for
 from .guard import GuardPlan, guard_plan
 from .mounts import host_root, plan_mounts
+from .rawlink import export_names
 from .result import RunResult
 from .run import _Run
 from .wasi import check_imports
@@ -215,11 +216,13 @@ class Sandbox:
 
     @staticmethod
     def _check_entry(module: wasmtime.Module, entry: str) -> None:
-        functions = [e.name for e in module.exports if isinstance(e.type, wasmtime.FuncType)]
+        functions = export_names(module).functions  # one pass, shared with the run's memory lookup
         if entry not in functions:
+            shown = sorted(functions)[:10]
+            more = f" and {len(functions) - len(shown):,} more" if len(functions) > len(shown) else ""
             raise ModuleError(
                 f"module has no exported function {entry!r}",
-                hint=f"exported functions: {', '.join(functions) or 'none'}; pass entry= one of them",
+                hint=f"exported functions: {', '.join(shown) or 'none'}{more}; pass entry= one of them",
             )
 
 
