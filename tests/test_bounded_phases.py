@@ -169,3 +169,21 @@ def test_the_cli_reports_a_compile_bound_as_bad_input(
     assert "Traceback" not in err
 
 
+
+
+def test_the_compile_helper_survives_interrupts_and_is_replaced_when_it_dies(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    Sandbox(cache=CompileCache(tmp_path)).run(probes.hello("one\n"))
+    helper = compiler._helper
+    assert helper is not None
+    # a Jupyter kernel interrupt (or Ctrl-C) signals the whole process group: the helper ignores it
+    os.kill(helper.proc.pid, signal.SIGINT)
+    time.sleep(0.2)
+    assert Sandbox(cache=CompileCache(tmp_path)).run(probes.hello("two\n")).stdout == "two\n"
+    assert compiler._helper is helper and helper.proc.poll() is None
+    os.kill(helper.proc.pid, signal.SIGKILL)  # killed between compiles: a new one takes over
+    helper.proc.wait()
+    assert Sandbox(cache=CompileCache(tmp_path)).run(probes.hello("three\n")).stdout == "three\n"
+    assert compiler._helper is not helper

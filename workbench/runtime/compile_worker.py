@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from typing import BinaryIO
 
@@ -31,6 +32,9 @@ def _read(stream: BinaryIO, size: int) -> bytes | None:
 
 
 def main() -> None:
+    # Ctrl-C in a terminal, or a Jupyter kernel interrupt, signals the whole process group:
+    # the host decides what an interrupt stops (it kills this helper if it was waiting on it)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever else prints cannot corrupt the replies
     requests = sys.stdin.buffer

@@ -202,35 +202,41 @@ def compile_module(handle: EngineHandle, wasm: bytes, bounds: CompileBounds | No
     if not sys.executable:
         return wasmtime.Module(handle.engine, wasm)
     limit = bounds.time_limit(len(wasm))
+    deadline = time.monotonic() + limit
     with _helper_lock:
-        helper = _helper
-        if helper is None:
+        for attempt in (1, 2):  # a helper that died since its last compile (a signal) is replaced once
+            helper = _helper
+            if helper is not None and helper.proc.poll() is not None:
+                helper.close(kill=True)  # its pipes
+                helper = None
+            if helper is None:
+                try:
+                    helper = _helper = _Helper()
+                except OSError:  # no interpreter to start: compile here, with the shape check only
+                    return wasmtime.Module(handle.engine, wasm)
             try:
-                helper = _helper = _Helper()
-            except OSError:  # no interpreter to start: compile here, with the shape check only
-                return wasmtime.Module(handle.engine, wasm)
-        try:
-            status, payload = helper.compile(handle.settings, wasm, time.monotonic() + limit)
-        except TimeoutError:
-            _helper = None
-            helper.close(kill=True)
-            raise CompileError(
-                f"compiling the module took longer than {limit:.0f} s, so it was stopped",
-                hint="the module is too large or too complex to compile here (for example thousands of "
-                "nested loops over thousands of locals); simplify it or split it",
-            ) from None
-        except (EOFError, OSError) as exc:
-            _helper = None
-            helper.close(kill=True)
-            code = helper.proc.returncode
-            raise CompileError(
-                f"the compiler process ended while compiling the module (exit status {code})",
-                hint="the module may need more memory to compile than this machine has; simplify it or split it",
-            ) from exc
-        except BaseException:  # Ctrl-C while waiting: the helper may still be compiling
-            _helper = None
-            helper.close(kill=True)
-            raise
+                status, payload = helper.compile(handle.settings, wasm, deadline)
+                break
+            except TimeoutError:
+                _helper = None
+                helper.close(kill=True)
+                raise CompileError(
+                    f"compiling the module took longer than {limit:.0f} s, so it was stopped",
+                    hint="the module is too large or too complex to compile here (for example thousands of "
+                    "nested loops over thousands of locals); simplify it or split it",
+                ) from None
+            except (EOFError, OSError) as exc:
+                _helper = None
+                helper.close(kill=True)
+                if attempt == 2:
+                    raise CompileError(
+                        f"the compiler process ended while compiling the module (exit status {helper.proc.returncode})",
+                        hint="the module may need more memory to compile than this machine has; simplify it or split it",
+                    ) from exc
+            except BaseException:  # Ctrl-C while waiting: the helper may still be compiling
+                _helper = None
+                helper.close(kill=True)
+                raise
     if status != 0:
         raise wasmtime.WasmtimeError(payload.decode("utf-8", "replace"))
     return wasmtime.Module.deserialize(handle.engine, payload)
