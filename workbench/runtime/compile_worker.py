@@ -51,11 +51,13 @@ def main() -> None:
         engine = engines.get(settings)
         if engine is None:
             engine = engines[settings] = wasmtime.Engine(settings.build_config())
+        payload: bytes | bytearray
         try:
             status, payload = 0, wasmtime.Module(engine, wasm).serialize()
         except wasmtime.WasmtimeError as exc:
             status, payload = 1, str(exc).encode("utf-8", "replace")
-        replies.write(_REPLY.pack(status, len(payload)) + payload)
+        replies.write(_REPLY.pack(status, len(payload)))
+        replies.write(payload)
         replies.flush()
 
 

@@ -30,6 +30,7 @@ from ..policy import format_size
 from .deadline import RunWatch, install_watch
 from . import rawlink
 from .engine import apply_store_caps
+from .event_budget import EventBudget
 from .guard import Guard, GuardPlan, empty_root, instantiate_guarded
 from .monitor import Monitor
 from .mounts import learn_mounts, plan_mounts
@@ -78,6 +79,7 @@ class _Run:
         self.handle = handle
         self.run_id = uuid.uuid4().hex
         self.events: list[Event] = []
+        self.budget = EventBudget()
         # a language's protocol lines (Python's result hand-back) never reach a view
         on_output, self._end_stream = filtered_output(on_output, program.stdout_filter)
         # wasmtime frees a store's output callbacks on its own worker thread, some time after
@@ -108,8 +110,9 @@ class _Run:
             module_sha256=self.sha,
             **fields,
         )
-        self.events.append(event)
-        self.sandbox.bus.publish(event)
+        if self.budget.admit(event):  # repeats are counted, and a run keeps at most ~11,000 events
+            self.events.append(event)
+            self.sandbox.bus.publish(event)
         return event
 
     def _on_output_cap(self, stream: str, attempted: int) -> None:
@@ -248,6 +251,9 @@ class _Run:
             throttled_seconds=self.monitor.throttled_seconds,
             cpu_share_limit=limits.cpu_share,
         )
+        for summary in self.budget.close():  # what was counted rather than kept, before the exit
+            self.events.append(summary)
+            self.sandbox.bus.publish(summary)
         self.emit(
             "lifecycle",
             "exit",
