@@ -121,6 +121,7 @@ class Exports:
         self._store = store
         self._instance = instance
         self._module = module
+        self._memories: list[wasmtime.Memory] | None = None
 
     def get(self, name: str, default: Any = None) -> Any:
         """The export ``name`` (a Func, Memory, Global, Table, ...), or ``default``."""
@@ -144,6 +145,8 @@ class Exports:
         return isinstance(name, str) and self.get(name) is not None
 
     def memories(self) -> list[wasmtime.Memory]:
-        """The exported linear memories, in export order."""
-        found = (self.get(name) for name in export_names(self._module).memories)
-        return [item for item in found if isinstance(item, wasmtime.Memory)]
+        """The exported linear memories, in export order (looked up once)."""
+        if self._memories is None:
+            found = (self.get(name) for name in export_names(self._module).memories)
+            self._memories = [item for item in found if isinstance(item, wasmtime.Memory)]
+        return self._memories
