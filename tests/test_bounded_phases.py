@@ -117,6 +117,7 @@ def test_a_module_that_compiles_too_long_is_stopped(tmp_path: Path, monkeypatch:
     assert caught.value.hint and "simplify" in caught.value.hint
     assert time.monotonic() - started < 30  # it would have taken 37 s or more; generous under load
     # the next compile gets a new helper
+    monkeypatch.undo()
     assert Sandbox(cache=CompileCache(tmp_path)).run(probes.hello("after\n")).stdout == "after\n"
 
 
@@ -187,3 +188,28 @@ def test_the_compile_helper_survives_interrupts_and_is_replaced_when_it_dies(tmp
     helper.proc.wait()
     assert Sandbox(cache=CompileCache(tmp_path)).run(probes.hello("three\n")).stdout == "three\n"
     assert compiler._helper is not helper
+
+
+def test_ctrl_c_while_compiling_stops_the_helper(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    Sandbox(cache=CompileCache(tmp_path)).run(probes.hello())  # a helper is running
+    helper = compiler._helper
+    assert helper is not None
+    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        Sandbox(cache=CompileCache(tmp_path)).run(nested_loops(3000, 3000), lang="wasm")  # would take 37 s
+    assert helper.proc.poll() is not None and compiler._helper is None
+
+
+def test_without_an_interpreter_to_start_modules_compile_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(compiler.sys, "executable", "")
+    helper = compiler._helper
+    assert Sandbox(cache=CompileCache(tmp_path)).run(probes.hello("here\n")).stdout == "here\n"
+    assert compiler._helper is helper  # no helper was started or used
+    with pytest.raises(CompileError, match="number of exports"):  # the shape check still holds
+        monkeypatch.setattr(compiler, "COMPILE_BOUNDS", dataclasses.replace(compiler.COMPILE_BOUNDS, max_exports=1))
+        Sandbox(cache=CompileCache(tmp_path)).run(many_exports(5, guarded=False), lang="wasm")

@@ -183,3 +183,12 @@ def test_fuzzed_capabilities_run_or_exit_2_with_one_message(cap: str) -> None:
         assert_one_message(err.getvalue())
     else:
         assert "Traceback" not in err.getvalue()
+
+
+def test_guest_text_in_messages_cannot_restyle_the_terminal(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    module = write(tmp_path, "esc.wat", probes.read_file("\x1b[2J\x1b]0;pwned\x07"))
+    assert main(["run", str(module), "--root", str(tmp_path)]) == 3
+    err = capfd.readouterr().err
+    assert "violation: filesystem" in err
+    assert "\x1b" not in err and "\x07" not in err
+    assert "\\x1b[2J" in err  # written as an escape

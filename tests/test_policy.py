@@ -1223,3 +1223,13 @@ def test_ports_are_bounded(port: int | str) -> None:
         return
     assert ok, text
     assert cap.scope == f"example.com:{int(text)}"
+
+
+def test_limits_keep_the_grammars_bounds() -> None:
+    with pytest.raises(PolicyError, match="at most"):
+        Limits(memory_bytes=2**60 + 1)
+    with pytest.raises(PolicyError, match="at most"):
+        Limits(wall_seconds=365 * 24 * 3600 + 1.0)
+    with pytest.raises(PolicyError, match="finite"):
+        Limits(cpu_seconds=float("nan"))
+    assert Limits(fuel=2**64 - 1).fuel == 2**64 - 1

@@ -66,10 +66,10 @@ class Limits:
                 raise PolicyError(f"Limits.{field.name} must be a number, not {value!r}")
             if field.name in _INT_FIELDS and not isinstance(value, int):
                 raise PolicyError(f"Limits.{field.name} must be a whole number, not {value!r}")
-            if value < 0 or value != value:
-                raise PolicyError(f"Limits.{field.name} must not be negative, got {value!r}")
             if isinstance(value, float) and not math.isfinite(value):
                 raise PolicyError(f"Limits.{field.name} must be finite, got {value!r}", hint="leave it None for no limit")
+            if value < 0:
+                raise PolicyError(f"Limits.{field.name} must not be negative, got {value!r}")
             if value > _MAXIMA[field.name]:
                 raise PolicyError(
                     f"Limits.{field.name} must be at most {_MAXIMA[field.name]!r}, got {value!r}",

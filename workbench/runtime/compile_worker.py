@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import wasmtime
 
-from .compiler import _REPLY, _REQUEST
+from .compiler import _READY, _REPLY, _REQUEST
 from .engine import EngineSettings
 
 
@@ -39,6 +39,8 @@ def main() -> None:
     os.dup2(2, 1)  # whatever else prints cannot corrupt the replies
     requests = sys.stdin.buffer
     engines: dict[EngineSettings, wasmtime.Engine] = {}
+    replies.write(_READY)  # the host's compile time limit starts now, not at our own start-up
+    replies.flush()
     while True:
         header = _read(requests, _REQUEST.size)
         if header is None:

@@ -14,7 +14,8 @@ killed at the limit:
   (``python -m workbench.runtime.compile_worker``) that compiles them with the same
   engine settings and answers with ``Module.serialize()``; the host deserialises
   (milliseconds, the same trust as the compile cache's files).  Past the time limit
-  (``seconds + seconds_per_mb`` × size) the helper is killed and the compile is a
+  (``seconds + seconds_per_mb`` × size, counted from when the helper is ready, so its own
+  start-up under load does not eat into it) the helper is killed and the compile is a
   :class:`CompileError`; the next compile starts a new helper.  Ctrl-C while waiting
   stops the helper too.
 
@@ -47,6 +48,9 @@ __all__ = ["CompileBounds", "COMPILE_BOUNDS", "check_shape", "compile_module"]
 
 _REQUEST = struct.Struct("<IQ")  # settings JSON length, wasm length
 _REPLY = struct.Struct("<BQ")  # status (0 compiled, 1 wasmtime refused it), payload length
+_READY = b"R"  # the helper's first byte: imports done, listening
+#: how long a helper may take to start (an interpreter and ``import wasmtime``; ~0.3 s idle)
+STARTUP_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -115,8 +119,16 @@ class _Helper:
         self._in = self.proc.stdin.fileno()
         self._out = self.proc.stdout.fileno()
         os.set_blocking(self._in, False)
+        self._ready = False
 
-    def compile(self, settings: EngineSettings, wasm: bytes, deadline: float) -> tuple[int, bytes]:
+    def compile(self, settings: EngineSettings, wasm: bytes, seconds: float) -> tuple[int, bytes]:
+        """Compile ``wasm`` within ``seconds``, counted from when the helper is ready to listen
+        (its own start-up, an interpreter and ``import wasmtime``, has a separate minute)."""
+        if not self._ready:
+            if self._receive(1, time.monotonic() + STARTUP_SECONDS) != _READY:
+                raise EOFError
+            self._ready = True
+        deadline = time.monotonic() + seconds
         header = json.dumps(dataclasses.asdict(settings)).encode()
         self._send(_REQUEST.pack(len(header), len(wasm)) + header, deadline)
         self._send(wasm, deadline)
@@ -202,7 +214,6 @@ def compile_module(handle: EngineHandle, wasm: bytes, bounds: CompileBounds | No
     if not sys.executable:
         return wasmtime.Module(handle.engine, wasm)
     limit = bounds.time_limit(len(wasm))
-    deadline = time.monotonic() + limit
     with _helper_lock:
         for attempt in (1, 2):  # a helper that died since its last compile (a signal) is replaced once
             helper = _helper
@@ -215,7 +226,7 @@ def compile_module(handle: EngineHandle, wasm: bytes, bounds: CompileBounds | No
                 except OSError:  # no interpreter to start: compile here, with the shape check only
                     return wasmtime.Module(handle.engine, wasm)
             try:
-                status, payload = helper.compile(handle.settings, wasm, deadline)
+                status, payload = helper.compile(handle.settings, wasm, limit)
                 break
             except TimeoutError:
                 _helper = None
