@@ -1233,3 +1233,13 @@ def test_limits_keep_the_grammars_bounds() -> None:
     with pytest.raises(PolicyError, match="finite"):
         Limits(cpu_seconds=float("nan"))
     assert Limits(fuel=2**64 - 1).fuel == 2**64 - 1
+
+
+def test_names_and_paths_longer_than_the_host_allows_are_refused() -> None:
+    # the fuzzer found this: ';host=/srv/<300 digits>' reached the host as ENAMETOOLONG, a raw OSError
+    long_name = "a" * 256
+    for text in [f"filesystem:read:/{long_name}", f"filesystem:read:/d;host=/srv/{long_name}",
+                 "filesystem:read:/" + "/".join(["d" * 200] * 21)]:
+        with pytest.raises(CapabilityError, match="longer than"):
+            Capability.parse(text)
+    assert Capability.parse(f"filesystem:read:/{'a' * 255};host=/srv/{'é' * 127}")

@@ -180,3 +180,18 @@ def test_a_relative_host_folder_is_refused_whatever_the_working_directory(
     assert caught.value.hint and "~/path" in caught.value.hint
     sandbox = Sandbox([f"filesystem:read:/docs;host={tmp_path / 'docs'}"], root=tmp_path)
     assert sandbox.mounts[0].host_path == str(tmp_path / "docs")
+
+
+def test_a_granted_folder_the_host_cannot_look_at_is_a_policy_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from workbench.runtime import sandbox as sandbox_module
+
+    def refuse(*_: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", "/root/secret")
+
+    monkeypatch.setattr(sandbox_module, "plan_mounts", refuse)
+    with pytest.raises(PolicyError, match="cannot use a granted folder: Permission denied ./root/secret."):
+        Sandbox(["filesystem:read:/docs;host=/root/secret"], root=tmp_path)

@@ -48,8 +48,28 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 Canonicaliser = Callable[[str, str], str]
 
 
+#: the longest path component and path, in UTF-8 bytes (NAME_MAX and PATH_MAX on Linux): the host
+#: refuses longer ones with ENAMETOOLONG, which would otherwise surface as a raw OSError
+NAME_MAX, PATH_MAX = 255, 4096
+
+
+def _check_length(path: str, text: str, what: str) -> None:
+    if len(path.encode()) > PATH_MAX:
+        raise grammar_error(f"{what} is longer than {PATH_MAX:,} bytes", text=text, part=path)
+    for part in path.split("/"):
+        if len(part.encode()) > NAME_MAX:
+            raise grammar_error(
+                f"{what} has a name longer than {NAME_MAX} bytes: {quote(part)}",
+                text=text,
+                part=part,
+                hint="no filesystem here holds such a name",
+            )
+
+
 def _path(scope: str, text: str) -> str:
-    return paths.normalize_guest_path(scope, context=text)
+    path = paths.normalize_guest_path(scope, context=text)
+    _check_length(path, text, "guest path")
+    return path
 
 
 def _host(scope: str, text: str) -> str:
@@ -278,6 +298,7 @@ def _host_folder(value: str, text: str) -> str:
             hint="write ';host=/full/path' or ';host=~/path': a relative folder would depend on "
             "the folder workbench was started from",
         )
+    _check_length(value, text, "host folder")
     return value
 
 

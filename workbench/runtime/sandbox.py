@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Literal, Mapping, NamedTuple, Sequen
 
 import wasmtime
 
-from ..errors import CompileError, ModuleError, SandboxError, UnenforcedCapabilityWarning
+from ..errors import CompileError, ModuleError, PolicyError, SandboxError, UnenforcedCapabilityWarning
 from ..events import EventBus, Subscriber
 from ..languages import Program, load_module_source, prepare_program
 from ..languages.detect import SourceLike
@@ -125,7 +125,13 @@ class Sandbox:
         self.bus = EventBus()
         if audit is not None:
             self.bus.subscribe(audit)
-        self.mounts = tuple(plan_mounts(self.policy, self.root, None))  # checks folders now
+        try:
+            self.mounts = tuple(plan_mounts(self.policy, self.root, None))  # checks folders now
+        except OSError as exc:  # a granted folder the host cannot look at (EACCES, ENAMETOOLONG, ...)
+            raise PolicyError(
+                f"cannot use a granted folder: {exc.strerror or exc} ({exc.filename})",
+                hint="check the folder's path and permissions, or grant another one",
+            ) from exc
         _warn_unenforced(self.policy)
         self._active: set[RunWatch] = set()
         self._prepared: dict[tuple[Any, ...], _Prepared] = {}  # insertion order: oldest first
