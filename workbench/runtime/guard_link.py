@@ -204,7 +204,7 @@ def instantiate_guarded(
                 rawlink.export_get(store, forwarder, name_key, externs[slot])
             else:
                 rawlink.linker_get(linker, store, module_key, name_key, externs[slot])
-        exports = wasmtime.Instance._from_raw(rawlink.instantiate(store, module, externs)).exports(store)
+        exports = rawlink.Exports(store, rawlink.instantiate(store, module, externs), module)  # by name
         try:
             memory = exports["memory"]
         except KeyError:
