@@ -39,6 +39,7 @@ import time
 from typing import Any, Callable
 
 from .fdtable import FdEntry, MountRoot
+from .guard_abi import PathFilestatGet, PathOpen, decode
 from .guard_core import (
     ACTIONS,
     EACCES,
@@ -99,11 +100,11 @@ class Guard(NameCalls, DescriptorCalls):
             self.pending.close()
             self.pending = None
         self._fn = fn
-        return self._handlers[fn](args)
+        return self._handlers[fn](decode(fn, args))
 
-    def _path_open(self, args: Any) -> int:
-        dirfd, lookup, ptr, length = args[0].i32, args[1].i32, args[2].i32, args[3].i32
-        oflags, rights, fdflags, fd_ptr = args[4].i32, args[5].i64, args[7].i32, args[8].i32
+    def _path_open(self, a: PathOpen) -> int:
+        dirfd, lookup, ptr, length = a.dirfd, a.lookup, a.path, a.path_len
+        oflags, rights, fdflags, fd_ptr = a.oflags, a.rights, a.fdflags, a.fd_out
         write = bool(rights & _WRITE_RIGHTS or oflags & (_O_CREAT | _O_TRUNC) or fdflags & _FDFLAG_APPEND)
         directory = bool(oflags & _O_DIRECTORY)
         detail: dict[str, Any] = {"oflags": oflags, "rights": "write" if write else "read", "follow": bool(lookup & _FOLLOW)}
@@ -172,8 +173,8 @@ class Guard(NameCalls, DescriptorCalls):
     def _expected(walked: Walk) -> int | None:
         return None if walked.stat is None else wasi_inode(walked.stat)
 
-    def _filestat_get(self, args: Any) -> int:
-        dirfd, flags, ptr, length = args[0].i32, args[1].i32, args[2].i32, args[3].i32
+    def _filestat_get(self, a: PathFilestatGet) -> int:
+        dirfd, flags, ptr, length = a.dirfd, a.flags, a.path, a.path_len
         detail: dict[str, Any] = {"rights": "read"}
         try:
             target = self._target(dirfd, ptr, length, follow=bool(flags & _FOLLOW))

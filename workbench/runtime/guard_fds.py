@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from .fdtable import FdEntry
+from .guard_abi import FdClose, FdReaddir, FdRenumber, PollOneoff
 from .guard_core import ACTIONS, EACCES, GuardCore, Pending, Refusal
 from .guard_decisions import Verdict
 
@@ -23,12 +24,12 @@ __all__ = ["DescriptorCalls"]
 class DescriptorCalls(GuardCore):
     """Handlers for the descriptor calls (each takes the raw argument array)."""
 
-    def _renumber(self, args: Any) -> int:
-        self.pending = Pending("fd_renumber", "", None, False, None, "", "allow", {"from": args[0].i32, "to": args[1].i32})
+    def _renumber(self, a: FdRenumber) -> int:
+        self.pending = Pending("fd_renumber", "", None, False, None, "", "allow", {"from": a.fd, "to": a.to})
         return 0
 
-    def _poll(self, args: Any) -> int:
-        self._clamp_sleep(args[0].i32, args[2].i32)
+    def _poll(self, a: PollOneoff) -> int:
+        self._clamp_sleep(a.subscriptions, a.n_subscriptions)
         self.pending = Pending("poll_oneoff", "", None, False, None, "", "allow", {})
         return 0
 
@@ -43,8 +44,8 @@ class DescriptorCalls(GuardCore):
         reason = f"descriptor {fd} was opened for {entry.path}: {verdict.reason}"
         return self._refuse(action, entry.path, Refusal(EACCES, reason, entry.path, verdict.capability), {"fd": fd})
 
-    def _fd_change(self, args: Any) -> int:
-        fd = args[0].i32
+    def _fd_change(self, a: Any) -> int:
+        fd = a.fd
         judged = self._fd_judged(fd, True, False)
         if judged is None:
             return 0
@@ -55,8 +56,8 @@ class DescriptorCalls(GuardCore):
                   capability=verdict.capability, reason=verdict.reason, detail={"fd": fd})
         return 0
 
-    def _fd_write(self, args: Any) -> int:
-        fd = args[0].i32
+    def _fd_write(self, a: Any) -> int:
+        fd = a.fd
         entry = self.fds.get(fd)
         if entry is None or not entry.mount.fine or entry.may_write or self.mode == "audit":
             return 0
@@ -66,15 +67,15 @@ class DescriptorCalls(GuardCore):
             return 0
         return self._fd_refuse(entry, judged[1], fd)
 
-    def _fd_readdir(self, args: Any) -> int:
-        fd = args[0].i32
+    def _fd_readdir(self, a: FdReaddir) -> int:
+        fd = a.fd
         judged = self._fd_judged(fd, False, True)
         if judged is None or judged[1].allowed:
             return 0
         return self._fd_refuse(judged[0], judged[1], fd)
 
-    def _fd_close(self, args: Any) -> int:
-        self.fds.closed(args[0].i32)
+    def _fd_close(self, a: FdClose) -> int:
+        self.fds.closed(a.fd)
         return 0
 
     def _clamp_sleep(self, subscriptions: int, count: int) -> None:

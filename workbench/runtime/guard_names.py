@@ -18,6 +18,16 @@ import time
 from typing import Any, Callable
 
 from ..policy import paths as guest_paths
+from .guard_abi import (
+    PathCreateDirectory,
+    PathFilestatSetTimes,
+    PathLink,
+    PathReadlink,
+    PathRemoveDirectory,
+    PathRename,
+    PathSymlink,
+    PathUnlinkFile,
+)
 from .guard_core import EACCES, EEXIST, EINVAL, ENOENT, EPERM, GuardCore, Pending, Refusal, Target, WASI
 from .guard_decisions import Verdict, inside
 from .guard_wasm import HANDLED
@@ -32,9 +42,9 @@ _ATIM, _ATIM_NOW, _MTIM, _MTIM_NOW = 1, 2, 4, 8
 class NameCalls(GuardCore):
     """Handlers for the name-changing WASI calls (each takes the raw argument array)."""
 
-    def _name_call(self, args: Any, action: str, directory: bool, op: Callable[[Walk], None]) -> int:
+    def _name_call(self, a: Any, action: str, directory: bool, op: Callable[[Walk], None]) -> int:
         """mkdir, rmdir, unlink: one path, no follow; performed by the guard in fine mounts."""
-        dirfd, ptr, length = args[0].i32, args[1].i32, args[2].i32
+        dirfd, ptr, length = a.dirfd, a.path, a.path_len
         detail: dict[str, Any] = {"rights": "write"}
         try:
             target = self._target(dirfd, ptr, length, follow=False, name_op=True)
@@ -56,19 +66,19 @@ class NameCalls(GuardCore):
                                 "audit" if self.mode == "audit" else "allow", self._links(detail, target), target)
         return 0
 
-    def _mkdir(self, args: Any) -> int:
-        return self._name_call(args, "mkdir", True, lambda w: os.mkdir(w.name, 0o777, dir_fd=w.parent_fd))
+    def _mkdir(self, a: PathCreateDirectory) -> int:
+        return self._name_call(a, "mkdir", True, lambda w: os.mkdir(w.name, 0o777, dir_fd=w.parent_fd))
 
-    def _rmdir(self, args: Any) -> int:
-        return self._name_call(args, "rmdir", True, lambda w: os.rmdir(w.name, dir_fd=w.parent_fd))
+    def _rmdir(self, a: PathRemoveDirectory) -> int:
+        return self._name_call(a, "rmdir", True, lambda w: os.rmdir(w.name, dir_fd=w.parent_fd))
 
-    def _unlink(self, args: Any) -> int:
+    def _unlink(self, a: PathUnlinkFile) -> int:
         def unlink(w: Walk) -> None:
             if w.stat is not None and st.S_ISDIR(w.stat.st_mode):
                 raise IsADirectoryError(21, "is a folder")
             os.unlink(w.name, dir_fd=w.parent_fd)
 
-        return self._name_call(args, "unlink", False, unlink)
+        return self._name_call(a, "unlink", False, unlink)
 
     def _two(self, action: str, first: tuple[int, int, int, bool], second: tuple[int, int, int],
              detail: dict[str, Any]) -> tuple[Target, Target, Verdict] | int:
@@ -95,9 +105,9 @@ class NameCalls(GuardCore):
             return self._refuse(action, old.raw, refusal, self._links(detail, old, new))
         return old, new, verdict
 
-    def _rename(self, args: Any) -> int:
+    def _rename(self, a: PathRename) -> int:
         detail: dict[str, Any] = {"rights": "write"}
-        both = self._two("rename", (args[0].i32, args[1].i32, args[2].i32, False), (args[3].i32, args[4].i32, args[5].i32), detail)
+        both = self._two("rename", (a.old_fd, a.old_path, a.old_len, False), (a.new_fd, a.new_path, a.new_len), detail)
         if isinstance(both, int):
             return both
         old, new, verdict = both
@@ -185,10 +195,10 @@ class NameCalls(GuardCore):
         finally:
             os.close(folder)
 
-    def _link(self, args: Any) -> int:
+    def _link(self, a: PathLink) -> int:
         detail: dict[str, Any] = {"rights": "write"}
-        follow = bool(args[1].i32 & _FOLLOW)
-        both = self._two("link", (args[0].i32, args[2].i32, args[3].i32, follow), (args[4].i32, args[5].i32, args[6].i32), detail)
+        follow = bool(a.old_flags & _FOLLOW)
+        both = self._two("link", (a.old_fd, a.old_path, a.old_len, follow), (a.new_fd, a.new_path, a.new_len), detail)
         if isinstance(both, int):
             return both
         old, new, verdict = both
@@ -208,8 +218,8 @@ class NameCalls(GuardCore):
                                 "audit" if self.mode == "audit" else "allow", detail, old, new)
         return 0
 
-    def _symlink(self, args: Any) -> int:
-        text_ptr, text_len, dirfd, ptr, length = (a.i32 for a in (args[0], args[1], args[2], args[3], args[4]))
+    def _symlink(self, a: PathSymlink) -> int:
+        text_ptr, text_len, dirfd, ptr, length = a.text, a.text_len, a.dirfd, a.path, a.path_len
         text = self._raw_of(text_ptr, text_len)
         detail: dict[str, Any] = {"rights": "write", "link_text": text}
         try:
@@ -248,8 +258,8 @@ class NameCalls(GuardCore):
             raise Refusal(EACCES, f"a symlink to {text} would lead to {lands}, which this run may not read: "
                                    f"{verdict.reason}", target.resolved, verdict.capability)
 
-    def _readlink(self, args: Any) -> int:
-        dirfd, ptr, length, buf, buf_len, size_ptr = (a.i32 for a in (args[0], args[1], args[2], args[3], args[4], args[5]))
+    def _readlink(self, a: PathReadlink) -> int:
+        dirfd, ptr, length, buf, buf_len, size_ptr = a.dirfd, a.path, a.path_len, a.buf, a.buf_len, a.size_out
         detail: dict[str, Any] = {"rights": "read"}
         try:
             target = self._target(dirfd, ptr, length, follow=False, name_op=True)
@@ -270,9 +280,9 @@ class NameCalls(GuardCore):
                                 "audit" if self.mode == "audit" else "allow", detail, target)
         return 0
 
-    def _set_times(self, args: Any) -> int:
-        dirfd, flags, ptr, length = args[0].i32, args[1].i32, args[2].i32, args[3].i32
-        atim, mtim, fst = args[4].i64, args[5].i64, args[6].i32
+    def _set_times(self, a: PathFilestatSetTimes) -> int:
+        dirfd, flags, ptr, length = a.dirfd, a.flags, a.path, a.path_len
+        atim, mtim, fst = a.atim, a.mtim, a.fst_flags
         detail: dict[str, Any] = {"rights": "write"}
         try:
             target = self._target(dirfd, ptr, length, follow=bool(flags & _FOLLOW))
