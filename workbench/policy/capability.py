@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 from workbench.errors import CapabilityError
@@ -430,6 +431,12 @@ class Capability:
         return cls(domain, action, scope, params, deny)
 
     def __str__(self) -> str:
+        return self.text
+
+    @cached_property
+    def text(self) -> str:
+        """The canonical capability string (what ``str()`` gives; computed once, since records
+        and decisions ask for it on every guarded call)."""
         text = ("!" if self.deny else "") + f"{self.domain}:{self.action}"
         if self.scope is not None:
             text += f":{self.scope}"

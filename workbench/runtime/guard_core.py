@@ -257,7 +257,7 @@ class GuardCore:
             raise Refusal(ENOENT, "the language runtime looked for one of its own files (not the guest's request); "
                                    "answered 'not found'", path, violation=False, category="runtime")
         if self.mode == "audit":
-            return Verdict(True, None, "learn mode: allowed and recorded")
+            return Verdict.plain(True, "learn mode: allowed and recorded")
         verdict = self.decisions.decide(path, write, directory, target.mount)
         if not verdict.allowed:
             links = target.walk.links if target.walk is not None else []

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from ..policy.decision import AccessDecision
+
 from ..policy import paths as guest_paths
 from .fdtable import MountRoot
 
@@ -32,11 +34,28 @@ def inside(path: str, folder: str) -> bool:
 
 
 class Verdict(NamedTuple):
-    """The policy's answer for one path: allowed, the deciding rule (as text), and why."""
+    """The policy's answer for one path, as the guard records it."""
 
-    allowed: bool
-    capability: str | None
-    reason: str
+    decision: AccessDecision
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision.allowed
+
+    @property
+    def capability(self) -> str | None:
+        """The deciding rule as its capability text (None: deny by default)."""
+        cap = self.decision.capability
+        return None if cap is None else str(cap)
+
+    @property
+    def reason(self) -> str:
+        return self.decision.reason
+
+    @classmethod
+    def plain(cls, allowed: bool, reason: str) -> "Verdict":
+        """A verdict no rule made (learn mode, say)."""
+        return cls(AccessDecision(allowed, None, reason))
 
 
 class Decisions:
@@ -47,37 +66,35 @@ class Decisions:
         self.file_grants = file_grants
         self.housekeeping_paths = housekeeping
         self._decisions: dict[tuple[str, bool, bool], Verdict] = {}
-        self._uniform: dict[tuple[str, bool, bool], tuple[bool, str | None, str, str]] = {}
+        self._shared: dict[tuple[str, bool, bool], AccessDecision] = {}
         self._folder_rules: dict[str, frozenset[str]] = {}
 
     def decide(self, path: str, write: bool, directory: bool, mount: MountRoot | None = None) -> Verdict:
-        """The policy's decision for one access, as (allowed, capability string, reason).
+        """The policy's decision for one access.
 
-        In a mount whose rules are the whole folder (not ``fine``: no glob, single-file
-        grant or carve-out can match inside it), every path below it gets the same answer
-        for the same rights, so the policy is asked once per (mount, rights) and its reason
-        restated for each path: the per-call cost stays a dict lookup.  Nowhere else is a
-        decision shared between two paths.
+        In a mount whose rules are the whole folder (not ``fine``), every path below it gets the
+        same answer for the same rights; in a fine mount, so do the children of a folder that no
+        rule names (:meth:`sibling_class`).  There the policy is asked once and its decision
+        restated for each path (:meth:`AccessDecision.about`): the per-call cost stays a dict
+        lookup.  Nowhere else is a decision shared between two paths.
         """
         key = (path, write, directory)
         verdict = self._decisions.get(key)
         if verdict is not None:
             return verdict
-        root = mount.guest if mount is not None and not mount.fine and path != mount.guest else None
-        if root is not None and not inside(path, root):
-            root = None
-        if root is None and mount is not None and mount.fine:
-            root = self.sibling_class(path)  # a folder whose plain children all get one answer
-        if root is not None:
-            shared = self._uniform.get((root, write, directory))
+        share = mount.guest if mount is not None and not mount.fine and path != mount.guest else None
+        if share is not None and not inside(path, share):
+            share = None
+        if share is None and mount is not None and mount.fine:
+            share = self.sibling_class(path)
+        if share is not None:
+            shared = self._shared.get((share, write, directory))
             if shared is not None:
-                allowed, capability, reason, first = shared
-                return Verdict(allowed, capability, reason.replace(f"'{first}'", f"'{path}'"))
+                return Verdict(shared.about(path))
         decision = self.policy.check_path(path, write, directory=directory, files=self.file_grants)
-        capability = None if decision.capability is None else str(decision.capability)
-        verdict = Verdict(decision.allowed, capability, decision.reason)
-        if root is not None:
-            self._uniform[(root, write, directory)] = (decision.allowed, capability, decision.reason, path)
+        verdict = Verdict(decision)
+        if share is not None:
+            self._shared[(share, write, directory)] = decision
         elif len(self._decisions) < 4096:
             self._decisions[key] = verdict
         return verdict
