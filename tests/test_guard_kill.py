@@ -179,3 +179,24 @@ def _read(path: str) -> str:
     from workbench import probes
 
     return probes.read_file(path)
+
+
+def test_a_folder_swapped_between_check_and_open_is_revoked_even_by_one_name(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder the guest opens may be kept and used later, so even one name is verified: right
+    after the check, the host moves another folder (one inside the carve-out's reach) in its place."""
+    real = guard_module.Guard._prepare_open
+    docs = root / "docs"
+    (docs / "pub").mkdir()
+    (docs / "private" / "inner").mkdir()
+
+    def swap_after_check(self: guard_module.Guard, walked: object, oflags: int, write: bool) -> int:
+        code = real(self, walked, oflags, write)
+        os.rename(docs / "pub", docs / "pub-old")
+        os.rename(docs / "private" / "inner", docs / "pub")
+        return code
+
+    monkeypatch.setattr(guard_module.Guard, "_prepare_open", swap_after_check)
+    result = Sandbox(CARVED, root=root).run(open_probe(b"pub", oflags=2))  # O_DIRECTORY
+    assert result.violations and "changed on the host" in result.violations[0].message

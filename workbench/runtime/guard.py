@@ -143,11 +143,14 @@ class Guard(NameCalls, DescriptorCalls):
         """In a fine mount: do what ``path_open`` would do to the name (create, refuse), on exactly
         the object checked, and ask the guard to verify what the real call then opens.
 
-        One name in the descriptor's own folder that is not a symlink needs none of that: opened
-        without following symlinks, it is the object at the checked path (NOFOLLOW)."""
+        One name in the descriptor's own folder that is not a symlink or a folder needs none of
+        that: opened without following symlinks, it is the object at the checked path (NOFOLLOW).
+        A folder is always verified: the guest may keep it and resolve names from it later, so it
+        must be the very folder the guard will resolve them from."""
         if oflags & _O_CREAT and oflags & _O_DIRECTORY:
             return HANDLED | EINVAL
-        if walked.direct and (walked.stat is None or not st.S_ISLNK(walked.stat.st_mode)):
+        kind = walked.stat.st_mode if walked.stat is not None else 0
+        if walked.direct and not oflags & _O_DIRECTORY and not st.S_ISLNK(kind) and not st.S_ISDIR(kind):
             if walked.stat is None and not oflags & _O_CREAT:
                 return HANDLED | ENOENT
             return NOFOLLOW
