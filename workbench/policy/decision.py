@@ -9,7 +9,7 @@ sentence a user reads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from workbench.policy.capability import Capability
 from workbench.policy.suggest import quote
@@ -47,7 +47,9 @@ class AccessDecision:
 
     def about(self, subject: str) -> AccessDecision:
         """The same decision, said of ``subject``."""
-        return self if subject == self.subject else replace(self, subject=subject)
+        if subject == self.subject:
+            return self
+        return AccessDecision(self.allowed, self.capability, self.text, subject)  # hot: no dataclasses.replace
 
     @classmethod
     def allow(cls, capability: Capability, reason: str, subject: str | None = None) -> AccessDecision:

@@ -62,7 +62,13 @@ def _frozen(value: Any) -> Hashable:
 
 def _key(event: Event) -> Hashable:
     """Everything that makes two events of one run different, except their time."""
-    detail = tuple(sorted((k, _frozen(v)) for k, v in event.detail.items())) if event.detail else ()
+    detail: Hashable = ()
+    if event.detail:
+        try:  # the usual detail: flat, hashable values, built by one code path in one order
+            detail = tuple(event.detail.items())
+            hash(detail)
+        except TypeError:
+            detail = tuple(sorted((k, _frozen(v)) for k, v in event.detail.items()))
     return (event.category, event.action, event.decision, event.target, event.resolved, event.capability,
             event.errno, event.reason, event.caller_chain, detail)
 

@@ -212,7 +212,17 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     name: (tuple(_WASM_TYPES[_annotation(kind)] for kind in call.__annotations__.values()), ("i32",))
     for name, call in CALLS.items()
 }
-_KINDS = {name: tuple(kind == "i64" for kind in params) for name, (params, _) in SIGNATURES.items()}
+
+
+def _decoder(function: str) -> Any:
+    """``raw -> CALLS[function](raw[0].i32, raw[1].i64, ...)``, generated once: the guard decodes
+    every checked call, and a generated call is ~2x faster than a loop over the table."""
+    params = SIGNATURES[function][0]
+    fields = ", ".join(f"raw[{i}].{kind}" for i, kind in enumerate(params))
+    return eval(f"lambda raw: call({fields})", {"call": CALLS[function]})  # noqa: S307 - text built above
+
+
+_DECODERS = {name: _decoder(name) for name in CALLS}
 
 
 def param_index(function: str, parameter: str) -> int:
@@ -223,5 +233,4 @@ def param_index(function: str, parameter: str) -> int:
 
 def decode(function: str, raw: Any) -> Any:
     """``function``'s arguments from a raw C-API value array, as its :data:`CALLS` tuple."""
-    kinds = _KINDS[function]
-    return CALLS[function](*[raw[i].i64 if wide else raw[i].i32 for i, wide in enumerate(kinds)])
+    return _DECODERS[function](raw)

@@ -12,7 +12,7 @@ import ctypes
 import os
 import posixpath
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import wasmtime
@@ -63,10 +63,10 @@ class Target:
     raw: str
     resolved: str
     walk: Walk | None = None
+    mount: MountRoot = field(init=False)
 
-    @property
-    def mount(self) -> MountRoot:
-        return self.entry.mount
+    def __post_init__(self) -> None:
+        self.mount = self.entry.mount
 
     def close(self) -> None:
         if self.walk is not None:
@@ -196,7 +196,7 @@ class GuardCore:
         textual = posixpath.normpath(posixpath.join(entry.path, raw)) if raw else entry.path
         if textual.startswith("//"):
             textual = textual[1:]
-        climbs = ".." in raw.split("/")
+        climbs = ".." in raw and ".." in raw.split("/")
         target = Target(entry, raw, textual)
         if mount.fd is not None and (mount.fine or climbs or walk_always):
             if name_op:
@@ -327,6 +327,8 @@ class GuardCore:
         return HANDLED | errno
 
     def _links(self, detail: dict[str, Any], *targets: Target) -> dict[str, Any]:
+        if all(t.walk is None for t in targets):
+            return detail
         links = [link for t in targets if t.walk is not None for link in t.walk.links]
         if links:
             detail["links"] = links

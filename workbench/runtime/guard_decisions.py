@@ -34,28 +34,30 @@ def inside(path: str, folder: str) -> bool:
 
 
 class Verdict(NamedTuple):
-    """The policy's answer for one path, as the guard records it."""
+    """The policy's answer for one path, as the guard records it: allowed or not, the deciding
+    rule as capability text (None: deny by default), and the decision, said of ``subject`` (a
+    decision shared between paths is not copied for each one; its sentence is made when read)."""
 
+    allowed: bool
+    capability: str | None
     decision: AccessDecision
+    subject: str | None = None
 
-    @property
-    def allowed(self) -> bool:
-        return self.decision.allowed
-
-    @property
-    def capability(self) -> str | None:
-        """The deciding rule as its capability text (None: deny by default)."""
-        cap = self.decision.capability
-        return None if cap is None else str(cap)
+    @classmethod
+    def of(cls, decision: AccessDecision, subject: str | None = None) -> "Verdict":
+        cap = decision.capability
+        return cls(decision.allowed, None if cap is None else cap.text, decision, subject)
 
     @property
     def reason(self) -> str:
-        return self.decision.reason
+        if self.subject is None:
+            return self.decision.reason
+        return self.decision.about(self.subject).reason
 
     @classmethod
     def plain(cls, allowed: bool, reason: str) -> "Verdict":
         """A verdict no rule made (learn mode, say)."""
-        return cls(AccessDecision(allowed, None, reason))
+        return cls.of(AccessDecision(allowed, None, reason))
 
 
 class Decisions:
@@ -65,6 +67,8 @@ class Decisions:
         self.policy = policy
         self.file_grants = file_grants
         self.housekeeping_paths = housekeeping
+        self._housekeeping_exact = frozenset(p for p in housekeeping if not p.endswith("/"))
+        self._housekeeping_prefixes = tuple(p for p in housekeeping if p.endswith("/"))
         self._decisions: dict[tuple[str, bool, bool], Verdict] = {}
         self._shared: dict[tuple[str, bool, bool], AccessDecision] = {}
         self._folder_rules: dict[str, frozenset[str]] = {}
@@ -90,9 +94,10 @@ class Decisions:
         if share is not None:
             shared = self._shared.get((share, write, directory))
             if shared is not None:
-                return Verdict(shared.about(path))
+                shared_text = None if shared.capability is None else shared.capability.text
+                return Verdict(shared.allowed, shared_text, shared, path)
         decision = self.policy.check_path(path, write, directory=directory, files=self.file_grants)
-        verdict = Verdict(decision)
+        verdict = Verdict.of(decision)
         if share is not None:
             self._shared[(share, write, directory)] = decision
         elif len(self._decisions) < 4096:
@@ -138,7 +143,9 @@ class Decisions:
         return verdict.reason, verdict.capability
 
     def housekeeping(self, path: str) -> bool:
-        return any(path == item or (item.endswith("/") and path.startswith(item)) for item in self.housekeeping_paths)
+        """Is ``path`` one the language runtime looks for itself (see :class:`Program.housekeeping`)?"""
+        return path in self._housekeeping_exact or (
+            bool(self._housekeeping_prefixes) and path.startswith(self._housekeeping_prefixes))
 
     def rules_below(self, path: str) -> bool:
         """Could any rule other than a plain folder grant tell paths at or below ``path`` apart?"""
