@@ -41,7 +41,9 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import wasmtime
+from wasmtime import _bindings as ffi
 
+from ..wasi_streams import OutputStreams
 from .guest_driver import SNAPSHOT_MARKER
 from .program import Entry
 from .pyruntime import STACK_POINTER_EXPORT
@@ -189,13 +191,25 @@ class SnapshotBuilder:
         linker = wasmtime.Linker(engine)
         linker.define_wasi()
         store = wasmtime.Store(engine)
-        store.set_wasi(wasmtime.WasiConfig())
-        exports = linker.instantiate(store, module).exports(store)
-        return _memory_bytes(exports["memory"], store)  # type: ignore[arg-type]
+        try:
+            store.set_wasi(wasmtime.WasiConfig())
+            exports = linker.instantiate(store, module).exports(store)
+            return _memory_bytes(exports["memory"], store)  # type: ignore[arg-type]
+        finally:
+            store.close()  # freed here, on this thread: see runtime/shutdown.py
+            linker.close()
 
     def _run_to_pause(self, entry: Entry) -> tuple[bytes | None, int | None, bytes]:
+        """Start an interpreter in a store of its own and copy its memory at the pause point.
+
+        The store and the linker are freed before this returns.  Nothing here may hold
+        the store: the host function below lives in wasmtime-py's global table until the
+        store and linker are freed, so a closure over the store made a cycle through C
+        that Python's collector cannot see (the store, its memory and its output streams
+        then lived until interpreter teardown freed them, on wasmtime's threads, during
+        finalization: the abort at exit, docs/decisions.md "A clean exit").
+        """
         engine, module = entry.engine, entry.module
-        store = wasmtime.Store(engine)
         state: dict[str, object] = {"armed": False, "memory": None, "sp": None}
         output: list[bytes] = []
 
@@ -211,33 +225,40 @@ class SnapshotBuilder:
             if state["armed"] and state["memory"] is None:
                 state["memory"] = _memory_bytes(memory, caller)  # type: ignore[arg-type]
                 state["sp"] = caller[STACK_POINTER_EXPORT].value(caller)  # type: ignore[union-attr]
-                store.set_epoch_deadline(0)  # stop at the next epoch check; the instance is thrown away
+                # stop at the next epoch check; the instance is thrown away
+                ffi.wasmtime_context_set_epoch_deadline(caller._context(), 0)
             now = _CLOCKS.get(clock_id, time.monotonic_ns)()
             memory.write(caller, now.to_bytes(8, "little"), out)  # type: ignore[union-attr]
             return 0
 
+        store = wasmtime.Store(engine)
         linker = wasmtime.Linker(engine)
-        linker.allow_shadowing = True
-        linker.define_wasi()
-        linker.define_func("wasi_snapshot_preview1", "clock_time_get", _CLOCK_TYPE, clock_time_get, access_caller=True)
-        with tempfile.TemporaryDirectory(prefix="workbench-snapshot-") as empty:
-            wasi = wasmtime.WasiConfig()
-            wasi.argv = self.boot_argv
-            wasi.env = [list(pair) for pair in entry.env]
-            wasi.stdout_custom = on_output
-            wasi.stderr_custom = on_output
-            for guest_path in entry.preopens:  # same layout as the run; the folders behind do not matter
-                wasi.preopen_dir(empty, guest_path, False)
-            store.set_wasi(wasi)
-            try:
-                store.set_fuel(_FUEL_FOR_BUILD)
-            except wasmtime.WasmtimeError:
-                pass  # an engine without fuel
-            store.set_epoch_deadline(BUILD_DEADLINE_TICKS)
-            try:
-                linker.instantiate(store, module).exports(store)["_start"](store)  # type: ignore[operator]
-            except (wasmtime.Trap, wasmtime.WasmtimeError, wasmtime.ExitTrap):
-                pass  # the expected end is the epoch trap right after the pause
+        streams = OutputStreams()
+        try:
+            linker.allow_shadowing = True
+            linker.define_wasi()
+            linker.define_func("wasi_snapshot_preview1", "clock_time_get", _CLOCK_TYPE, clock_time_get, access_caller=True)
+            with tempfile.TemporaryDirectory(prefix="workbench-snapshot-") as empty:
+                wasi = wasmtime.WasiConfig()
+                wasi.argv = self.boot_argv
+                wasi.env = [list(pair) for pair in entry.env]
+                streams.attach(wasi, on_output, on_output)
+                for guest_path in entry.preopens:  # same layout as the run; the folders behind do not matter
+                    wasi.preopen_dir(empty, guest_path, False)
+                store.set_wasi(wasi)
+                try:
+                    store.set_fuel(_FUEL_FOR_BUILD)
+                except wasmtime.WasmtimeError:
+                    pass  # an engine without fuel
+                store.set_epoch_deadline(BUILD_DEADLINE_TICKS)
+                try:
+                    linker.instantiate(store, module).exports(store)["_start"](store)  # type: ignore[operator]
+                except (wasmtime.Trap, wasmtime.WasmtimeError, wasmtime.ExitTrap):
+                    pass  # the expected end is the epoch trap right after the pause
+        finally:
+            store.close()
+            linker.close()
+            streams.release()
         return state["memory"], state["sp"], b"".join(output)  # type: ignore[return-value]
 
 

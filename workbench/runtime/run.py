@@ -33,6 +33,8 @@ from .monitor import Monitor
 from .mounts import learn_mounts, plan_mounts
 from .output import OutputCapture
 from .result import Fault, RunResult, Usage, human_size
+from .shutdown import running
+from ..wasi_streams import OutputStreams
 from .verdicts import classify_trap, limit_rule, report_memory_cap, report_overrun
 
 if TYPE_CHECKING:
@@ -92,6 +94,8 @@ class _Run:
         self.watch.on_tick = self.monitor.tick
         self.started = 0.0
         self.guest_env: tuple[tuple[str, str], ...] = ()  # set by _wasi_config; handed to Program.enter
+        self.streams = OutputStreams()
+        self._store: wasmtime.Store | None = None
 
     # -- events -------------------------------------------------------------------------------
     def emit(self, category: str, action: str, decision: str = "allow", **fields: Any) -> Event:
@@ -127,6 +131,19 @@ class _Run:
     def execute(
         self, entry: str, args: Sequence[str], stdin: str | bytes | None, env: Mapping[str, str] | None
     ) -> RunResult:
+        """Run once; the store is freed here, on this thread, before returning (see shutdown.py)."""
+        with running(self.watch):
+            try:
+                return self._execute(entry, args, stdin, env)
+            finally:
+                if self._store is not None:
+                    self._store.close()  # frees its instances, memories and WASI streams now
+                    self._store = None
+                self.streams.release()
+
+    def _execute(
+        self, entry: str, args: Sequence[str], stdin: str | bytes | None, env: Mapping[str, str] | None
+    ) -> RunResult:
         limits = self.limits
         learn = self.sandbox.on_violation == "audit"
         scratch = self._scratch_folder(learn)
@@ -138,7 +155,7 @@ class _Run:
         preopens += [(m.guest_path, m.host_path, False) for m in self.program.system_mounts]
         if self.plan is not None and not any(m.guest_path == "/" for m in mounts):
             preopens.append(("/", empty_root(), False))  # so attempts outside every grant reach the guard
-        store = wasmtime.Store(self.handle.engine)
+        store = self._store = wasmtime.Store(self.handle.engine)
         apply_store_caps(store, limits.memory_bytes)  # memory cap + table/instance caps (engine.STORE_CAPS)
         if limits.fuel is not None:
             store.set_fuel(limits.fuel)
@@ -305,8 +322,7 @@ class _Run:
             buffer = ctypes.cast(ctypes.create_string_buffer(data, len(data)), ctypes.POINTER(ctypes.c_uint8))
             ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), buffer)  # copied; the config owns it
             ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
-        wasi.stdout_custom = self.output.writer("stdout")
-        wasi.stderr_custom = self.output.writer("stderr")
+        self.streams.attach(wasi, self.output.writer("stdout"), self.output.writer("stderr"))
         for guest, host, writable in preopens:
             wasi.preopen_dir(host, guest, writable)
         return wasi
