@@ -144,3 +144,110 @@ def test_a_sleep_in_the_host_does_not_outlast_the_deadline() -> None:
     assert [(v.kind, v.decision) for v in result.violations] == [("time", "kill")]
     short = Sandbox(["time:limit:2s"]).run(probes.sleep(0.05))
     assert short.ok and short.usage.wall_seconds >= 0.05  # a sleep within the limit is untouched
+
+
+# -- every refused memory.grow is a violation event (issue 10, point 2) ---------------------------
+
+ONE_GROW_PAST_THE_CAP = """(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "refused\\n")
+  (func (export "_start")
+    (if (i32.eq (memory.grow (i32.const 1000)) (i32.const -1))
+      (then (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 8))
+            (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 32)))))))"""
+
+
+def _memory_events(result):  # type: ignore[no-untyped-def]
+    return [e for e in result.events if e.category == "memory"]
+
+
+def test_one_memory_grow_past_the_cap_is_a_violation_with_both_sizes() -> None:
+    """Was ok=True: the guest saw -1 and nothing outside it saw the request."""
+    result = Sandbox(["memory:limit:10MB"]).run(ONE_GROW_PAST_THE_CAP)
+    assert result.stdout == "refused\n"  # the guest saw -1 and went on (deny, not kill)
+    assert result.exit_code == 0 and not result.ok
+    [event] = _memory_events(result)
+    assert (event.action, event.decision, event.capability) == ("grow", "deny", "memory:limit:10MB")
+    assert event.detail["requested_bytes"] == 1001 * 65536
+    assert event.detail["current_bytes"] == 65536
+    assert event.detail["limit_bytes"] == 10_000_000
+    assert "65.6 MB" in event.reason and "10 MB" in event.reason
+
+
+def test_each_refused_grow_is_recorded_and_a_smaller_one_still_succeeds() -> None:
+    wat = """(module (memory (export "memory") 1)
+      (func (export "_start")
+        (drop (memory.grow (i32.const 500)))      ;; refused
+        (drop (memory.grow (i32.const 65535)))    ;; refused: 4 GiB
+        (if (i32.ne (memory.grow (i32.const 3)) (i32.const 1)) (then unreachable))))"""
+    result = Sandbox(["memory:limit:1MB"]).run(wat)
+    assert result.fault is None
+    requested = [e.detail["requested_bytes"] for e in _memory_events(result)]
+    assert requested == [501 * 65536, 65536 * 65536]
+    assert all(e.detail["current_bytes"] == 65536 for e in _memory_events(result))
+    assert result.usage.memory_peak_bytes == 4 * 65536
+
+
+def test_python_memory_error_is_a_recorded_violation(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Was: MemoryError in the guest, no violation, and the audit log had start and exit only."""
+    from workbench.audit import AuditLog
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    result = Sandbox(["memory:limit:100MB"], audit=log).run("x = bytearray(10**9)", lang="python")
+    assert "MemoryError" in result.stderr
+    events = _memory_events(result)
+    assert events and all(e.decision == "deny" and e.action == "grow" for e in events)
+    assert all(e.detail["requested_bytes"] >= 10**9 for e in events)
+    assert all(5 * 10**6 < e.detail["current_bytes"] < 100 * 10**6 for e in events)
+    frame = log.frame()
+    grows = frame[(frame["category"] == "memory") & (frame["action"] == "grow")]
+    assert len(grows) == len(events) and set(grows["decision"]) == {"deny"}
+
+
+def test_c_malloc_past_the_cap_is_a_recorded_violation() -> None:
+    source = """#include <stdio.h>
+#include <stdlib.h>
+int main(void) {
+    char *volatile p = malloc(200000000);  /* volatile: the compiler may not elide it */
+    if (!p) { printf("malloc returned NULL\\n"); return 0; }
+    p[199999999] = 1;
+    printf("got it %d\\n", p[199999999]);
+    return 0;
+}
+"""
+    result = Sandbox(["memory:limit:100MB"]).run(source, lang="c")
+    assert result.stdout == "malloc returned NULL\n"
+    events = _memory_events(result)
+    assert events and events[0].action == "grow" and events[0].decision == "deny"
+    assert events[0].detail["requested_bytes"] >= 200_000_000
+
+
+def test_a_refused_grow_in_kill_mode_ends_the_run() -> None:
+    spin_after = """(module (memory (export "memory") 1)
+      (func (export "_start") (drop (memory.grow (i32.const 1000))) (loop br 0)))"""
+    result = Sandbox(["memory:limit:10MB", "time:limit:20s"], on_violation="kill").run(spin_after)
+    assert result.exit_code is None and result.usage.wall_seconds < 10
+    assert [(e.category, e.action, e.decision) for e in result.events if e.is_violation] == [("memory", "grow", "kill")]
+
+
+def test_memory64_and_shared_memories_are_refused_cleanly() -> None:
+    for wat in ('(module (memory i64 1) (func (export "_start")))',
+                '(module (memory 1 2 shared) (func (export "_start")))'):
+        result = Sandbox(["memory:limit:10MB"]).run(wat)
+        assert not result.ok
+        text = result.fault.message if result.fault else " ".join(v.message for v in result.violations)
+        assert "not supported by the sandbox" in text, text
+
+
+def test_the_guest_cannot_touch_memory_past_its_size() -> None:
+    """Pages past the current size stay unmapped (PROT_NONE) after a refused and a granted grow:
+    an access one byte past the end is an out-of-bounds trap, not a read of someone's memory."""
+    wat = """(module (memory (export "memory") 1)
+      (func (export "_start")
+        (drop (memory.grow (i32.const 100)))
+        (drop (memory.grow (i32.const 1)))
+        (drop (i32.load8_u (i32.const 131071)))
+        (drop (i32.load8_u (i32.const 131072)))))"""
+    result = Sandbox(["memory:limit:1MB"]).run(wat)
+    assert result.fault is not None and result.fault.kind == "memory_out_of_bounds"

@@ -38,7 +38,7 @@ import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, ContextManager, Sequence
 
 import wasmtime
 from wasmtime import _bindings as ffi
@@ -90,9 +90,14 @@ class Snapshot:
         size under the run's cap: the caller then starts the interpreter cold, which meets
         the cap the way any module does.
         """
+        from ..runtime.linear_memory import current_account  # runtime imports languages: import late
+
         memory = exports["memory"]  # type: ignore[index]
         current = memory.data_len(store)
         if self.memory_size > current:
+            account = current_account()
+            if account is not None and not account.allows(self.memory_size):
+                return False  # not the guest's request: no violation; the cold start meets the cap itself
             try:
                 memory.grow(store, (self.memory_size - current) // WASM_PAGE)
             except wasmtime.WasmtimeError:
@@ -103,6 +108,14 @@ class Snapshot:
         ctypes.memset(base + self.start_flag, 0, 4)
         exports[STACK_POINTER_EXPORT].set_value(store, wasmtime.Val.i32(self.stack_pointer))  # type: ignore[index]
         return True
+
+
+def _own_memory(module: wasmtime.Module) -> ContextManager[None]:
+    """A build's memories are charged to no run, and start from the module's data image (if lifted)."""
+    from ..runtime.data_image import image_of  # runtime imports languages: import late
+    from ..runtime.linear_memory import charging
+
+    return charging(None, image_of(module))
 
 
 class SnapshotFailed(Exception):
@@ -193,7 +206,8 @@ class SnapshotBuilder:
         store = wasmtime.Store(engine)
         try:
             store.set_wasi(wasmtime.WasiConfig())
-            exports = linker.instantiate(store, module).exports(store)
+            with _own_memory(module):
+                exports = linker.instantiate(store, module).exports(store)
             return _memory_bytes(exports["memory"], store)  # type: ignore[arg-type]
         finally:
             store.close()  # freed here, on this thread: see runtime/shutdown.py
@@ -252,7 +266,8 @@ class SnapshotBuilder:
                     pass  # an engine without fuel
                 store.set_epoch_deadline(BUILD_DEADLINE_TICKS)
                 try:
-                    linker.instantiate(store, module).exports(store)["_start"](store)  # type: ignore[operator]
+                    with _own_memory(module):
+                        linker.instantiate(store, module).exports(store)["_start"](store)  # type: ignore[operator]
                 except (wasmtime.Trap, wasmtime.WasmtimeError, wasmtime.ExitTrap):
                     pass  # the expected end is the epoch trap right after the pause
         finally:

@@ -28,14 +28,16 @@ from ..languages import Entry, Program
 from ..policy import format_size
 from .deadline import RunWatch, install_watch
 from .engine import apply_store_caps
+from .data_image import image_of
 from .guard import Guard, GuardPlan, empty_root, instantiate_guarded
+from .linear_memory import MemoryAccount, Refusal, charging
 from .monitor import Monitor
 from .mounts import learn_mounts, plan_mounts
 from .output import OutputCapture
 from .result import Fault, RunResult, Usage, human_size
 from .shutdown import running
 from ..wasi_streams import OutputStreams
-from .verdicts import classify_trap, limit_rule, report_memory_cap, report_overrun
+from .verdicts import classify_trap, limit_rule, report_memory_refusal, report_overrun
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
@@ -96,6 +98,8 @@ class _Run:
         self.guest_env: tuple[tuple[str, str], ...] = ()  # set by _wasi_config; handed to Program.enter
         self.streams = OutputStreams()
         self._store: wasmtime.Store | None = None
+        # the memory cap, enforced where wasmtime grows the guest's memory (linear_memory.py)
+        self.memory_account = MemoryAccount(self.limits.memory_bytes, self._on_memory_refused)
 
     # -- events -------------------------------------------------------------------------------
     def emit(self, category: str, action: str, decision: str = "allow", **fields: Any) -> Event:
@@ -111,6 +115,9 @@ class _Run:
         self.events.append(event)
         self.sandbox.bus.publish(event)
         return event
+
+    def _on_memory_refused(self, refusal: Refusal) -> None:
+        report_memory_refusal(self, refusal)
 
     def _on_output_cap(self, stream: str, attempted: int) -> None:
         cap = self.limits.output_bytes or 0
@@ -156,7 +163,7 @@ class _Run:
         if self.plan is not None and not any(m.guest_path == "/" for m in mounts):
             preopens.append(("/", empty_root(), False))  # so attempts outside every grant reach the guard
         store = self._store = wasmtime.Store(self.handle.engine)
-        apply_store_caps(store, limits.memory_bytes)  # memory cap + table/instance caps (engine.STORE_CAPS)
+        apply_store_caps(store)  # table/instance caps (engine.STORE_CAPS); the memory cap is memory_account's
         if limits.fuel is not None:
             store.set_fuel(limits.fuel)
         store.set_wasi(self._wasi_config(preopens, args, stdin, env))
@@ -201,6 +208,8 @@ class _Run:
         remove_watch = install_watch(store.ptr(), self.watch)
         store.set_epoch_deadline(1)
         ticking = False
+        memory_scope = charging(self.memory_account, image_of(self.module))  # memories made below are this run's
+        memory_scope.__enter__()  # (not a with: the try below is the run's own)
         try:
             self.handle.ticker.acquire()
             ticking = True
@@ -235,6 +244,7 @@ class _Run:
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             fault = classify_trap(self, exc, exports is None)
         finally:
+            memory_scope.__exit__(None, None, None)
             if detach_guard is not None:
                 detach_guard()
             self.sandbox._active.discard(self.watch)
@@ -247,7 +257,6 @@ class _Run:
         report_overrun(self, wall)
         final = self.monitor.sample()  # one last reading: exact peak memory and fuel
         memory_peak = max(self.monitor.memory_peak, self._memory_size(store, exports))
-        report_memory_cap(self, memory_peak)
         fuel_used = final.fuel_used
         usage = Usage(
             wall_seconds=wall,

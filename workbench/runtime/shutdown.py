@@ -22,10 +22,9 @@ So the workbench keeps three rules, and this module holds the two that need a pl
 from __future__ import annotations
 
 import atexit
-import contextlib
 import threading
 import time
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from ..errors import SandboxError
 from ..wasi_streams import keep_forever
@@ -46,25 +45,35 @@ _exiting = False
 _counter = 0
 
 
-@contextlib.contextmanager
-def running(watch: _Stoppable) -> Iterator[None]:
-    """The span of one run in wasmtime (store made to store freed); refused once the process exits."""
-    global _counter
-    with _lock:
-        if _exiting:
-            raise SandboxError(
-                "the Python process is exiting: no new sandbox run can start",
-                hint="finish runs before the interpreter shuts down (join the threads that start them)",
-            )
-        _counter += 1
-        key = _counter
-        _active[key] = (threading.current_thread(), watch)
-    try:
-        yield
-    finally:
+class running:
+    """The span of one run in wasmtime (store made to store freed); refused once the process exits.
+
+    (A class rather than a generator: it is on every run's path.)
+    """
+
+    __slots__ = ("_watch", "_key")
+
+    def __init__(self, watch: _Stoppable) -> None:
+        self._watch = watch
+        self._key = 0
+
+    def __enter__(self) -> None:
+        global _counter
         with _lock:
-            del _active[key]
-            _left.notify_all()
+            if _exiting:
+                raise SandboxError(
+                    "the Python process is exiting: no new sandbox run can start",
+                    hint="finish runs before the interpreter shuts down (join the threads that start them)",
+                )
+            _counter += 1
+            self._key = _counter
+            _active[self._key] = (threading.current_thread(), self._watch)
+
+    def __exit__(self, *exc: object) -> None:
+        with _lock:
+            del _active[self._key]
+            if _exiting:  # only the exit waits for runs to leave
+                _left.notify_all()
 
 
 def active_runs() -> int:
