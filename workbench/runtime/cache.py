@@ -9,7 +9,9 @@ even in a new process, then deserialises (milliseconds) instead of compiling
 A module with large data is compiled without its active data, which becomes an image
 mapped copy-on-write into each instance (:mod:`.data_image`); the image is kept beside
 the artifact (``.image``, empty when nothing was lifted), and an artifact whose image
-is missing is treated as a miss: it must never run without its data.
+is missing is treated as a miss: it must never run without its data.  A module with a
+table that may grow past the sandbox's table cap is compiled with its ``table.grow``
+instructions instrumented, so a refusal is seen (:mod:`.table_watch`).
 
 Trust: ``Module.deserialize_file`` runs native code from the file, so the cache
 folder must be writable by this user only.  It is created with mode 0700, files
@@ -31,8 +33,8 @@ from typing import Callable
 
 import wasmtime
 
-from . import data_image
-from .engine import EngineHandle
+from . import data_image, table_watch
+from .engine import STORE_CAPS, EngineHandle
 
 __all__ = ["CompileCache", "default_cache_dir"]
 
@@ -85,7 +87,7 @@ class CompileCache:
                 return module
         loaded = self._load(key, handle)
         if loaded is None:
-            lifted, image_bytes = data_image.lift(wasm())
+            lifted, image_bytes = data_image.lift(table_watch.instrument(wasm(), STORE_CAPS.table_elements))
             module = wasmtime.Module(handle.engine, lifted)  # may raise; the caller explains the error
             image = data_image.DataImage(image_bytes) if image_bytes is not None else None
             self.compiles += 1

@@ -39,7 +39,7 @@ import wasmtime
 from wasmtime import _bindings as ffi
 
 from ..errors import PolicyError
-from . import data_image, linear_memory
+from . import data_image, linear_memory, table_watch
 
 __all__ = [
     "EngineSettings",
@@ -102,7 +102,8 @@ class EngineSettings:
         """A stable string for cache keys: every field that changes the artifact."""
         return (
             f"wasmtime={WASMTIME_VERSION};epoch=1;fuel={int(self.fuel)};"
-            f"stack={self.max_wasm_stack};debug={int(self.debug_info)};cow=0;hostmem=1;{data_image.FORMAT}"
+            f"stack={self.max_wasm_stack};debug={int(self.debug_info)};cow=0;hostmem=1;{data_image.FORMAT};"
+            f"{table_watch.FORMAT}={STORE_CAPS.table_elements}"
         )
 
     def build_config(self) -> wasmtime.Config:

@@ -37,7 +37,8 @@ from .output import OutputCapture
 from .result import Fault, RunResult, Usage, human_size
 from .shutdown import running
 from ..wasi_streams import OutputStreams
-from .verdicts import classify_trap, limit_rule, report_memory_refusal, report_overrun
+from .table_watch import connect as connect_table_hooks
+from .verdicts import classify_trap, limit_rule, report_memory_refusal, report_overrun, report_table_refusal
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
@@ -118,6 +119,9 @@ class _Run:
 
     def _on_memory_refused(self, refusal: Refusal) -> None:
         report_memory_refusal(self, refusal)
+
+    def _on_table_refused(self, table: int, requested: int, current: int, maximum: int | None) -> None:
+        report_table_refusal(self, table, requested, current, maximum)
 
     def _on_output_cap(self, stream: str, attempted: int) -> None:
         cap = self.limits.output_bytes or 0
@@ -227,6 +231,7 @@ class _Run:
                     stop=self.watch.stop,
                 )
                 exports, detach_guard = instantiate_guarded(store, self.handle.linker, self.module, self.plan, guard)
+            connect_table_hooks(store, exports, self._on_table_refused)  # instrumented modules only
             self.monitor.attach(store, exports)
             start = exports["_initialize"] if entry == "_start" and "_initialize" in exports and "_start" not in exports else None
             if start is not None:

@@ -15,11 +15,11 @@ from typing import Any
 from ..languages.messages import clean_wasmtime_message, root_cause
 from ..policy import Policy, format_size
 from .deadline import KILL_PREFIX
-from .engine import store_cap_refusal
+from .engine import STORE_CAPS, store_cap_refusal
 from .result import Fault, human_size
 from .traps import backtrace_of
 
-__all__ = ["classify_trap", "report_memory_refusal", "report_overrun", "limit_rule", "seconds", "PAGE"]
+__all__ = ["classify_trap", "report_memory_refusal", "report_table_refusal", "report_overrun", "limit_rule", "seconds", "PAGE"]
 
 PAGE = 65536
 
@@ -153,6 +153,34 @@ def report_memory_refusal(run: Any, refusal: Any) -> None:
         target="linear memory",
         reason=reason,
         detail={"requested_bytes": requested, "current_bytes": current, "limit_bytes": cap, "refused_by": refusal.reason},
+    )
+    if kill:
+        run.watch.stop("memory", reason)
+
+
+def report_table_refusal(run: Any, table: int, requested: int, current: int, maximum: int | None) -> None:
+    """Record a ``table.grow`` refused by the sandbox's table cap (instrumented modules: table_watch.py).
+
+    A request past the table's own declared maximum is the module's rule (wasm semantics),
+    not the sandbox's refusal, and is not recorded.
+    """
+    if maximum is not None and requested > maximum:
+        return
+    cap = STORE_CAPS.table_elements
+    if requested <= cap:
+        return  # refused for another reason (the host could not allocate): not the cap
+    kill = run.sandbox.on_violation == "kill"
+    reason = (
+        f"table.grow refused: asked for {requested:,} elements in table {table} (+{requested - current:,} on "
+        f"{current:,}), over the sandbox's cap of {cap:,} elements per table (workbench.runtime.engine.STORE_CAPS)"
+    )
+    run.emit(
+        "memory",
+        "table.grow",
+        "kill" if kill else "deny",
+        target=f"table {table}",
+        reason=reason,
+        detail={"requested_elements": requested, "current_elements": current, "limit_elements": cap, "table": table},
     )
     if kill:
         run.watch.stop("memory", reason)
