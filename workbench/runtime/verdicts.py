@@ -150,7 +150,7 @@ def report_memory_refusal(run: Any, refusal: Any) -> None:
         "grow",
         "kill" if kill else "deny",
         capability=limit_rule(run.policy, "memory", format_size(cap)) if cap is not None else None,
-        target="linear memory",
+        target=f"{human_size(requested)} of linear memory (had {human_size(current)})",
         reason=reason,
         detail={"requested_bytes": requested, "current_bytes": current, "limit_bytes": cap, "refused_by": refusal.reason},
     )
@@ -178,7 +178,7 @@ def report_table_refusal(run: Any, table: int, requested: int, current: int, max
         "memory",
         "table.grow",
         "kill" if kill else "deny",
-        target=f"table {table}",
+        target=f"{requested:,} elements in table {table} (had {current:,})",
         reason=reason,
         detail={"requested_elements": requested, "current_elements": current, "limit_elements": cap, "table": table},
     )
