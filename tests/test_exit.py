@@ -116,7 +116,7 @@ def test_a_finished_python_run_leaves_no_store_and_no_output_callback() -> None:
     import wasmtime
     from wasmtime._wasi import CUSTOM_OUTPUTS
 
-    from workbench.wasi_streams import OutputStreams
+    from workbench.runtime.wasi_streams import OutputStreams
 
     result = Sandbox().run("print(6 * 7)", lang="python")
     assert result.stdout.strip() == "42"

@@ -43,7 +43,6 @@ from typing import Callable, ContextManager, Sequence
 import wasmtime
 from wasmtime import _bindings as ffi
 
-from ..wasi_streams import OutputStreams
 from .guest_driver import SNAPSHOT_MARKER
 from .program import Entry
 from .pyruntime import STACK_POINTER_EXPORT
@@ -223,6 +222,8 @@ class SnapshotBuilder:
         then lived until interpreter teardown freed them, on wasmtime's threads, during
         finalization: the abort at exit, docs/decisions.md "A clean exit").
         """
+        from ..runtime.wasi_streams import OutputStreams  # runtime imports languages: import late
+
         engine, module = entry.engine, entry.module
         state: dict[str, object] = {"armed": False, "memory": None, "sp": None}
         output: list[bytes] = []

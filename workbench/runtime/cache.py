@@ -140,7 +140,7 @@ class CompileCache:
         except OSError:
             pass  # a read-only or full disk only costs a recompile next time
 
-    def _write(self, path: Path, data: bytes) -> None:
+    def _write(self, path: Path, data: bytes | bytearray) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=path.suffix)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -112,7 +112,7 @@ class _Segment:
     data_end: int
 
 
-def _limits(data: bytes, pos: int) -> tuple[int, int | None, int, int]:
+def _limits(data: bytes, pos: int) -> tuple[int, int, int | None, int]:
     flags = data[pos]
     minimum, pos = _read_uleb(data, pos + 1)
     maximum = None

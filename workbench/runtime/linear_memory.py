@@ -45,7 +45,7 @@ from typing import Callable
 
 from wasmtime import _bindings as ffi
 
-from ..wasi_streams import keep_forever
+from .wasi_streams import keep_forever
 
 __all__ = [
     "MemoryAccount",

@@ -36,7 +36,7 @@ from .mounts import learn_mounts, plan_mounts
 from .output import OutputCapture
 from .result import Fault, RunResult, Usage, human_size
 from .shutdown import running
-from ..wasi_streams import OutputStreams
+from .wasi_streams import OutputStreams
 from .table_watch import connect as connect_table_hooks
 from .verdicts import classify_trap, limit_rule, report_memory_refusal, report_overrun, report_table_refusal
 

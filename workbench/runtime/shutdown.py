@@ -10,7 +10,7 @@ thunk was already freed by module teardown is a jump into freed memory (SIGSEGV)
 So the workbench keeps three rules, and this module holds the two that need a place:
 
 1. No callback is ever left for wasmtime to make on its own threads: WASI output
-   streams have no finalizer (:mod:`workbench.wasi_streams`), and every store is freed by the
+   streams have no finalizer (:mod:`.wasi_streams`), and every store is freed by the
    run that made it, on the run's thread, before the run returns.
 2. Guests stop before the interpreter finalizes: a run registers with :func:`running`;
    at exit, new runs are refused, runs still going in other (daemon) threads are asked
@@ -27,7 +27,7 @@ import time
 from typing import Protocol
 
 from ..errors import SandboxError
-from ..wasi_streams import keep_forever
+from .wasi_streams import keep_forever
 
 __all__ = ["running", "keep_forever", "stop_runs_at_exit", "active_runs", "EXIT_WAIT_SECONDS"]
 

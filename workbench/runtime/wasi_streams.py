@@ -11,8 +11,7 @@ docs/decisions.md, "A clean exit", and runtime/shutdown.py.
 
 Here the finalizer is NULL, so a dropped stream never calls Python.  The Python side
 of a stream (its writer) is released by the run itself, after it has freed the store
-(:meth:`OutputStreams.release`).  It sits at the package's top level because both
-the runtime and the Python snapshot builder (``languages``) make WASI contexts.  Writes reach the writer on wasmtime's worker thread
+(:meth:`OutputStreams.release`).  The Python snapshot builder (``languages``) uses it too.  Writes reach the writer on wasmtime's worker thread
 while the guest's ``fd_write`` waits for them (a preview-1 write is a blocking write
 and flush), so none is pending once the guest has returned.
 """
@@ -56,7 +55,7 @@ def _write(handle: int | None, data: object, size: int) -> int:
     if writer is None:  # released: the run is over (never expected; fail the write, touch nothing)
         return -errno.EBADF
     try:
-        written = writer(ctypes.string_at(data, size))  # type: ignore[call-overload]
+        written = writer(ctypes.string_at(data, size))  # type: ignore[arg-type]
     except BaseException:  # nothing may unwind into wasmtime
         return -errno.EIO
     return size if written is None else int(written)
