@@ -112,17 +112,21 @@ def test_hundred_processes_exit_cleanly_under_load(guests: dict[str, Path], rust
 def test_a_finished_python_run_leaves_no_store_and_no_output_callback() -> None:
     """Deterministic form of the exit race: once a Python run (and the snapshot build it
     needed) has returned, no wasmtime store is left alive and no output callback is
-    registered, so nothing is left for wasmtime's threads to call at exit."""
+    registered, so nothing is left for wasmtime's threads to call at exit; and every
+    linear memory the sandbox mapped has been unmapped."""
     import wasmtime
     from wasmtime._wasi import CUSTOM_OUTPUTS
 
+    from workbench.runtime.linear_memory import live_mappings
     from workbench.runtime.wasi_streams import OutputStreams
 
     result = Sandbox().run("print(6 * 7)", lang="python")
     assert result.stdout.strip() == "42"
+    assert Sandbox(["memory:limit:2MB"]).run(probes.memory_bomb()).violations
     gc.collect()
     assert not CUSTOM_OUTPUTS.handles, "a store's output callbacks are still registered"
     assert OutputStreams.live() == 0
+    assert live_mappings() == 0, "a linear memory was not unmapped when its store was freed"
     stores = [o for o in gc.get_objects() if isinstance(o, wasmtime.Store)]
     assert all(_closed(store) for store in stores), f"{len(stores)} wasmtime stores still alive"
 
