@@ -87,12 +87,13 @@ def test_fresh_processes_exit_cleanly(guests: dict[str, Path]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("spinners", [0, 2])
 @pytest.mark.parametrize("rust_backtrace", [None, "1"])
-def test_hundred_processes_exit_cleanly_under_load(guests: dict[str, Path], rust_backtrace: str | None) -> None:
-    """The deliverable's count: 100 processes, scripts and the CLI, Python, C and WAT, while two
-    CPU spinners compete for the machine's cores; with RUST_BACKTRACE unset and set."""
+def test_hundred_processes_exit_cleanly(guests: dict[str, Path], rust_backtrace: str | None, spinners: int) -> None:
+    """The deliverable's count: 100 processes, scripts and the CLI, Python, C and WAT, with no
+    load of ours and while two CPU spinners compete for the cores; RUST_BACKTRACE unset and set."""
     env = user_env() if rust_backtrace is None else user_env(RUST_BACKTRACE=rust_backtrace)
-    spinners = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(2)]
+    spinning = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(spinners)]
     try:
         failures = []
         cases = spin_cases(17)[:100]
@@ -104,7 +105,7 @@ def test_hundred_processes_exit_cleanly_under_load(guests: dict[str, Path], rust
                 failures.append(f"{kind}/{lang}: {exc}")
         assert not failures, f"{len(failures)} of {len(cases)} processes failed:\n" + "\n".join(failures[:5])
     finally:
-        for spinner in spinners:
+        for spinner in spinning:
             spinner.kill()
             spinner.wait()
 

@@ -81,8 +81,8 @@ class _Run:
         self.handle = handle
         self.run_id = uuid.uuid4().hex
         self.events: list[Event] = []
-        # wasmtime frees a store's output callbacks on its own worker thread, some time after
-        # the run: the callback reaches the run only weakly, so a finished run is never held
+        # the output callbacks reach the run only weakly, so whatever holds them (a stream
+        # wasmtime drops late, a view) never holds a finished run
         self.output = OutputCapture(self.limits.output_bytes, _weakly(self._on_output_cap), on_output)
         self.watch = RunWatch(None)
         self.monitor = Monitor(
