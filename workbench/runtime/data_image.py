@@ -19,6 +19,10 @@ every active segment for it with a constant ``i32.const`` offset and inside its 
 size (anything else keeps its segments, and wasmtime applies them, or traps, as usual),
 and at least :data:`LIFT_MIN_BYTES` of data (below that a copy is cheaper than a map).
 Only code offsets matter to DWARF, and the code section is untouched.
+
+Whoever instantiates a module from :class:`~.cache.CompileCache` outside a sandbox run
+(the snapshot builder, benchmarks) must do it inside
+``linear_memory.charging(None, image_of(module))``, or its memory starts empty.
 """
 
 from __future__ import annotations
