@@ -56,9 +56,15 @@ WASM_PAGE = 65536
 BUILD_DEADLINE_TICKS = 10_000
 _FUEL_FOR_BUILD = 10**12
 
-_CLOCK_TYPE = wasmtime.FuncType(
-    [wasmtime.ValType.i32(), wasmtime.ValType.i64(), wasmtime.ValType.i32()], [wasmtime.ValType.i32()]
-)
+
+
+def _clock_type() -> wasmtime.FuncType:
+    """``clock_time_get``'s type, made per use: a FuncType is bound to the first engine it meets,
+    and using it with another engine aborts the process ("cross-Engine usage is not supported")."""
+    return wasmtime.FuncType(
+        [wasmtime.ValType.i32(), wasmtime.ValType.i64(), wasmtime.ValType.i32()], [wasmtime.ValType.i32()]
+    )
+
 _CLOCKS: dict[int, Callable[[], int]] = {
     0: time.time_ns,
     1: time.monotonic_ns,
@@ -252,7 +258,7 @@ class SnapshotBuilder:
         try:
             linker.allow_shadowing = True
             linker.define_wasi()
-            linker.define_func("wasi_snapshot_preview1", "clock_time_get", _CLOCK_TYPE, clock_time_get, access_caller=True)
+            linker.define_func("wasi_snapshot_preview1", "clock_time_get", _clock_type(), clock_time_get, access_caller=True)
             with tempfile.TemporaryDirectory(prefix="workbench-snapshot-") as empty:
                 wasi = wasmtime.WasiConfig()
                 wasi.argv = self.boot_argv

@@ -367,9 +367,6 @@ def _export_names(wasm: bytes, by_id: dict[int, tuple[int, int, int]]) -> set[st
     return names
 
 
-_HOOK_TYPE = wasmtime.FuncType([wasmtime.ValType.i32()] * 3 + [wasmtime.ValType.i64()], [])
-
-
 def connect(store: wasmtime.Store, exports: Any, on_refused: Callable[[int, int, int, int | None], None]) -> bool:
     """Put the run's hook in an instrumented guest's slot; False when the guest is not instrumented.
 
@@ -384,5 +381,8 @@ def connect(store: wasmtime.Store, exports: Any, on_refused: Callable[[int, int,
         requested = current + (delta & 0xFFFFFFFF)
         on_refused(index, requested, current, None if maximum < 0 else maximum)
 
-    table.set(store, 0, wasmtime.Func(store, _HOOK_TYPE, hook))
+    # a FuncType is bound to the first engine it is used with (another engine then aborts the
+    # process: "cross-Engine usage is not supported"), so it is made here, per store
+    hook_type = wasmtime.FuncType([wasmtime.ValType.i32()] * 3 + [wasmtime.ValType.i64()], [])
+    table.set(store, 0, wasmtime.Func(store, hook_type, hook))
     return True
