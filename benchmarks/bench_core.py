@@ -30,14 +30,22 @@ from workbench.runtime import CompileCache, Sandbox  # noqa: E402
 from workbench.runtime.engine import EngineSettings, engine_for  # noqa: E402
 
 
-def bare_runner(source: str):
-    handle = engine_for(EngineSettings())  # same engine settings as the sandbox's default
-    module = wasmtime.Module(handle.engine, source)
-    linker = wasmtime.Linker(handle.engine)
+def bare_runner(source: str, default_engine: bool = False):
+    """Bare wasmtime-py on the sandbox's engine (same settings, its memory creator included), or
+    with ``default_engine`` on ``wasmtime.Engine()`` with epoch interruption only, as a user of
+    wasmtime-py would have it (wasmtime's own memories, copy-on-write init)."""
+    if default_engine:
+        config = wasmtime.Config()
+        config.epoch_interruption = True
+        engine = wasmtime.Engine(config)
+    else:
+        engine = engine_for(EngineSettings()).engine  # same engine settings as the sandbox's default
+    module = wasmtime.Module(engine, source)
+    linker = wasmtime.Linker(engine)
     linker.define_wasi()
 
     def run() -> None:
-        store = wasmtime.Store(handle.engine)
+        store = wasmtime.Store(engine)
         wasi = wasmtime.WasiConfig()
         wasi.stdout_custom = lambda data: None
         store.set_wasi(wasi)
@@ -60,6 +68,7 @@ def timed(fn, rounds: int) -> list[float]:
 def bench_overhead(rounds: int = 15, per_round: int = 100) -> None:
     source = probes.hello()
     bare = bare_runner(source)
+    plain = bare_runner(source, default_engine=True)
     sandbox = Sandbox()
     sandbox.run(source)  # compile once
 
@@ -67,8 +76,10 @@ def bench_overhead(rounds: int = 15, per_round: int = 100) -> None:
         sandbox._prepared.clear()
         sandbox.run(source)
 
-    ratios, fresh_ratios, bare_ms, sandbox_ms, fresh_ms = [], [], [], [], []
+    ratios, fresh_ratios, bare_ms, sandbox_ms, fresh_ms, plain_ms, plain_ratios = [], [], [], [], [], [], []
     for _ in range(rounds):
+        p = statistics.median(timed(plain, per_round))
+        plain_ms.append(p * 1e3)
         b = statistics.median(timed(bare, per_round))
         s = statistics.median(timed(lambda: sandbox.run(source), per_round))
         f = statistics.median(timed(unprepared, per_round))
@@ -77,11 +88,14 @@ def bench_overhead(rounds: int = 15, per_round: int = 100) -> None:
         fresh_ms.append(f * 1e3)
         ratios.append(s / b)
         fresh_ratios.append(f / b)
+        plain_ratios.append(s / p)
     print(f"trivial module: bare {statistics.median(bare_ms):.3f} ms, Sandbox.run {statistics.median(sandbox_ms):.3f} ms "
           f"(median of {rounds} rounds x {per_round}); ratio median {statistics.median(ratios):.2f}x "
           f"[min {min(ratios):.2f}, max {max(ratios):.2f}]  target <= 2x and <= 2 ms")
     print(f"  context: text new to the sandbox each call {statistics.median(fresh_ms):.3f} ms, "
           f"ratio median {statistics.median(fresh_ratios):.2f}x")
+    print(f"  against bare wasmtime-py on a default engine (wasmtime's own memories): {statistics.median(plain_ms):.3f} ms, "
+          f"ratio median {statistics.median(plain_ratios):.2f}x [min {min(plain_ratios):.2f}, max {max(plain_ratios):.2f}]")
 
 
 def large_module(functions: int = 3000) -> str:

@@ -37,7 +37,9 @@ from workbench.languages import pyruntime  # noqa: E402
 from workbench.languages.program import Entry  # noqa: E402
 from workbench.languages.python import EXECUTABLE, FLAGS, snapshot_builder  # noqa: E402
 from workbench.runtime.cache import CompileCache  # noqa: E402
+from workbench.runtime.data_image import image_of  # noqa: E402
 from workbench.runtime.engine import EngineSettings, engine_for  # noqa: E402
+from workbench.runtime.linear_memory import charging  # noqa: E402
 
 CODES = {"pass": "pass", "print": 'print("hi")'}
 
@@ -69,9 +71,12 @@ def bare_runner(code: str, *, as_sandbox: bool = False) -> Callable[[], None]:
     def run() -> None:
         store = bare_store(handle.engine, argv)
         try:
-            linker.instantiate(store, module).exports(store)["_start"](store)
+            with charging(None, image_of(module)):  # the interpreter's data, mapped copy-on-write
+                linker.instantiate(store, module).exports(store)["_start"](store)
         except wasmtime.ExitTrap:
             pass
+        finally:
+            store.close()
 
     return run
 
@@ -91,13 +96,16 @@ def bare_snapshot_runner(code: str) -> Callable[[], None]:
 
     def run() -> None:
         store = bare_store(handle.engine, argv)
-        exports = linker.instantiate(store, module).exports(store)
+        with charging(None, image_of(module)):
+            exports = linker.instantiate(store, module).exports(store)
         snapshot = builder.get(interp.sha256, Entry(store, exports, module, handle.engine, (), ()))
         snapshot.restore(store, exports)  # type: ignore[union-attr]
         try:
             exports["_start"](store)
         except wasmtime.ExitTrap:
             pass
+        finally:
+            store.close()
 
     return run
 

@@ -44,7 +44,7 @@ def test_magics_notebook_runs_and_every_option_works(tmp_path: Path) -> None:
     assert result["text/plain"].splitlines()[0] == "RunResult hello: ok (exit code 0)"
     assert "workbench-result" in result["text/html"]
     bomb = _outputs(cells[11], "execute_result")[0].data
-    assert "! deny memory grow [memory:limit:1MB]" in bomb["text/plain"]
+    assert "! deny memory grow 1 MiB of linear memory (had 983 kB) [memory:limit:1MB]" in bomb["text/plain"]
     assert "fdecea" in bomb["text/html"]  # violations highlighted
     assert _outputs(cells[14], "execute_result") == []  # -q: no summary
 

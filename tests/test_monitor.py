@@ -270,3 +270,22 @@ def test_a_stop_from_another_thread_does_not_wait_for_the_next_callback() -> Non
         set_tick_seconds(TICK_SECONDS)
     assert watch.stop_kind == "cancel"
     assert elapsed < 0.2 + 0.5  # the stop moved the epoch on: it did not wait 3.2 s
+
+
+def test_a_refused_grow_turns_the_live_memory_gauge_red_and_is_in_the_summary() -> None:
+    """Was: the gauge showed 11.6 MB of 100 MB in blue, and nothing said memory was refused."""
+    from workbench.jupyter.display import result_text
+    from workbench.jupyter.gauges import readings
+    from workbench.jupyter.live import LiveState
+
+    state = LiveState()
+    sandbox = Sandbox(["memory:limit:100MB"])
+    sandbox.subscribe(state)
+    result = sandbox.run("x = bytearray(10**9)", lang="python")
+    snapshot = state.snapshot()  # what the live view drew last, from the events as they came
+    assert snapshot.violations and {v.kind for v in snapshot.violations} == {"memory"}
+    [memory] = [r for r in readings(snapshot, sandbox.limits) if r.key == "memory"]
+    assert memory.level == "danger"
+    assert "of 100 MB" in memory.text and "refused" in memory.text
+    summary = result_text(result)
+    assert "deny memory grow 1.01 GB of linear memory (had " in summary and "[memory:limit:100MB]" in summary

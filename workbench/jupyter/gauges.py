@@ -65,9 +65,13 @@ def readings(snap: Snapshot, limits: Limits) -> list[Reading]:
     out: list[Reading] = []
 
     mem_limit = limits.memory_bytes
+    refused = sum(1 for v in snap.violations if v.kind == "memory")
+    # a refused grow leaves the memory where it was, often far below the cap: say so, in red
+    refusals = f" · {refused} grow{'s' if refused > 1 else ''} refused" if refused else ""
     if mem_limit:
         frac = snap.memory_bytes / mem_limit
-        out.append(Reading("memory", "memory", _clip(frac), f"{human_size(int(snap.memory_bytes))} of {human_size(int(mem_limit))}",
+        out.append(Reading("memory", "memory", _clip(frac),
+                           f"{human_size(int(snap.memory_bytes))} of {human_size(int(mem_limit))}{refusals}",
                            level_for(frac, "memory" in violated)))
     else:
         out.append(Reading("memory", "memory", 0.0, f"{human_size(int(snap.memory_bytes))} (no limit)", "ok"))

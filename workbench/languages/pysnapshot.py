@@ -38,9 +38,10 @@ import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, ContextManager, Sequence
 
 import wasmtime
+from wasmtime import _bindings as ffi
 
 from .guest_driver import SNAPSHOT_MARKER
 from .program import Entry
@@ -55,9 +56,15 @@ WASM_PAGE = 65536
 BUILD_DEADLINE_TICKS = 10_000
 _FUEL_FOR_BUILD = 10**12
 
-_CLOCK_TYPE = wasmtime.FuncType(
-    [wasmtime.ValType.i32(), wasmtime.ValType.i64(), wasmtime.ValType.i32()], [wasmtime.ValType.i32()]
-)
+
+
+def _clock_type() -> wasmtime.FuncType:
+    """``clock_time_get``'s type, made per use: a FuncType is bound to the first engine it meets,
+    and using it with another engine aborts the process ("cross-Engine usage is not supported")."""
+    return wasmtime.FuncType(
+        [wasmtime.ValType.i32(), wasmtime.ValType.i64(), wasmtime.ValType.i32()], [wasmtime.ValType.i32()]
+    )
+
 _CLOCKS: dict[int, Callable[[], int]] = {
     0: time.time_ns,
     1: time.monotonic_ns,
@@ -88,9 +95,14 @@ class Snapshot:
         size under the run's cap: the caller then starts the interpreter cold, which meets
         the cap the way any module does.
         """
+        from ..runtime.linear_memory import current_account  # runtime imports languages: import late
+
         memory = exports["memory"]  # type: ignore[index]
         current = memory.data_len(store)
         if self.memory_size > current:
+            account = current_account()
+            if account is not None and not account.allows(self.memory_size):
+                return False  # not the guest's request: no violation; the cold start meets the cap itself
             try:
                 memory.grow(store, (self.memory_size - current) // WASM_PAGE)
             except wasmtime.WasmtimeError:
@@ -101,6 +113,14 @@ class Snapshot:
         ctypes.memset(base + self.start_flag, 0, 4)
         exports[STACK_POINTER_EXPORT].set_value(store, wasmtime.Val.i32(self.stack_pointer))  # type: ignore[index]
         return True
+
+
+def _own_memory(module: wasmtime.Module) -> ContextManager[None]:
+    """A build's memories are charged to no run, and start from the module's data image (if lifted)."""
+    from ..runtime.data_image import image_of  # runtime imports languages: import late
+    from ..runtime.linear_memory import charging
+
+    return charging(None, image_of(module))
 
 
 class SnapshotFailed(Exception):
@@ -189,13 +209,28 @@ class SnapshotBuilder:
         linker = wasmtime.Linker(engine)
         linker.define_wasi()
         store = wasmtime.Store(engine)
-        store.set_wasi(wasmtime.WasiConfig())
-        exports = linker.instantiate(store, module).exports(store)
-        return _memory_bytes(exports["memory"], store)  # type: ignore[arg-type]
+        try:
+            store.set_wasi(wasmtime.WasiConfig())
+            with _own_memory(module):
+                exports = linker.instantiate(store, module).exports(store)
+            return _memory_bytes(exports["memory"], store)  # type: ignore[arg-type]
+        finally:
+            store.close()  # freed here, on this thread: see runtime/shutdown.py
+            linker.close()
 
     def _run_to_pause(self, entry: Entry) -> tuple[bytes | None, int | None, bytes]:
+        """Start an interpreter in a store of its own and copy its memory at the pause point.
+
+        The store and the linker are freed before this returns.  Nothing here may hold
+        the store: the host function below lives in wasmtime-py's global table until the
+        store and linker are freed, so a closure over the store made a cycle through C
+        that Python's collector cannot see (the store, its memory and its output streams
+        then lived until interpreter teardown freed them, on wasmtime's threads, during
+        finalization: the abort at exit, docs/decisions.md "A clean exit").
+        """
+        from ..runtime.wasi_streams import OutputStreams  # runtime imports languages: import late
+
         engine, module = entry.engine, entry.module
-        store = wasmtime.Store(engine)
         state: dict[str, object] = {"armed": False, "memory": None, "sp": None}
         output: list[bytes] = []
 
@@ -211,33 +246,41 @@ class SnapshotBuilder:
             if state["armed"] and state["memory"] is None:
                 state["memory"] = _memory_bytes(memory, caller)  # type: ignore[arg-type]
                 state["sp"] = caller[STACK_POINTER_EXPORT].value(caller)  # type: ignore[union-attr]
-                store.set_epoch_deadline(0)  # stop at the next epoch check; the instance is thrown away
+                # stop at the next epoch check; the instance is thrown away
+                ffi.wasmtime_context_set_epoch_deadline(caller._context(), 0)
             now = _CLOCKS.get(clock_id, time.monotonic_ns)()
             memory.write(caller, now.to_bytes(8, "little"), out)  # type: ignore[union-attr]
             return 0
 
+        store = wasmtime.Store(engine)
         linker = wasmtime.Linker(engine)
-        linker.allow_shadowing = True
-        linker.define_wasi()
-        linker.define_func("wasi_snapshot_preview1", "clock_time_get", _CLOCK_TYPE, clock_time_get, access_caller=True)
-        with tempfile.TemporaryDirectory(prefix="workbench-snapshot-") as empty:
-            wasi = wasmtime.WasiConfig()
-            wasi.argv = self.boot_argv
-            wasi.env = [list(pair) for pair in entry.env]
-            wasi.stdout_custom = on_output
-            wasi.stderr_custom = on_output
-            for guest_path in entry.preopens:  # same layout as the run; the folders behind do not matter
-                wasi.preopen_dir(empty, guest_path, False)
-            store.set_wasi(wasi)
-            try:
-                store.set_fuel(_FUEL_FOR_BUILD)
-            except wasmtime.WasmtimeError:
-                pass  # an engine without fuel
-            store.set_epoch_deadline(BUILD_DEADLINE_TICKS)
-            try:
-                linker.instantiate(store, module).exports(store)["_start"](store)  # type: ignore[operator]
-            except (wasmtime.Trap, wasmtime.WasmtimeError, wasmtime.ExitTrap):
-                pass  # the expected end is the epoch trap right after the pause
+        streams = OutputStreams()
+        try:
+            linker.allow_shadowing = True
+            linker.define_wasi()
+            linker.define_func("wasi_snapshot_preview1", "clock_time_get", _clock_type(), clock_time_get, access_caller=True)
+            with tempfile.TemporaryDirectory(prefix="workbench-snapshot-") as empty:
+                wasi = wasmtime.WasiConfig()
+                wasi.argv = self.boot_argv
+                wasi.env = [list(pair) for pair in entry.env]
+                streams.attach(wasi, on_output, on_output)
+                for guest_path in entry.preopens:  # same layout as the run; the folders behind do not matter
+                    wasi.preopen_dir(empty, guest_path, False)
+                store.set_wasi(wasi)
+                try:
+                    store.set_fuel(_FUEL_FOR_BUILD)
+                except wasmtime.WasmtimeError:
+                    pass  # an engine without fuel
+                store.set_epoch_deadline(BUILD_DEADLINE_TICKS)
+                try:
+                    with _own_memory(module):
+                        linker.instantiate(store, module).exports(store)["_start"](store)  # type: ignore[operator]
+                except (wasmtime.Trap, wasmtime.WasmtimeError, wasmtime.ExitTrap):
+                    pass  # the expected end is the epoch trap right after the pause
+        finally:
+            store.close()
+            linker.close()
+            streams.release()
         return state["memory"], state["sp"], b"".join(output)  # type: ignore[return-value]
 
 

@@ -6,6 +6,13 @@ an engine with the same settings (design.md §5).  A second run of the same modu
 even in a new process, then deserialises (milliseconds) instead of compiling
 (seconds for a large module).
 
+A module with large data is compiled without its active data, which becomes an image
+mapped copy-on-write into each instance (:mod:`.data_image`); the image is kept beside
+the artifact (``.image``, empty when nothing was lifted), and an artifact whose image
+is missing is treated as a miss: it must never run without its data.  A module with a
+table that may grow past the sandbox's table cap is compiled with its ``table.grow``
+instructions instrumented, so a refusal is seen (:mod:`.table_watch`).
+
 Trust: ``Module.deserialize_file`` runs native code from the file, so the cache
 folder must be writable by this user only.  It is created with mode 0700, files
 are written atomically (temp file + rename) and a folder that others can write to
@@ -26,8 +33,9 @@ from typing import Callable
 
 import wasmtime
 
+from . import data_image, table_watch
 from .compiler import compile_module
-from .engine import EngineHandle
+from .engine import STORE_CAPS, EngineHandle
 
 __all__ = ["CompileCache", "default_cache_dir"]
 
@@ -78,13 +86,17 @@ class CompileCache:
                 self._memory.move_to_end(key)
                 self.hits += 1
                 return module
-        module = self._load(key, handle)
-        if module is None:
-            module = compile_module(handle, wasm())  # bounded; may raise, the caller explains the error
+        loaded = self._load(key, handle)
+        if loaded is None:
+            lifted, image_bytes = data_image.lift(table_watch.instrument(wasm(), STORE_CAPS.table_elements))
+            module = compile_module(handle, lifted)  # bounded; may raise, the caller explains the error
+            image = data_image.DataImage(image_bytes) if image_bytes is not None else None
             self.compiles += 1
-            self._store(key, module)
+            self._store(key, module, image_bytes or b"")
         else:
+            module, image = loaded
             self.disk_hits += 1
+        data_image.attach(module, image)
         with self._lock:
             self._memory[key] = module
             while len(self._memory) > self.memory_items:
@@ -93,6 +105,9 @@ class CompileCache:
 
     def _path(self, key: str) -> Path:
         return self.directory / f"{key}.cwasm"
+
+    def _image_path(self, key: str) -> Path:
+        return self.directory / f"{key}.image"
 
     def _ensure_private_dir(self) -> bool:
         try:
@@ -104,25 +119,30 @@ class CompileCache:
             return False  # someone else could plant native code here: do not use it
         return True
 
-    def _load(self, key: str, handle: EngineHandle) -> wasmtime.Module | None:
+    def _load(self, key: str, handle: EngineHandle) -> tuple[wasmtime.Module, data_image.DataImage | None] | None:
         path = self._path(key)
         if not path.is_file() or not self._ensure_private_dir():
             return None
         try:
-            return wasmtime.Module.deserialize_file(handle.engine, str(path))
+            image_bytes = self._image_path(key).read_bytes()  # missing: the artifact cannot run
+            module = wasmtime.Module.deserialize_file(handle.engine, str(path))
         except Exception:
             # stale or damaged artifact (e.g. written by another wasmtime): drop and recompile
             path.unlink(missing_ok=True)
             return None
+        return module, (data_image.DataImage(image_bytes) if image_bytes else None)
 
-    def _store(self, key: str, module: wasmtime.Module) -> None:
+    def _store(self, key: str, module: wasmtime.Module, image: bytes) -> None:
         if not self._ensure_private_dir():
             return
-        try:
-            data = module.serialize()
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".cwasm")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, self._path(key))
+        try:  # the image first: an artifact is never on disk without its image
+            self._write(self._image_path(key), image)
+            self._write(self._path(key), module.serialize())
         except OSError:
             pass  # a read-only or full disk only costs a recompile next time
+
+    def _write(self, path: Path, data: bytes | bytearray) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=path.suffix)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)

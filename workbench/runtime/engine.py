@@ -39,6 +39,7 @@ import wasmtime
 from wasmtime import _bindings as ffi
 
 from ..errors import PolicyError
+from . import data_image, linear_memory, table_watch
 
 __all__ = [
     "EngineSettings",
@@ -101,7 +102,8 @@ class EngineSettings:
         """A stable string for cache keys: every field that changes the artifact."""
         return (
             f"wasmtime={WASMTIME_VERSION};epoch=1;fuel={int(self.fuel)};"
-            f"stack={self.max_wasm_stack};debug={int(self.debug_info)};cow=1"
+            f"stack={self.max_wasm_stack};debug={int(self.debug_info)};cow=0;hostmem=1;{data_image.FORMAT};"
+            f"{table_watch.FORMAT}={STORE_CAPS.table_elements}"
         )
 
     def build_config(self) -> wasmtime.Config:
@@ -126,6 +128,9 @@ class EngineSettings:
         ffi.wasmtime_config_async_stack_size_set(config.ptr(), self.max_wasm_stack + NATIVE_STACK_HEADROOM)
         config.debug_info = self.debug_info
         config.cranelift_opt_level = "speed"
+        # every linear memory is mapped by the sandbox, so each growth request meets the cap
+        # there and a refusal is seen (linear_memory.py); this turns wasmtime's own CoW off
+        linear_memory.install(config.ptr())
         return config
 
 
@@ -232,7 +237,7 @@ def engine_for(settings: EngineSettings) -> EngineHandle:
 
 @dataclass(frozen=True)
 class StoreCaps:
-    """Caps every store gets besides its memory limit (sandbox-level, not capabilities).
+    """Caps every store gets (sandbox-level, not capabilities); the memory cap is not here.
 
     Why: tables live in host memory outside the linear-memory cap, and an uncapped
     ``table.grow`` loop gets the whole Python process killed by the OOM killer
@@ -244,6 +249,10 @@ class StoreCaps:
     - ``tables``: tables per store
     - ``instances``: instances per store
     - ``memories``: linear memories per store (the memory cap is per memory, so 1)
+
+    The memory cap itself is enforced by the sandbox's memory creator
+    (:mod:`.linear_memory`), not by the store limiter, which would refuse a
+    ``memory.grow`` before the creator could see it.
     """
 
     table_elements: int = 1_000_000
@@ -256,10 +265,10 @@ class StoreCaps:
 STORE_CAPS = StoreCaps()
 
 
-def apply_store_caps(store: wasmtime.Store, memory_bytes: int | None, caps: StoreCaps = STORE_CAPS) -> None:
-    """Set the memory cap (``None``: none) and the table/instance caps on a fresh store."""
+def apply_store_caps(store: wasmtime.Store, caps: StoreCaps = STORE_CAPS) -> None:
+    """Set the table/instance/memory-count caps on a fresh store (the memory size cap is the creator's)."""
     store.set_limits(
-        memory_size=-1 if memory_bytes is None else memory_bytes,
+        memory_size=-1,
         table_elements=caps.table_elements,
         instances=caps.instances,
         tables=caps.tables,

@@ -30,15 +30,20 @@ from ..policy import format_size
 from .deadline import RunWatch, install_watch
 from . import rawlink
 from .engine import apply_store_caps
+from .data_image import image_of
 from .event_budget import EventBudget
 from .fdtable import MountRoot
 from .guard import Guard
 from .guard_link import GuardPlan, empty_root, guard_plan, instantiate_guarded
+from .linear_memory import MemoryAccount, Refusal, charging
 from .monitor import Monitor
 from .mounts import OpenMounts, file_grants_of, learn_mounts, open_mounts, plan_mounts
 from .output import OutputCapture
 from .result import Fault, RunResult, Usage, human_size
-from .verdicts import classify_trap, limit_rule, report_memory_cap, report_overrun
+from .shutdown import running
+from .wasi_streams import OutputStreams
+from .table_watch import connect as connect_table_hooks
+from .verdicts import classify_trap, limit_rule, report_memory_refusal, report_overrun, report_table_refusal
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
@@ -84,8 +89,8 @@ class _Run:
         self.budget = EventBudget()
         # a language's protocol lines (Python's result hand-back) never reach a view
         on_output, self._end_stream = filtered_output(on_output, program.stdout_filter)
-        # wasmtime frees a store's output callbacks on its own worker thread, some time after
-        # the run: the callback reaches the run only weakly, so a finished run is never held
+        # the output callbacks reach the run only weakly, so whatever holds them (a stream
+        # wasmtime drops late, a view) never holds a finished run
         self.output = OutputCapture(self.limits.output_bytes, _weakly(self._on_output_cap), on_output)
         self.watch = RunWatch(None)
         self.monitor = Monitor(
@@ -100,6 +105,10 @@ class _Run:
         self.watch.on_tick = self.monitor.tick
         self.started = 0.0
         self.guest_env: tuple[tuple[str, str], ...] = ()  # set by _wasi_config; handed to Program.enter
+        self.streams = OutputStreams()
+        self._store: wasmtime.Store | None = None
+        # the memory cap, enforced where wasmtime grows the guest's memory (linear_memory.py)
+        self.memory_account = MemoryAccount(self.limits.memory_bytes, self._on_memory_refused)
 
     # -- events -------------------------------------------------------------------------------
     def emit(self, category: str, action: str, decision: str = "allow", **fields: Any) -> Event:
@@ -116,6 +125,12 @@ class _Run:
             self.events.append(event)
             self.sandbox.bus.publish(event)
         return event
+
+    def _on_memory_refused(self, refusal: Refusal) -> None:
+        report_memory_refusal(self, refusal)
+
+    def _on_table_refused(self, table: int, requested: int, current: int, maximum: int | None) -> None:
+        report_table_refusal(self, table, requested, current, maximum)
 
     def _on_output_cap(self, stream: str, attempted: int) -> None:
         cap = self.limits.output_bytes or 0
@@ -136,6 +151,20 @@ class _Run:
     def execute(
         self, entry: str, args: Sequence[str], stdin: str | bytes | None, env: Mapping[str, str] | None
     ) -> RunResult:
+        """Run once; the store is freed here, on this thread, before returning (see shutdown.py)."""
+        with running(self.watch):
+            try:
+                return self._mounted(entry, args, stdin, env)
+            finally:
+                if self._store is not None:
+                    self._store.close()  # frees its instances, memories and WASI streams now
+                    self._store = None
+                self.streams.release()
+
+    def _mounted(
+        self, entry: str, args: Sequence[str], stdin: str | bytes | None, env: Mapping[str, str] | None
+    ) -> RunResult:
+        """Plan and open the run's mounts, run, and release them (descriptors, private folders)."""
         learn = self.sandbox.on_violation == "audit"
         scratch = self._scratch_folder(learn)
         try:
@@ -178,8 +207,8 @@ class _Run:
         if plan is not None and not any(m.guest_path == "/" for m in mounts):
             preopens.append(("/", empty_root(), False))  # so attempts outside every grant reach the guard
             roots.append(MountRoot("/", empty_root()))
-        store = wasmtime.Store(self.handle.engine)
-        apply_store_caps(store, limits.memory_bytes)  # memory cap + table/instance caps (engine.STORE_CAPS)
+        store = self._store = wasmtime.Store(self.handle.engine)
+        apply_store_caps(store)  # table/instance caps (engine.STORE_CAPS); the memory cap is memory_account's
         if limits.fuel is not None:
             store.set_fuel(limits.fuel)
         store.set_wasi(self._wasi_config(preopens, args, stdin, env))
@@ -235,6 +264,8 @@ class _Run:
         remove_watch = install_watch(store.ptr(), self.watch)
         store.set_epoch_deadline(1)
         ticking = False
+        memory_scope = charging(self.memory_account, image_of(self.module))  # memories made below are this run's
+        memory_scope.__enter__()  # (not a with: the try below is the run's own)
         try:
             self.handle.ticker.acquire()
             ticking = True
@@ -255,6 +286,7 @@ class _Run:
                     must_stop=self.watch.check,
                 )
                 exports, detach_guard = instantiate_guarded(store, self.handle.linker, self.module, plan, guard)
+            connect_table_hooks(store, exports, self._on_table_refused)  # instrumented modules only
             self.monitor.attach(store, exports)
             start = exports["_initialize"] if entry == "_start" and "_initialize" in exports and "_start" not in exports else None
             if start is not None:
@@ -272,6 +304,7 @@ class _Run:
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             fault = classify_trap(self, exc, exports is None)
         finally:
+            memory_scope.__exit__(None, None, None)
             if detach_guard is not None:
                 detach_guard()
             self.sandbox._active.discard(self.watch)
@@ -284,7 +317,6 @@ class _Run:
         report_overrun(self, wall)
         final = self.monitor.sample()  # one last reading: exact peak memory and fuel
         memory_peak = max(self.monitor.memory_peak, self._memory_size(store, exports))
-        report_memory_cap(self, memory_peak)
         fuel_used = final.fuel_used
         usage = Usage(
             wall_seconds=wall,
@@ -361,8 +393,7 @@ class _Run:
             buffer = ctypes.cast(ctypes.create_string_buffer(data, len(data)), ctypes.POINTER(ctypes.c_uint8))
             ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), buffer)  # copied; the config owns it
             ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
-        wasi.stdout_custom = self.output.writer("stdout")
-        wasi.stderr_custom = self.output.writer("stderr")
+        self.streams.attach(wasi, self.output.writer("stdout"), self.output.writer("stderr"))
         for guest, host, writable in preopens:
             wasi.preopen_dir(host, guest, writable)
         return wasi

@@ -15,11 +15,11 @@ from typing import Any
 from ..languages.messages import clean_wasmtime_message, root_cause
 from ..policy import Policy, format_size
 from .deadline import KILL_PREFIX
-from .engine import store_cap_refusal
+from .engine import STORE_CAPS, store_cap_refusal
 from .result import Fault, human_size
 from .traps import backtrace_of
 
-__all__ = ["classify_trap", "report_memory_cap", "report_overrun", "limit_rule", "seconds", "PAGE"]
+__all__ = ["classify_trap", "report_memory_refusal", "report_table_refusal", "report_overrun", "limit_rule", "seconds", "PAGE"]
 
 PAGE = 65536
 
@@ -101,13 +101,16 @@ def classify_trap(run: Any, exc: BaseException, during_instantiate: bool) -> Fau
     cause = root_cause(text)
     if during_instantiate and "exceeds memory limits" in cause:
         cap = limits.memory_bytes or 0
+        refused = run.memory_account.last
+        requested = refused.requested_bytes if refused is not None else None
+        asked = f" of {human_size(requested)}" if requested is not None else ""
         run.emit(
             "memory",
             "instantiate",
             "kill",
             capability=limit_rule(run.policy, "memory", format_size(cap)),
-            reason=f"the module's initial memory does not fit the cap of {human_size(cap)}: {cause}",
-            detail={"limit_bytes": cap},
+            reason=f"the module's initial memory{asked} does not fit the cap of {human_size(cap)}",
+            detail={"limit_bytes": cap, "requested_bytes": requested, "current_bytes": 0, "cause": cause},
         )
         return None
     refusal = store_cap_refusal(cause) if during_instantiate else None
@@ -124,30 +127,63 @@ def classify_trap(run: Any, exc: BaseException, during_instantiate: bool) -> Fau
     return fault
 
 
-def report_memory_cap(run: Any, peak: int) -> None:
-    """Report a memory violation when the guest reached its cap.
+def report_memory_refusal(run: Any, refusal: Any) -> None:
+    """Record one refused ``memory.grow`` (a :class:`~.linear_memory.Refusal`) as a violation.
 
-    wasmtime's limiter refuses ``memory.grow`` silently (it returns -1) and offers
-    no callback, so a refused grow cannot be seen directly.  Linear memory never
-    shrinks, so a guest within one page of its cap is one whose further growth is
-    refused: that is reported (documented in docs/decisions.md).
+    Called by the sandbox's memory creator on the guest's thread, inside the grow: the
+    guest's ``memory.grow`` returns -1 (its allocator sees NULL, Python raises
+    ``MemoryError``) and the run goes on, unless ``on_violation="kill"``, which stops it
+    at the next epoch check.
     """
-    cap = run.limits.memory_bytes
-    if cap is None or peak == 0 or peak + PAGE <= cap:
-        return
-    if any(e.category == "memory" for e in run.events):
-        return
+    cap = refusal.limit_bytes
+    kill = run.sandbox.on_violation == "kill"
+    requested, current = refusal.requested_bytes, refusal.current_bytes
+    if refusal.reason == "cap":
+        reason = (
+            f"memory.grow refused: asked for {human_size(requested)} of linear memory "
+            f"(+{human_size(requested - current)} on {human_size(current)}), over the cap of {human_size(cap or 0)}"
+        )
+    else:
+        reason = f"memory.grow refused: the host could not provide {human_size(requested)} of linear memory"
     run.emit(
         "memory",
         "grow",
-        "deny",
-        capability=limit_rule(run.policy, "memory", format_size(cap)),
-        reason=(
-            f"linear memory reached its cap: {human_size(peak)} of {human_size(cap)} "
-            f"({100 * peak / cap:.1f}%); further growth is refused"
-        ),
-        detail={"limit_bytes": cap, "peak_bytes": peak},
+        "kill" if kill else "deny",
+        capability=limit_rule(run.policy, "memory", format_size(cap)) if cap is not None else None,
+        target=f"{human_size(requested)} of linear memory (had {human_size(current)})",
+        reason=reason,
+        detail={"requested_bytes": requested, "current_bytes": current, "limit_bytes": cap, "refused_by": refusal.reason},
     )
+    if kill:
+        run.watch.stop("memory", reason)
+
+
+def report_table_refusal(run: Any, table: int, requested: int, current: int, maximum: int | None) -> None:
+    """Record a ``table.grow`` refused by the sandbox's table cap (instrumented modules: table_watch.py).
+
+    A request past the table's own declared maximum is the module's rule (wasm semantics),
+    not the sandbox's refusal, and is not recorded.
+    """
+    if maximum is not None and requested > maximum:
+        return
+    cap = STORE_CAPS.table_elements
+    if requested <= cap:
+        return  # refused for another reason (the host could not allocate): not the cap
+    kill = run.sandbox.on_violation == "kill"
+    reason = (
+        f"table.grow refused: asked for {requested:,} elements in table {table} (+{requested - current:,} on "
+        f"{current:,}), over the sandbox's cap of {cap:,} elements per table (workbench.runtime.engine.STORE_CAPS)"
+    )
+    run.emit(
+        "memory",
+        "table.grow",
+        "kill" if kill else "deny",
+        target=f"{requested:,} elements in table {table} (had {current:,})",
+        reason=reason,
+        detail={"requested_elements": requested, "current_elements": current, "limit_elements": cap, "table": table},
+    )
+    if kill:
+        run.watch.stop("memory", reason)
 
 
 def report_overrun(run: Any, wall: float) -> None:
