@@ -15,8 +15,9 @@ module_sha256,                                      that order) so colours and c
 capability                                          across frames; the others list their
                                                     categories sorted
 run_id, target,    ``string[pyarrow]``              many distinct values; kept in Arrow memory
-resolved, reason,                                   (no million Python objects)
-prev_hash, hash
+resolved, reason,                                   (no million Python objects); ``mac`` is
+prev_hash, hash,                                    null in unkeyed logs and in schema-1
+mac                                                 records
 detail             ``string[pyarrow]``: the         loads without building a dict per row,
                    canonical JSON text of the       exports to CSV/Parquet unchanged, compares
                    ``detail`` object                by value; :func:`details` opens it into
@@ -57,7 +58,7 @@ __all__ = ["frame", "details", "DECISIONS", "CATEGORICAL_COLUMNS", "STRING_COLUM
 #: decision categories, in a fixed order
 DECISIONS = ("allow", "deny", "kill", "audit")
 CATEGORICAL_COLUMNS = ("v", "category", "action", "decision", "module", "module_sha256", "capability")
-STRING_COLUMNS = ("run_id", "target", "resolved", "reason", "detail", "prev_hash", "hash")
+STRING_COLUMNS = ("run_id", "target", "resolved", "reason", "detail", "prev_hash", "hash", "mac")
 
 _SCALARS = pa.schema([
     ("v", pa.int64()), ("seq", pa.int64()), ("ts", pa.int64()), ("run_id", pa.string()),
@@ -65,6 +66,7 @@ _SCALARS = pa.schema([
     ("category", pa.string()), ("action", pa.string()), ("target", pa.string()),
     ("resolved", pa.string()), ("decision", pa.string()), ("capability", pa.string()),
     ("reason", pa.string()), ("errno", pa.int64()), ("prev_hash", pa.string()), ("hash", pa.string()),
+    ("mac", pa.string()),
 ])
 _SCHEMA = pa.schema([
     _SCALARS.field(name) if name != "detail" else pa.field("detail", pa.large_string())
@@ -162,9 +164,9 @@ def _spans(buf: pa.Buffer, start: np.ndarray, stop: np.ndarray) -> pa.Array:
 
 
 _HEAD_FIELDS = ("action", "caller_chain", "capability", "category", "decision")  # keys before "detail"
-_TAIL_FIELDS = ("errno", "hash", "module", "module_sha256", "prev_hash", "reason", "resolved", "run_id",
-                "seq", "target", "ts", "v")  # keys after it
-_HEX_FIELDS = frozenset({"hash", "prev_hash", "module_sha256"})
+_TAIL_FIELDS = ("errno", "hash", "mac", "module", "module_sha256", "prev_hash", "reason", "resolved", "run_id",
+                "seq", "target", "ts", "v")  # keys after it ("mac" only from schema 2 on)
+_HEX_FIELDS = frozenset({"hash", "prev_hash", "module_sha256", "mac"})
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'
 
 
@@ -220,8 +222,15 @@ def _detail_column(buf: pa.Buffer, arr: np.ndarray, offsets: np.ndarray, table: 
         # hashes are hex: a wrong guess only shifts the cut, which the checks below catch
         return _json_len(table.column(name), escapes and name not in _HEX_FIELDS)
 
+    def field_len(name: str) -> np.ndarray:
+        size = _key_len(name) + length(name)
+        if name == "mac":  # schema-1 records have no "mac" key at all
+            v1 = table.column("v").to_numpy(zero_copy_only=False) == 1
+            size = np.where(v1, 0, size)
+        return size
+
     head = sum(_key_len(name, i == 0) + length(name) for i, name in enumerate(_HEAD_FIELDS))
-    tail = sum(_key_len(name) + length(name) for name in _TAIL_FIELDS)
+    tail = sum(field_len(name) for name in _TAIL_FIELDS)
     start = offsets[:-1] + 1 + head + _key_len("detail")  # 1 for the record's '{'
     stop = offsets[1:] - 2 - tail  # - 2 for '}' and the newline
     hash_at = stop + _key_len("errno") + length("errno") + len(_HASH_KEY)
