@@ -314,6 +314,17 @@ def build_record(
     return record, line
 
 
+def _doubles(value: Any) -> Any:
+    """``value`` with every integer beyond ±(2**53 - 1) as a float (raises OverflowError beyond a double)."""
+    if type(value) is int and not -SAFE_INTEGER <= value <= SAFE_INTEGER:
+        return float(value)
+    if type(value) is dict:
+        return {key: _doubles(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_doubles(item) for item in value]
+    return value
+
+
 def _version(obj: dict[str, Any]) -> int | None:
     v = obj.get("v")
     return v if type(v) is int and v in SCHEMA_VERSIONS else None
@@ -353,8 +364,13 @@ def record_problem(obj: Any, line: bytes) -> str | None:
     body = dict(obj)
     del body["hash"], body["mac"]
     try:
-        canonical_body = canonical_json(body)
-    except ValueError:  # NaN, huge integers, lone surrogates: JCS has no bytes for them
+        try:
+            canonical_body = canonical_json(body)
+        except rfc8785.IntegerDomainError:
+            # a JSON number is a double (RFC 8785 §3.2.2.3): 1e16 is written "10000000000000000" and
+            # parses back as a Python int beyond 2**53; read such numbers as the doubles they are
+            canonical_body = canonical_json(_doubles(body))
+    except (ValueError, OverflowError):  # NaN, lone surrogates, numbers no double holds: JCS has no bytes for them
         return "not in canonical form"
     if chain_hash(prev, canonical_body) != stored:
         return "hash mismatch"
