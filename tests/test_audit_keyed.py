@@ -518,3 +518,25 @@ def test_a_v1_log_continues_in_v2_and_never_goes_back(v1_log: Path) -> None:
     head_path(v1_log).write_bytes(encode_head(7, old["hash"]))
     result = AuditLog(v1_log).verify()
     assert not result.ok and "schema version goes back from 2 to 1" in result.reason
+
+
+def test_a_keyed_writer_refuses_a_forged_head(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    write_log(path, key=KEY)
+    last = records(path)[-1]
+    head_path(path).write_bytes(encode_head(last["seq"], last["hash"], secrets.token_hex(32)))
+    with pytest.raises(AuditError, match="is not valid for this key"):
+        AuditLog(path, key=KEY).open()
+
+
+def test_the_documented_example_record_is_sound() -> None:
+    """docs/audit-record.md's example line, checked by the code and by an independent RFC 8785 + sha256."""
+    import hashlib
+    import re
+
+    text = (Path(__file__).parent.parent / "docs" / "audit-record.md").read_text()
+    line = re.search(r"```json\n(.*?)\n```", text, re.S).group(1).encode()  # type: ignore[union-attr]
+    rec = json.loads(line)
+    assert record_problem(rec, line) is None and rec["v"] == 2
+    body = {k: v for k, v in rec.items() if k not in ("hash", "mac")}
+    assert hashlib.sha256(rec["prev_hash"].encode() + rfc8785.dumps(body)).hexdigest() == rec["hash"]
