@@ -540,3 +540,24 @@ def test_the_documented_example_record_is_sound() -> None:
     assert record_problem(rec, line) is None and rec["v"] == 2
     body = {k: v for k, v in rec.items() if k not in ("hash", "mac")}
     assert hashlib.sha256(rec["prev_hash"].encode() + rfc8785.dumps(body)).hexdigest() == rec["hash"]
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_frames_fast_and_slow_paths_agree_on_v1_v2_and_keyed_logs(tmp_path: Path, keyed: bool) -> None:
+    import pandas as pd
+
+    from workbench.audit.frames import _fast, _slow, _to_pandas
+
+    path = tmp_path / "audit.jsonl"
+    if keyed:
+        write_log(path, key=KEY)
+    else:  # a schema-1 log continued in schema 2
+        shutil.copy(FILES / "audit-v1.jsonl", path)
+        shutil.copy(FILES / "audit-v1.jsonl.head", head_path(path))
+        log = AuditLog(path)
+        for i in range(3):
+            log.append(event(i))
+    data = path.read_bytes()
+    fast = _to_pandas(_fast(data, len(data)))  # no fallback: the fast path takes both schemas
+    pd.testing.assert_frame_equal(fast, _to_pandas(_slow(data)))
+    assert fast["mac"].notna().all() if keyed else (fast["mac"].isna().all() and set(fast["v"]) == {1, 2})

@@ -51,7 +51,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from .record import RECORD_FIELDS, canonical_json
+from .record import RECORD_FIELDS, canonical_json, v1_canonical_json
 
 __all__ = ["frame", "details", "DECISIONS", "CATEGORICAL_COLUMNS", "STRING_COLUMNS"]
 
@@ -258,7 +258,7 @@ def _slow(data: bytes) -> pa.Table:
             continue
         if not (isinstance(obj, dict) and _is_int(obj.get("seq")) and _is_int(obj.get("ts"))):
             continue
-        row = {name: _coerce(name, obj.get(name)) for name in RECORD_FIELDS}
+        row = {name: _coerce(name, obj.get(name), obj.get("v") == 1) for name in RECORD_FIELDS}
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=_SCHEMA)
 
@@ -267,11 +267,12 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _coerce(name: str, value: Any) -> Any:
+def _coerce(name: str, value: Any, v1: bool = False) -> Any:
     field_type = _SCHEMA.field(name).type
     if name == "detail":
+        encode = v1_canonical_json if v1 else canonical_json  # the text the record's own schema wrote
         try:
-            return canonical_json(value if value is not None else {}).decode("utf-8")
+            return encode(value if value is not None else {}).decode("utf-8")
         except ValueError:
             return json.dumps(value, default=str)
     if value is None:
