@@ -561,3 +561,17 @@ def test_frames_fast_and_slow_paths_agree_on_v1_v2_and_keyed_logs(tmp_path: Path
     fast = _to_pandas(_fast(data, len(data)))  # no fallback: the fast path takes both schemas
     pd.testing.assert_frame_equal(fast, _to_pandas(_slow(data)))
     assert fast["mac"].notna().all() if keyed else (fast["mac"].isna().all() and set(fast["v"]) == {1, 2})
+
+
+def test_a_line_nested_too_deep_for_the_parser_is_not_a_record_and_crashes_nothing(tmp_path: Path) -> None:
+    """A forger's 400 kB of brackets: verify, the reader, frames and the writer all carry on."""
+    path = tmp_path / "audit.jsonl"
+    write_log(path, key=KEY, n=2)
+    with open(path, "ab") as f:
+        f.write(b"[" * 200_000 + b"]" * 200_000 + b"\n")
+    result = AuditLog(path).verify(key=KEY)
+    assert not result.ok and result.first_bad.line == 3 and "not valid JSON" in result.reason
+    assert len(list(AuditLog(path).records())) == 2 and len(AuditLog(path).frame()) == 2
+    AuditLog(path, key=KEY).append(event(2))  # the bytes stay, named by a recovery record, as evidence
+    result = AuditLog(path).verify(key=KEY)
+    assert result.ok and result.records == 4 and any("torn line" in n for n in result.notes)

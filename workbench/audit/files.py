@@ -142,7 +142,7 @@ class Tail:
 def _parse(line: bytes) -> Any:
     try:
         return json.loads(line)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError both
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep for the parser
         return _INVALID
 
 

@@ -254,7 +254,7 @@ def _slow(data: bytes) -> pa.Table:
     for raw in data.split(b"\n"):
         try:
             obj = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if not (isinstance(obj, dict) and _is_int(obj.get("seq")) and _is_int(obj.get("ts"))):
             continue

@@ -395,7 +395,7 @@ class AuditLog:
                         break  # torn last line: not a record
                     try:
                         obj = json.loads(raw)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         continue
                     if isinstance(obj, dict) and "seq" in obj:
                         yield obj

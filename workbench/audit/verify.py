@@ -141,7 +141,7 @@ def _lines(path: Path) -> Iterator[tuple[int, int, bytes, bool]]:
 def _parse(body: bytes) -> tuple[bool, Any]:
     try:
         return True, json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep to read: no record, like any other non-JSON line
         return False, None
 
 
