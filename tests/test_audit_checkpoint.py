@@ -152,7 +152,7 @@ def test_keys_load_from_pem_raw_and_hex(tmp_path: Path, signer) -> None:
 
 
 @pytest.mark.parametrize("text", [
-    "not json", "[]", '{"format": "other"}',
+    "not json", "[]", '{"format": "other"}', "[" * 100_000 + "]" * 100_000,
     '{"format": "workbench-audit-checkpoint", "v": 2}',
     '{"format": "workbench-audit-checkpoint", "v": 1, "seq": 1}',
 ])

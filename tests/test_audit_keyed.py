@@ -575,3 +575,13 @@ def test_a_line_nested_too_deep_for_the_parser_is_not_a_record_and_crashes_nothi
     AuditLog(path, key=KEY).append(event(2))  # the bytes stay, named by a recovery record, as evidence
     result = AuditLog(path).verify(key=KEY)
     assert result.ok and result.records == 4 and any("torn line" in n for n in result.notes)
+
+
+def test_a_head_nested_too_deep_is_an_altered_head(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    write_log(path, key=KEY, n=2)
+    head_path(path).write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    result = AuditLog(path).verify(key=KEY)
+    assert not result.ok and "head file" in result.reason
+    with pytest.raises(AuditError):
+        AuditLog(path, key=KEY).open()

@@ -111,8 +111,8 @@ class Checkpoint:
         """Parse a checkpoint; raises :class:`~workbench.errors.AuditKeyError` when it is not one."""
         try:
             data = json.loads(text)
-        except ValueError as exc:
-            raise AuditKeyError(f"not a checkpoint: not JSON ({exc})") from None
+        except (ValueError, RecursionError) as exc:
+            raise AuditKeyError(f"not a checkpoint: not JSON ({type(exc).__name__})") from None
         if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
             raise AuditKeyError("not a checkpoint: no \"format\": \"workbench-audit-checkpoint\"",
                                 hint="make one with `workbench audit checkpoint LOG --signing-key KEY -o OUT`")

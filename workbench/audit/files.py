@@ -98,7 +98,10 @@ def read_head(path: Path) -> Head | None:
         return None
     if not raw:
         return None
-    obj = json.loads(raw)
+    try:
+        obj = json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deep to be a head record") from None
     if not (isinstance(obj, dict) and type(obj.get("seq")) is int and obj["seq"] >= -1
             and isinstance(obj.get("hash"), str)):
         raise ValueError("not a head record")
