@@ -117,7 +117,6 @@ class AuditLog:
     - ``fsync``: ``os.fsync`` after every record (durable across power loss,
       much slower); without it a record is safe from a process crash as soon as
       ``append`` returns, but not from a kernel crash
-
     - ``key``: an :class:`~workbench.audit.keys.AuditKey` (or its bytes) makes a
       keyed log: records and head carry HMAC-SHA256 MACs, and ``verify()`` checks
       them.  The key is never written anywhere.
@@ -181,8 +180,10 @@ class AuditLog:
         """Append ``event`` (an :class:`Event`, or a mapping shaped like ``Event.to_dict()``).
 
         Returns the record as written (with ``v``, ``seq``, ``ts`` in µs,
-        ``prev_hash`` and ``hash``).  Secret-named ``detail`` keys are dropped
-        (:func:`~workbench.audit.record.scrub_detail`).
+        ``prev_hash``, ``hash`` and ``mac``).  Secret-named ``detail`` keys are dropped
+        (:func:`~workbench.audit.record.scrub_detail`).  Raises ``OSError`` when the
+        write fails, :class:`~workbench.errors.AuditError` when the log on disk cannot
+        be continued (see :meth:`open`).
         """
         data = event.to_dict() if isinstance(event, Event) else dict(event)
         with self._lock:
