@@ -585,3 +585,14 @@ def test_a_head_nested_too_deep_is_an_altered_head(tmp_path: Path) -> None:
     assert not result.ok and "head file" in result.reason
     with pytest.raises(AuditError):
         AuditLog(path, key=KEY).open()
+
+
+@pytest.mark.parametrize("seq", [-1, 0, 7, SAFE_INTEGER])
+def test_the_head_mac_is_hmac_of_the_rfc8785_head(seq: int) -> None:
+    import hashlib
+    import hmac
+
+    for digest in ("0" * 64, "ab" * 32, "not hex"):
+        expected = hmac.new(KEY.secret_text(), rfc8785.dumps({"hash": digest, "seq": seq}), hashlib.sha256)
+        assert KEY.head_mac(seq, digest) == expected.hexdigest()
+    assert KEY.record_mac("ab" * 32) == hmac.new(KEY.secret_text(), b"ab" * 32, hashlib.sha256).hexdigest()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from ..errors import AuditKeyError
-from .record import canonical_json
+from .record import SAFE_INTEGER, canonical_json
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -34,6 +34,7 @@ DEFAULT_KEY_ENV = "WORKBENCH_AUDIT_KEY"
 
 _KEYGEN_HINT = "make one with `workbench audit keygen hmac KEYFILE` (or `openssl rand -hex 32 > KEYFILE`)"
 _HEX = re.compile(rb"[0-9a-fA-F]+\Z")
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 
 class AuditKey:
@@ -102,7 +103,11 @@ class AuditKey:
     def head_mac(self, seq: int, hash: str) -> str:
         """``HMAC-SHA256(key, JCS({"hash": hash, "seq": seq}))``: the MAC of a head file."""
         mac = self._hmac.copy()
-        mac.update(canonical_json({"hash": hash, "seq": seq}))
+        if _HEX64.match(hash) and type(seq) is int and abs(seq) <= SAFE_INTEGER:
+            # JCS of exactly this object, spelled out: after every record, so it pays to skip the encoder
+            mac.update(b'{"hash":"%s","seq":%d}' % (hash.encode("ascii"), seq))
+        else:
+            mac.update(canonical_json({"hash": hash, "seq": seq}))
         return mac.hexdigest()
 
     def __repr__(self) -> str:
