@@ -596,3 +596,20 @@ def test_the_head_mac_is_hmac_of_the_rfc8785_head(seq: int) -> None:
         expected = hmac.new(KEY.secret_text(), rfc8785.dumps({"hash": digest, "seq": seq}), hashlib.sha256)
         assert KEY.head_mac(seq, digest) == expected.hexdigest()
     assert KEY.record_mac("ab" * 32) == hmac.new(KEY.secret_text(), b"ab" * 32, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize("mac", [b"1234", b"true", b'"short"', b'"' + b"x" * 62 + b'\\""', b'{"a":1}', b"null"])
+def test_frames_agree_with_the_slow_path_whatever_a_forger_puts_in_mac(tmp_path: Path, mac: bytes) -> None:
+    import pandas as pd
+
+    from workbench.audit import frame
+    from workbench.audit.frames import _slow, _to_pandas
+
+    path = tmp_path / "audit.jsonl"
+    write_log(path, key=KEY, n=3)
+    raw = path.read_bytes().splitlines(keepends=True)
+    real = json.loads(raw[1])["mac"].encode()
+    raw[1] = raw[1].replace(b'"mac":"' + real + b'"', b'"mac":' + mac)
+    path.write_bytes(b"".join(raw))
+    data = path.read_bytes()
+    pd.testing.assert_frame_equal(frame(path), _to_pandas(_slow(data)))

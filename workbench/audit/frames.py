@@ -257,6 +257,8 @@ def _cut_columns(buf: pa.Buffer, arr: np.ndarray, offsets: np.ndarray, table: pa
     if not pc.all(proven, skip_nulls=False).as_py():
         raise _Unusual("lines not in canonical form")
     macs = _spans(buf, module_at - 65, module_at - 1).cast(pa.string())
+    if escapes and pc.any(pc.and_(pa.array(mac_is_text), pc.match_substring(macs, "\\"))).as_py():
+        raise _Unusual("an escape in a mac: its text is not its bytes")  # a real mac is hex
     mac = pc.if_else(pa.array(mac_is_text), macs, pa.scalar(None, pa.string()))
     return _spans(buf, start, stop), mac
 
