@@ -317,6 +317,8 @@ class _Run:
         )
 
     def _report_failures(self) -> tuple[SubscriberFailure, ...]:
+        if not self._failures:  # the usual case, on every run's hot path
+            return ()
         failures = self.subscriber_failures()
         views = [f for f in failures if not f.critical]
         if views:  # on the caller's thread, after the run: a view's bug is told, never swallowed
