@@ -136,10 +136,10 @@ class Sandbox:
         self.cache = cache if cache is not None else _shared_cache()
         self.bus = EventBus()
         if audit is not None:
-            if _is_audit_log(audit):
-                audit.open()  # fail closed: a log that cannot be written refuses the sandbox now
             self.bus.subscribe(audit, critical=True)
         self.mounts = tuple(plan_mounts(self.policy, self.root, None))  # checks folders now
+        if _is_audit_log(audit):
+            audit.open()  # fail closed: a log that cannot be written refuses the sandbox now
         _warn_unenforced(self.policy)
         self._active: set[RunWatch] = set()
         self._prepared: dict[tuple[Any, ...], _Prepared] = {}  # insertion order: oldest first
