@@ -292,3 +292,72 @@ def probes_for(policy: Policy) -> tuple[list[tuple[str, bool, bool]], list[tuple
             module, _, export = (cap.scope or "").partition(".")
             call_list += [(module, None), (module, export or "run"), (module, "zzz"), (module + "2", None)]
     return path_list, host_list, call_list
+
+
+
+# -- filesystem trees, policies and guest moves for the guard's property test ---------------------------
+#: the host tree: folders and files (each file holds a unique token); "outside" lies next to the root
+FS_DIRS = ["a", "a/c", "a/c/private", "b", "b/private"]
+FS_FILES = ["top.txt", "a/f1.txt", "a/c/f2.txt", "a/c/t.key", "a/c/private/p.txt", "b/f3.txt", "b/s.key",
+            "b/private/p2.txt"]
+FS_NODES = ["", *FS_DIRS, *FS_FILES]
+#: what a grant or a carve-out may name (folders and files of the tree)
+FS_GRANT_SCOPES = ["/", "/a", "/a/c", "/b", "/top.txt", "/a/f1.txt", "/b/f3.txt", "/a/c/f2.txt"]
+FS_DENY_SCOPES = ["/a/c/private", "/b/private", "/a/c", "/b/f3.txt", "/a/f1.txt", "/**/*.key"]
+#: where links are planted (a granted file may have been turned into a folder first)
+_LINK_DIRS = ["", "a", "a/c", "b", "top.txt", "a/f1.txt", "b/f3.txt"]
+_LINK_TEXTS = ["private", "private/p.txt", "../private", "../c/private", "c/private", "..", "../..", "../b",
+               "../a/c/private", "../../outside", "../../../outside", "t.key", "../s.key", "f2.txt", "p.txt",
+               "/a", "a/c/private"]
+_TAILS = ["p.txt", "p2.txt", "private/p.txt", "private/p2.txt", "c/private/p.txt", "f1.txt", "f2.txt", "f3.txt",
+          "t.key", "s.key", "c/t.key", "b/s.key", "a/c/private/p.txt", "outside/o.txt", "../outside/o.txt", "top.txt"]
+_RENAMED = ["/a/c2", "/b2", "/a/moved", "/b/p3", "/a/c/p4", "/top2"]
+
+
+def _sweep_paths() -> list[str]:
+    """Every path the guest tries at the end: plain, through each link with and without '..', renamed."""
+    found = ["/" + n for n in FS_NODES if n]
+    for folder in _LINK_DIRS:
+        for index in range(4):
+            for kind in ("l", "g"):
+                link = f"/{folder}/{kind}{index}" if folder else f"/{kind}{index}"
+                found += [link] + [f"{link}/{tail}" for tail in _TAILS] + [f"{link}/../{tail}" for tail in _TAILS]
+    for renamed in _RENAMED:
+        found += [renamed] + [f"{renamed}/{tail}" for tail in _TAILS]
+    return sorted(set(found))
+
+
+FS_SWEEP = _sweep_paths()
+
+
+@st.composite
+def fs_policies(draw: st.DrawFn) -> list[str]:
+    """1-3 grants (folders or single files, read or write) and 0-3 carve-outs (read or write denies)."""
+    grants = draw(st.lists(st.tuples(st.sampled_from(["read", "write"]), st.sampled_from(FS_GRANT_SCOPES)),
+                           min_size=1, max_size=3, unique_by=lambda g: g[1]))
+    denies = draw(st.lists(st.tuples(st.sampled_from(["read", "write"]), st.sampled_from(FS_DENY_SCOPES)),
+                           max_size=3, unique_by=lambda d: d[1]))
+    return [f"filesystem:{a}:{s}" for a, s in grants] + [f"!filesystem:{a}:{s}" for a, s in denies]
+
+
+@st.composite
+def fs_symlinks(draw: st.DrawFn) -> list[tuple[str, str]]:
+    """Host-planted symlinks (link path, link text): into the tree, into carve-outs, out of the root."""
+    links = []
+    for index in range(draw(st.integers(0, 4))):
+        folder = draw(st.sampled_from([d for d in _LINK_DIRS if d in FS_DIRS or d == ""]))
+        links.append((f"{folder}/l{index}" if folder else f"l{index}", draw(st.sampled_from(_LINK_TEXTS))))
+    return links
+
+
+_existing = st.sampled_from(["/" + n for n in FS_NODES if n])
+#: the guest's moves before it sweeps: plant links, turn files into folders, rename, link
+fs_moves = st.one_of(
+    st.tuples(st.just("symlink"), st.sampled_from(_LINK_TEXTS),
+              st.builds(lambda d, i: f"/{d}/g{i}" if d else f"/g{i}", st.sampled_from(_LINK_DIRS), st.integers(0, 3))),
+    st.tuples(st.just("filedir"), st.sampled_from(["/top.txt", "/a/f1.txt", "/b/f3.txt", "/a/c/f2.txt"])),
+    st.tuples(st.just("rename"), _existing, st.sampled_from(_RENAMED)),
+    st.tuples(st.just("rename"), st.sampled_from(_RENAMED), _existing),
+    st.tuples(st.just("link"), _existing, st.sampled_from(["/a/h", "/b/h", "/h", "/a/c/h"])),
+    st.tuples(st.sampled_from(["unlink", "rmdir", "mkdir"]), st.sampled_from(FS_SWEEP[:60])),
+)

@@ -44,6 +44,7 @@ __all__ = [
     "AuditError",
     "AuditKeyError",
     "WorkbenchWarning",
+    "SuggestionWarning",
     "UnenforcedCapabilityWarning",
     "SubscriberWarning",
 ]
@@ -159,3 +160,8 @@ class SubscriberWarning(WorkbenchWarning):
     a run delivered events to it.  The run went on; the failures are in
     ``RunResult.subscriber_failures``.  (A *critical* subscriber, such as the audit log,
     stops the run instead: see ``RunResult.audit_failure``.)"""
+
+
+class SuggestionWarning(WorkbenchWarning):
+    """Learn mode's suggested policy left out paths the capability grammar cannot name exactly
+    (a guest-chosen name holding glob characters, ``;`` or spaces); they are listed."""

@@ -59,7 +59,11 @@ class Program:
     - ``compiling`` (optional) is entered around the compile-cache lookup, so a module that
       must really be compiled (seconds) can show progress;
     - ``debug_info``: the module carries DWARF worth reading (C built with ``-g``), so the
-      engine should turn wasm backtraces into ``file.c:line``.
+      engine should turn wasm backtraces into ``file.c:line``;
+    - ``housekeeping``: guest paths the language runtime itself looks for, never the user's code
+      (an interpreter's own source files, to quote them in a traceback; a trailing ``/`` marks a
+      prefix).  The guard answers them "not found" and records them apart from the guest's own
+      requests, unless the policy grants them.
     """
 
     lang: str
@@ -74,6 +78,7 @@ class Program:
     enter: Callable[[Entry], int] | None = None
     compiling: Callable[[], ContextManager[None]] | None = None
     debug_info: bool = False
+    housekeeping: tuple[str, ...] = ()
 
     @classmethod
     def from_wasm(cls, lang: str, name: str, wasm: bytes) -> "Program":

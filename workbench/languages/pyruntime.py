@@ -37,6 +37,9 @@ PINNED_FILE = "python-3.12.0.wasm"
 PINNED_SHA256 = "e5dc5a398b07b54ea8fdb503bf68fb583d533f10ec3f930963e02b9505f7a763"
 STACK_POINTER_EXPORT = "__stack_pointer"
 STDLIB_GUEST_PATH = "/usr/local/lib"
+#: where the pinned build's standard library was compiled: its code objects name these paths, which
+#: the interpreter looks for (and never finds) when it quotes stdlib source in a traceback or warning
+PINNED_SOURCE_PREFIX = "/wlr/build-staging/"
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -118,6 +121,8 @@ class Interpreter:
         module = self._module_bytes(data)
         self.sha256 = hashlib.sha256(module).hexdigest()
         self.size = len(module)
+        #: guest path prefixes of the build's own stdlib sources (see PINNED_SOURCE_PREFIX)
+        self.source_prefixes: tuple[str, ...] = (PINNED_SOURCE_PREFIX,) if self.expected_sha256 == PINNED_SHA256 else ()
 
     def _verified_bytes(self) -> bytes:
         try:

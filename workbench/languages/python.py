@@ -223,4 +223,7 @@ def prepare(content: str | bytes, name: str, *, path: Path | None = None, inputs
         read_value=read_value,
         enter=enter,
         compiling=progress.compiling,
+        # the interpreter's own look-ups: the source it runs (a SyntaxError quotes its line by reading the
+        # "file", <string> or the script's name, from the guest's cwd /) and its stdlib's build paths
+        housekeeping=("/" + (file_name or "<string>"), *interp.source_prefixes),
     )

@@ -8,7 +8,9 @@ Rules, in the order they apply:
 - a folder grant covers the folder and everything below it, segment-aware;
 - a glob grant covers exactly the paths it matches, plus read-only traversal
   of the folders on the way to a match (``directory=True``);
-- writing needs a write grant (write implies read); nothing granted, nothing allowed.
+- writing needs a write grant (write implies read); nothing granted, nothing allowed;
+- a grant named in ``files`` (a single-file grant: the runtime found a file there) covers
+  exactly that path, never what might lie below it and never a folder made in its place.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = [
     "neutralises",
     "static_of",
     "Coverage",
+    "literal_grant",
 ]
 
 Coverage = Literal["folder", "exact"]
@@ -72,9 +75,11 @@ class FsGrant:
         return cls(static, cap.action == "write", cap.scope if glob else None, cap.param("host"), cap)
 
 
-def grant_matches(cap: Capability, path: str) -> bool:
-    """The grant covers ``path`` itself (folder: at or below it; glob: a match)."""
+def grant_matches(cap: Capability, path: str, files: frozenset[str] = frozenset()) -> bool:
+    """The grant covers ``path`` itself (folder: at or below it; glob: a match; a file: exactly it)."""
     scope = cap.scope or "/"
+    if scope in files:
+        return path == scope
     return paths.glob_matches(path, scope) if _shape(scope)[1] else paths.within(path, scope)
 
 
@@ -101,6 +106,7 @@ def check_path(
     write: bool,
     *,
     directory: bool = False,
+    files: frozenset[str] = frozenset(),
 ) -> AccessDecision:
     """Decide one access; see the module docstring for the rules.
 
@@ -122,7 +128,7 @@ def check_path(
     for grant in grants:
         if grant.domain != "filesystem":
             continue
-        hit = grant_matches(grant, path)
+        hit = grant_matches(grant, path, files) and not (directory and grant.scope in files)
         walk = not hit and directory and not write and _traverses(grant, path)
         if not (hit or walk):
             continue
@@ -168,3 +174,26 @@ def neutralises(deny: Capability, child_scope: str) -> bool:
     Such a grant gains nothing under that deny, so asking for it is not an escalation.
     """
     return deny_matches(deny, _shape(child_scope)[0])
+
+
+_UNSAFE_IN_LITERALS = frozenset(";,")
+
+
+def literal_grant(action: str, path: str) -> str | None:
+    """``filesystem:<action>:<path>`` when that capability names exactly ``path`` and nothing else.
+
+    None for a path the grammar cannot state literally: glob characters would make it a
+    pattern, ``;`` a parameter (``;host=``), spaces or commas a second capability, and control
+    characters, backslashes or ``.``/``..`` segments are refused.  Used for learn mode's
+    suggestions, where the path is guest data.
+    """
+    if paths.is_glob(path) or any(ch in _UNSAFE_IN_LITERALS or ch.isspace() for ch in path):
+        return None
+    text = f"filesystem:{action}:{path}"
+    try:
+        cap = Capability.parse(text)
+    except ValueError:
+        return None
+    if cap.scope != path or cap.params or paths.is_glob(cap.scope or ""):
+        return None
+    return text

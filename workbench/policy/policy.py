@@ -178,13 +178,17 @@ class Policy:
 
     # -- questions the runtime asks ---------------------------------------
 
-    def check_path(self, guest_path: str, write: bool = False, *, directory: bool = False) -> AccessDecision:
+    def check_path(
+        self, guest_path: str, write: bool = False, *, directory: bool = False, files: frozenset[str] = frozenset()
+    ) -> AccessDecision:
         """May the guest open ``guest_path`` (absolute, normalised) for reading or writing?
 
         ``directory=True`` asks about opening or listing a folder, which a glob
         grant allows read-only for the folders on the way to its matches.
+        ``files``: grant scopes the runtime found to be single files; those grants cover
+        exactly their path (see :mod:`workbench.policy.filesystem`).
         """
-        return filesystem.check_path(self.grants, self.denies, guest_path, write, directory=directory)
+        return filesystem.check_path(self.grants, self.denies, guest_path, write, directory=directory, files=files)
 
     def check_network(self, scheme: str, host: str, port: int | None = None) -> AccessDecision:
         """May the guest send an ``http``/``https`` request to ``host`` (``port`` None = the scheme's default)?"""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import html
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..errors import SuggestionWarning
 from ..events import Event, Sample, SubscriberFailure, Violation
 from .mounts import Mount
 
-__all__ = ["RunResult", "Usage", "Fault", "human_size"]
+__all__ = ["RunResult", "Usage", "Fault", "PolicySuggestion", "human_size"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,15 @@ def human_size(n: int | None) -> str:
         if n >= scale:
             return f"{n / scale:.3g} {unit}"
     return f"{n} B"
+
+
+@dataclass(frozen=True)
+class PolicySuggestion:
+    """Learn mode's answer: ``policy`` grants what the run used; ``omitted`` lists guest paths it
+    used that no capability can name exactly (they are not granted)."""
+
+    policy: Any
+    omitted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,8 +130,8 @@ class RunResult:
             return "violation"
         return "ok" if self.exit_code == 0 else f"exit {self.exit_code}"
 
-    def suggested_policy(self) -> Any:
-        """The smallest :class:`~workbench.policy.Policy` that grants what this run used.
+    def suggestion(self) -> PolicySuggestion:
+        """The smallest policy that grants what this run used, and the paths it could not name.
 
         Meant for learn mode (``on_violation="audit"``): every file the module opened,
         created or changed successfully becomes a grant on exactly that path
@@ -128,8 +139,14 @@ class RunResult:
         only to walk through them, and attempts that failed (a probe for a missing
         config file), grant nothing.  The run's other capabilities (limits, env, ...)
         are kept.  Run the module again under this policy with ``on_violation="deny"``.
+
+        Guest paths are data, never grammar: a name the capability grammar cannot state
+        literally (glob characters, ``;``, spaces, commas, control characters) would become a
+        glob, a parameter such as ``;host=``, or an error, so it is left out and listed in
+        ``omitted`` instead.
         """
         from ..policy import Policy
+        from ..policy.filesystem import literal_grant
 
         base = Policy.parse(self.policy)
         keep = [str(c) for c in base.capabilities if c.domain != "filesystem"]
@@ -149,9 +166,28 @@ class RunResult:
                 writes.add(event.resolved)
             elif event.action != "open" or not int(event.detail.get("oflags", 0)) & 2:  # not a folder walk
                 reads.add(event.resolved)
-        grants = [f"filesystem:write:{path}" for path in sorted(writes)]
-        grants += [f"filesystem:read:{path}" for path in sorted(reads - writes)]
-        return Policy.parse(keep + grants)
+        grants = []
+        omitted = []
+        for path, action in [(p, "write") for p in sorted(writes)] + [(p, "read") for p in sorted(reads - writes)]:
+            grant = literal_grant(action, path)
+            if grant is None:
+                omitted.append(path)
+            else:
+                grants.append(grant)
+        return PolicySuggestion(Policy.parse([*keep, *grants]), tuple(omitted))
+
+    def suggested_policy(self) -> Any:
+        """:meth:`suggestion`'s policy; warns (:class:`~workbench.errors.SuggestionWarning`) when
+        paths were left out because no capability names them exactly."""
+        suggestion = self.suggestion()
+        if suggestion.omitted:
+            warnings.warn(
+                f"suggested policy: {len(suggestion.omitted)} path(s) left out, since no capability names them "
+                f"exactly: {', '.join(repr(p) for p in suggestion.omitted)}",
+                SuggestionWarning,
+                stacklevel=2,
+            )
+        return suggestion.policy
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, what ``workbench run --json`` prints."""

@@ -31,9 +31,10 @@ from ..languages import Entry, Program
 from ..policy import format_size
 from .deadline import RunWatch, install_watch
 from .engine import apply_store_caps
-from .guard import Guard, GuardPlan, empty_root, instantiate_guarded
+from .fdtable import MountRoot
+from .guard import Guard, GuardPlan, empty_root, guard_plan, instantiate_guarded
 from .monitor import Monitor
-from .mounts import learn_mounts, plan_mounts
+from .mounts import OpenMounts, file_grants_of, learn_mounts, open_mounts, plan_mounts
 from .output import OutputCapture
 from .result import Fault, RunResult, Usage, human_size
 from .verdicts import classify_trap, limit_rule, report_memory_cap, report_overrun
@@ -169,17 +170,48 @@ class _Run:
     def execute(
         self, entry: str, args: Sequence[str], stdin: str | bytes | None, env: Mapping[str, str] | None
     ) -> RunResult:
-        limits = self.limits
         learn = self.sandbox.on_violation == "audit"
         scratch = self._scratch_folder(learn)
-        if learn:
-            mounts = learn_mounts(self.sandbox.root, scratch)
-        else:
-            mounts = plan_mounts(self.policy, self.sandbox.root, scratch)
-        preopens = [(m.guest_path, m.host_path, m.writable) for m in mounts]
-        preopens += [(m.guest_path, m.host_path, False) for m in self.program.system_mounts]
-        if self.plan is not None and not any(m.guest_path == "/" for m in mounts):
+        try:
+            if learn:
+                mounts = learn_mounts(self.sandbox.root, scratch)
+            else:
+                mounts = plan_mounts(self.policy, self.sandbox.root)
+            opened = open_mounts(mounts, self.sandbox.root, scratch)
+        except BaseException:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        try:
+            return self._execute(entry, args, stdin, env, mounts, opened, scratch)
+        finally:
+            opened.close()
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def _execute(
+        self,
+        entry: str,
+        args: Sequence[str],
+        stdin: str | bytes | None,
+        env: Mapping[str, str] | None,
+        mounts: list[Any],
+        opened: OpenMounts,
+        scratch: Path | None,
+    ) -> RunResult:
+        limits = self.limits
+        fine = any(m.fine for m in mounts)
+        plan = self.plan
+        if plan is not None and plan.layout.fine != fine:  # the host changed what a grant names since planning
+            plan = guard_plan(self.module, self.sha, self.handle, plan.layout.coarse_ns, fine)
+        preopens = list(opened.preopens)
+        roots = list(opened.roots)
+        for system in self.program.system_mounts:
+            preopens.append((system.guest_path, system.host_path, False))
+            roots.append(MountRoot(system.guest_path, system.host_path))
+        if plan is not None and not any(m.guest_path == "/" for m in mounts):
             preopens.append(("/", empty_root(), False))  # so attempts outside every grant reach the guard
+            roots.append(MountRoot("/", empty_root()))
         store = wasmtime.Store(self.handle.engine)
         apply_store_caps(store, limits.memory_bytes)  # memory cap + table/instance caps (engine.STORE_CAPS)
         if limits.fuel is not None:
@@ -196,13 +228,24 @@ class _Run:
             },
         )
         for mount in mounts:
+            detail: dict[str, Any] = {"writable": mount.writable, "scratch": mount.scratch}
+            if mount.files:
+                detail["files"] = [guest for guest, _ in mount.files]
+                created = [g for g in opened.created if any(g == f for f, _ in mount.files)]
+                copied = [g for g in opened.copied if any(g == f for f, _ in mount.files)]
+                if created:
+                    detail["created"] = created
+                if copied:
+                    detail["copied"] = copied
+            if mount.fine:
+                detail["fine"] = True
             self.emit(
                 "filesystem",
                 "mount",
                 target=mount.guest_path,
                 resolved=mount.guest_path,
                 capability=mount.capability,
-                detail={"writable": mount.writable, "scratch": mount.scratch},
+                detail=detail,
             )
         for system in self.program.system_mounts:
             self.emit(
@@ -230,19 +273,21 @@ class _Run:
             self.handle.ticker.acquire()
             ticking = True
             self.sandbox._active.add(self.watch)
-            if self.plan is None:
+            if plan is None:
                 exports = self.handle.linker.instantiate(store, self.module).exports(store)
             else:
                 guard = Guard(
                     self.policy,
-                    [(guest, host) for guest, host, _ in preopens],
+                    roots,
                     self.sandbox.on_violation,
                     self.emit,
-                    fine_roots=frozenset(m.guest_path for m in mounts if m.fine),
+                    file_grants=file_grants_of(mounts),
+                    housekeeping=self.program.housekeeping,
                     deadline=lambda: self.watch.deadline,
                     stop=self.watch.stop,
+                    must_stop=self.watch.check,
                 )
-                exports, detach_guard = instantiate_guarded(store, self.handle.linker, self.module, self.plan, guard)
+                exports, detach_guard = instantiate_guarded(store, self.handle.linker, self.module, plan, guard)
             self.monitor.attach(store, exports)
             start = exports["_initialize"] if entry == "_start" and "_initialize" in exports and "_start" not in exports else None
             if start is not None:
@@ -290,8 +335,6 @@ class _Run:
             "exit",
             detail={"exit_code": exit_code, "fault": None if fault is None else fault.kind, "wall_seconds": round(wall, 6)},
         )
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
         self.monitor.detach()  # the store must not stay reachable from the run (see Monitor.detach)
         del store, exports
         stdout_bytes, value = self.output.data("stdout"), None

@@ -137,7 +137,7 @@ class Sandbox:
         self.bus = EventBus()
         if audit is not None:
             self.bus.subscribe(audit, critical=True)
-        self.mounts = tuple(plan_mounts(self.policy, self.root, None))  # checks folders now
+        self.mounts = tuple(plan_mounts(self.policy, self.root))  # checks folders now
         if _is_audit_log(audit):
             audit.open()  # fail closed: a log that cannot be written refuses the sandbox now
         _warn_unenforced(self.policy)
@@ -216,7 +216,7 @@ class Sandbox:
             self._check_entry(module, entry)
             _checked_modules.add((program.sha256, entry))
         coarse_ns = 0 if self.policy.clock_precise else CLOCK_GRAIN_NS
-        plan = guard_plan(module, program.sha256, handle, coarse_ns)
+        plan = guard_plan(module, program.sha256, handle, coarse_ns, fine=any(m.fine for m in self.mounts))
         return _Prepared(program, module, handle, plan)
 
     def _compile(self, program: Program, handle: Any) -> wasmtime.Module:

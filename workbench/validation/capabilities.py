@@ -56,6 +56,7 @@ def make_workspace(root: Path) -> None:
     os.symlink("../secret.txt", root / "docs" / "escape")
     os.symlink(str(root / "secret.txt"), root / "docs" / "abs-escape")
     os.symlink("readme.txt", root / "docs" / "inside")
+    os.symlink("private", root / "docs" / "to-private")  # inside the grant, into its carve-out
     (root / "out").mkdir()
     (root / "out" / "existing.txt").write_text("already here\n")
     (root / "data" / "x").mkdir(parents=True)
@@ -109,6 +110,16 @@ CASES: tuple[CapabilityCase, ...] = (
                    lambda: probes.guest_read("/docs/private/key.txt"), "denied", _no_secret),
     CapabilityCase("deny-leaves-rest", ("filesystem:read:/docs", "!filesystem:read:/docs/private"),
                    lambda: probes.guest_read("/docs/readme.txt"), "allowed", _prints("public notes")),
+    CapabilityCase("carve-out-via-link", ("filesystem:read:/docs", "!filesystem:read:/docs/private"),
+                   lambda: probes.guest_read("/docs/to-private/key.txt"), "denied", _no_secret),
+    CapabilityCase("carve-out-link-dotdot", ("filesystem:read:/docs", "!filesystem:read:/docs/private"),
+                   lambda: probes.guest_read("/docs/to-private/../private/key.txt"), "denied", _no_secret),
+    CapabilityCase("single-file", ("filesystem:read:/docs/readme.txt",), lambda: probes.guest_read("/docs/readme.txt"),
+                   "allowed", _prints("public notes")),
+    CapabilityCase("single-file-sibling", ("filesystem:read:/docs/readme.txt",),
+                   lambda: probes.guest_read("/docs/private/key.txt"), "denied", _no_secret),
+    CapabilityCase("deny-glob-above", ("filesystem:read:/docs", "!filesystem:read:/**/*.txt"),
+                   lambda: probes.guest_read("/docs/readme.txt"), "denied", _prints("error:")),
     CapabilityCase("glob-match", ("filesystem:read:/data/**/*.json",), lambda: probes.guest_read("/data/x/a.json"),
                    "allowed", _prints('"a": 1')),
     CapabilityCase("glob-miss", ("filesystem:read:/data/**/*.json",), lambda: probes.guest_read("/data/b.txt"),
