@@ -8,6 +8,7 @@ accidents and careless edits, not a forger with write access).  Keyed, each fail
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -452,7 +453,7 @@ def test_every_record_line_is_the_rfc8785_of_the_record(detail: dict[str, Any], 
     rec, line = build_record(fields, 5, "ab" * 32, KEY if keyed else None)
     assert line == rfc8785.dumps(rec) + b"\n"  # the whole record, hash and mac included
     body = {k: v for k, v in rec.items() if k not in ("hash", "mac")}
-    assert rec["hash"] == __import__("hashlib").sha256(b"ab" * 32 + rfc8785.dumps(body)).hexdigest()
+    assert rec["hash"] == hashlib.sha256(b"ab" * 32 + rfc8785.dumps(body)).hexdigest()
     assert record_problem(json.loads(line), line[:-1]) is None
     for key, value in detail.items():  # beyond 2**53: written as digits
         if type(value) is int and abs(value) > SAFE_INTEGER and key in rec["detail"]:
@@ -511,7 +512,7 @@ def test_a_v1_log_continues_in_v2_and_never_goes_back(v1_log: Path) -> None:
     old = json.loads((FILES / "audit-v1.jsonl").read_bytes().splitlines()[-1])
     old.update(seq=7, prev_hash=rec["hash"])
     body = {k: v for k, v in old.items() if k != "hash"}
-    old["hash"] = __import__("hashlib").sha256(rec["hash"].encode() + json.dumps(
+    old["hash"] = hashlib.sha256(rec["hash"].encode() + json.dumps(
         body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
     with open(v1_log, "ab") as f:
         f.write(json.dumps(old, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
@@ -531,7 +532,6 @@ def test_a_keyed_writer_refuses_a_forged_head(tmp_path: Path) -> None:
 
 def test_the_documented_example_record_is_sound() -> None:
     """docs/audit-record.md's example line, checked by the code and by an independent RFC 8785 + sha256."""
-    import hashlib
     import re
 
     text = (Path(__file__).parent.parent / "docs" / "audit-record.md").read_text()
@@ -589,7 +589,6 @@ def test_a_head_nested_too_deep_is_an_altered_head(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("seq", [-1, 0, 7, SAFE_INTEGER])
 def test_the_head_mac_is_hmac_of_the_rfc8785_head(seq: int) -> None:
-    import hashlib
     import hmac
 
     for digest in ("0" * 64, "ab" * 32, "not hex"):
