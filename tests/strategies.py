@@ -73,8 +73,9 @@ def size_texts(draw: st.DrawFn) -> str:
 
 @st.composite
 def duration_texts(draw: st.DrawFn, *, bare: bool = True) -> str:
-    """A positive duration; ``bare=False`` always writes a unit (``cpu:limit:2`` is ambiguous)."""
-    number = draw(st.integers(1, 10**4))
+    """A positive duration of at most a year (the most a limit may be); ``bare=False`` always
+    writes a unit (``cpu:limit:2`` is ambiguous)."""
+    number = draw(st.integers(1, 8759))
     fraction = draw(st.sampled_from(["", ".5", ".25", ".001"]))
     unit = draw(st.sampled_from(DURATION_UNITS if bare else DURATION_UNITS[1:]))
     return f"{number}{fraction}{unit}"
@@ -361,3 +362,115 @@ fs_moves = st.one_of(
     st.tuples(st.just("link"), _existing, st.sampled_from(["/a/h", "/b/h", "/h", "/a/c/h"])),
     st.tuples(st.sampled_from(["unlink", "rmdir", "mkdir"]), st.sampled_from(FS_SWEEP[:60])),
 )
+
+# -- hostile input: what an attacker, a fuzzer or a careless paste hands the parser ------------
+
+#: characters that look like nothing, like something else, or are not text at all
+ODD_CHARACTERS = [
+    "\u2028", "\u2029", "\u0085", "\u00a0", "\u3000", "\u200b", "\u200d", "\u202e", "\ufeff", "\u180e",
+    "\udcff", "\ud800", "\x00", "\t", "\n", "\r", "\x0b", "\x0c", "\x1b", "\x7f", " ", ";", ":", "=", "!",
+    "²", "١", "１", "\u212a", "İ", "ß", "é", "~", "/", ".", "*", "[", "]", "%", "_", ",", "\\",
+]
+#: numbers as people, programs and attackers write them
+ODD_NUMBERS = [
+    "inf", "-inf", "Infinity", "nan", "NaN", "1e309", "-1e309", "1e-309", "-0", "0", "0.0", "+1", "-1",
+    "0x10", "0X1F", "0b1", "0o7", "1_000", "1__0", "_1", "1_", "1e", "1e-5", "1E+3", ".5", "5.", "1.2.3",
+    "٣", "１", "²", "9" * 5000, "1" + "0" * 4400, "0." + "0" * 400 + "1", "1" + "0" * 30, "1" + "0" * 29,
+    "1e400", "1e4000", "1e99999", "18446744073709551615", "18446744073709551616", "1152921504606846976",
+    "1152921504606846977", "31536000", "31536001", "8760", "8761", "525600", "65535", "65536",
+]
+UNIT_TEXTS = [
+    *SIZE_UNITS, *DURATION_UNITS, "%", "TB", "TiB", "mb", "MIB", "Mb", "KIB", "xb", "s ", " s", " MB",
+    "\u2028", "\u00a0MB", "ms\u200b", "%%", "e3", "1", "µs", "ns", "d", "y",
+]
+LIMIT_DOMAINS = ["memory", "cpu", "time", "fuel", "output", "stack"]
+DOMAIN_WORDS = ["filesystem", "network", "env", "memory", "cpu", "time", "fuel", "output", "stack", "module",
+                "clock", "Filesystem", "filesytem", "", "x", "limit", "read"]
+ACTION_WORDS = ["read", "write", "http", "https", "set", "inherit", "limit", "call", "precise", "", "READ", "lim"]
+
+
+def lenient(data: bytes, how: str) -> str:
+    """Bytes as text the way a careless reader gets them: invalid UTF-8 kept as lone
+    surrogates (``surrogateescape``, what ``sys.argv`` and ``os.fsdecode`` do), or as
+    U+FFFD, or byte for byte (latin-1)."""
+    return data.decode("latin-1") if how == "latin-1" else data.decode("utf-8", how)
+
+
+#: any text at all, including lone surrogates (which hypothesis leaves out by default) and every
+#: odd character above
+odd_text = st.text(alphabet=st.one_of(st.characters(exclude_categories=()), st.sampled_from(ODD_CHARACTERS)), max_size=40)
+
+
+@st.composite
+def number_texts(draw: st.DrawFn) -> str:
+    """A number as text: odd spellings, huge and tiny integers and decimals, floats of every kind."""
+    kind = draw(st.sampled_from(["odd", "int", "huge", "decimal", "float", "fraction"]))
+    if kind == "odd":
+        return draw(st.sampled_from(ODD_NUMBERS))
+    if kind == "int":
+        return str(draw(st.integers(-(2**70), 2**70)))
+    if kind == "huge":
+        return str(draw(st.integers(0, 10**400)))
+    if kind == "decimal":
+        return str(draw(st.decimals(allow_nan=True, allow_infinity=True)))
+    if kind == "float":
+        return repr(draw(st.floats(allow_nan=True, allow_infinity=True)))
+    return f"{draw(st.integers(0, 10**40))}.{draw(st.integers(0, 10**40))}"
+
+
+@st.composite
+def mangled(draw: st.DrawFn, text: str) -> str:
+    """``text`` with odd characters or numbers put in, or parts of it cut out."""
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(text)))
+        what = draw(st.sampled_from(["char", "number", "text", "cut"]))
+        if what == "char":
+            text = text[:at] + draw(st.sampled_from(ODD_CHARACTERS)) + text[at:]
+        elif what == "number":
+            text = text[:at] + draw(number_texts()) + text[at:]
+        elif what == "text":
+            text = text[:at] + draw(odd_text) + text[at:]
+        else:
+            text = text[:at] + text[at + draw(st.integers(1, 8)):]
+    return text
+
+
+@st.composite
+def numeric_field_texts(draw: st.DrawFn) -> str:
+    """A random number in every numeric field the grammar has: each limit, a port, an export."""
+    number = draw(number_texts())
+    field = draw(st.sampled_from(["limit", "limit", "port", "percent"]))
+    if field == "port":
+        return f"network:{draw(st.sampled_from(['http', 'https']))}:{draw(st.sampled_from(HOSTS[:4]))}:{number}"
+    if field == "percent":
+        return f"cpu:limit:{number}%"
+    space = draw(st.sampled_from(["", "", " "]))
+    return f"{draw(st.sampled_from(LIMIT_DOMAINS))}:limit:{number}{space}{draw(st.sampled_from(UNIT_TEXTS))}"
+
+
+@st.composite
+def assembled_texts(draw: st.DrawFn) -> str:
+    """``[!]domain:action:scope;param=value``, each piece drawn from valid words and junk."""
+    bang = draw(st.sampled_from(["", "", "!", "!!", " !"]))
+    head = f"{draw(st.sampled_from(DOMAIN_WORDS))}:{draw(st.sampled_from(ACTION_WORDS))}"
+    scope = draw(st.one_of(odd_text, number_texts(), fs_scopes().flatmap(mangled), st.just("")))
+    text = f"{bang}{head}" + (f":{scope}" if draw(st.booleans()) else "")
+    for _ in range(draw(st.integers(0, 2))):
+        name = draw(st.sampled_from(["host", "host", "Host", "x", ""]))
+        value = draw(st.one_of(odd_text, st.sampled_from(["/srv/a", "~", "~/a", "~x", "rel", "./a", "", "/a;b"])))
+        text += f";{name}={value}"
+    return text
+
+
+def hostile_capability_texts() -> st.SearchStrategy[str]:
+    """Text a capability parser must survive: random bytes decoded leniently, random numbers
+    in every field, valid capabilities with odd characters put in, and assembled junk."""
+    return st.one_of(
+        st.tuples(st.binary(max_size=60), st.sampled_from(["surrogateescape", "replace", "latin-1"])).map(
+            lambda pair: lenient(*pair)
+        ),
+        numeric_field_texts(),
+        capability_texts().flatmap(mangled),
+        assembled_texts(),
+        odd_text,
+    )

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
 
+from strategies import hostile_capability_texts
 from workbench import probes
 from workbench.cli import main
 
@@ -105,3 +111,84 @@ def test_warnings_are_one_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]
     err = capfd.readouterr().err
     assert err.startswith("workbench: warning: network:http:localhost: granted, but guests get no network")
     assert ".py:" not in err  # no source file and line of ours
+
+
+# -- bad input: exit 2, one message, never a traceback (issue 10, point 6) -------------------------
+
+
+def assert_one_message(err: str) -> None:
+    """``workbench: error: ...`` on one line, then at most its hint.  ``str.splitlines`` also
+    splits at U+2028 and friends, so a raw one in the message fails this too."""
+    lines = err.splitlines()
+    assert lines and lines[0].startswith("workbench: error: "), err
+    assert len(lines) <= 2 and all(line.startswith("  hint: ") for line in lines[1:]), err
+    assert "Traceback" not in err and "\x1b" not in err
+
+
+BAD_CAPABILITIES = [
+    "memory:limit:" + "9" * 5000 + "MB",
+    "time:limit:" + "9" * 5000,
+    "time:limit:inf",
+    "filesystem:read:/docs\u2028",
+    "filesystem:read:/docs;host=relative",
+    "filesystem:read:/d\udcff",  # invalid UTF-8 in argv arrives as a lone surrogate
+    "filesystem:read:/\x1b]0;title\x07",
+    "network:http:a.com:\u00b2",
+]
+
+
+@pytest.mark.parametrize("cap", BAD_CAPABILITIES, ids=range(len(BAD_CAPABILITIES)))
+def test_bad_capabilities_exit_2_with_one_message(tmp_path: Path, capfd: pytest.CaptureFixture[str], cap: str) -> None:
+    module = write(tmp_path, "hello.wat", probes.hello())
+    assert main(["run", str(module), f"--cap={cap}"]) == 2
+    captured = capfd.readouterr()
+    assert captured.out == ""
+    assert_one_message(captured.err)
+
+
+def test_a_module_that_cannot_link_is_bad_input(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    # a WASI import with the wrong signature used to be the guest's fault (exit 4)
+    module = write(tmp_path, "exit.wat", """(module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i64)))
+      (memory (export "memory") 1)
+      (func (export "_start") (call $exit (i64.const 3))))""")
+    assert main(["run", str(module)]) == 2
+    err = capfd.readouterr().err
+    assert_one_message(err)
+    assert "proc_exit (i64) -> (), preview1 has (i32) -> ()" in err
+
+
+def test_huge_numbers_exit_2_from_a_fresh_process(tmp_path: Path) -> None:
+    """The console, as a user sees it: it used to print a traceback and exit 1."""
+    module = write(tmp_path, "hello.wat", probes.hello())
+    env = {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}
+    proc = subprocess.run([sys.executable, "-m", "workbench.cli", "run", str(module), "--cap",
+                           "memory:limit:" + "9" * 5000 + "MB"], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert_one_message(proc.stderr)
+
+
+_EMPTY = Path(tempfile.mkdtemp(prefix="workbench-cli-fuzz-"))
+(_EMPTY / "empty.wat").write_text('(module (func (export "_start")))')
+
+
+@settings(max_examples=150, deadline=None)
+@given(hostile_capability_texts())
+def test_fuzzed_capabilities_run_or_exit_2_with_one_message(cap: str) -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["run", str(_EMPTY / "empty.wat"), "--root", str(_EMPTY), f"--cap={cap}"])
+    assert code in (0, 2, 3, 4), err.getvalue()
+    if code == 2:
+        assert_one_message(err.getvalue())
+    else:
+        assert "Traceback" not in err.getvalue()
+
+
+def test_guest_text_in_messages_cannot_restyle_the_terminal(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    module = write(tmp_path, "esc.wat", probes.read_file("\x1b[2J\x1b]0;pwned\x07"))
+    assert main(["run", str(module), "--root", str(tmp_path)]) == 3
+    err = capfd.readouterr().err
+    assert "violation: filesystem" in err
+    assert "\x1b" not in err and "\x07" not in err
+    assert "\\x1b[2J" in err  # written as an escape

@@ -106,21 +106,39 @@ def test_the_guard_fails_closed_and_kills_on_its_own_error(root: Path, monkeypat
     assert killed(Sandbox(CARVED, root=root, on_violation="kill").run(open_probe(b"a.txt")))
 
 
-def test_a_file_swapped_between_check_and_open_is_revoked_and_kills(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The race, made deterministic: the host swaps the file right after the guard checked it."""
+def test_a_folder_swapped_for_a_symlink_between_check_and_open_is_revoked_and_kills(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race, made deterministic: right after the guard checked ``sub/x.txt``, the host turns
+    ``sub`` into a symlink to the carve-out, so wasmtime would open ``private/x.txt``."""
     real = guard_module.Guard._prepare_open
+
+    def setup() -> None:
+        docs = root / "docs"
+        for path in (docs / "sub", docs / "sub-old"):
+            if path.is_symlink():
+                path.unlink()
+            elif path.exists():
+                for child in path.iterdir():
+                    child.unlink()
+                path.rmdir()
+        (docs / "sub").mkdir()
+        (docs / "sub" / "x.txt").write_text("public")
+        (docs / "private" / "x.txt").write_text("PRIVATE")
 
     def swap_after_check(self: guard_module.Guard, walked: object, oflags: int, write: bool) -> int:
         code = real(self, walked, oflags, write)
-        os.replace(root / "docs" / "b.txt", root / "docs" / "a.txt")
+        os.rename(root / "docs" / "sub", root / "docs" / "sub-old")
+        os.symlink("private", root / "docs" / "sub")
         return code
 
     monkeypatch.setattr(guard_module.Guard, "_prepare_open", swap_after_check)
-    (root / "docs" / "b.txt").write_text("swapped in")
-    revoked = Sandbox(CARVED, root=root).run(open_probe(b"a.txt"))
+    setup()
+    revoked = Sandbox(CARVED, root=root).run(open_probe(b"sub/x.txt"))
     assert revoked.violations and "changed on the host" in revoked.violations[0].message
-    (root / "docs" / "b.txt").write_text("swapped in again")
-    assert killed(Sandbox(CARVED, root=root, on_violation="kill").run(open_probe(b"a.txt")))
+    assert "still running" in revoked.stdout
+    setup()
+    assert killed(Sandbox(CARVED, root=root, on_violation="kill").run(open_probe(b"sub/x.txt")))
 
 
 @pytest.mark.parametrize("mode", ["deny", "kill"])
@@ -161,3 +179,24 @@ def _read(path: str) -> str:
     from workbench import probes
 
     return probes.read_file(path)
+
+
+def test_a_folder_swapped_between_check_and_open_is_revoked_even_by_one_name(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder the guest opens may be kept and used later, so even one name is verified: right
+    after the check, the host moves another folder (one inside the carve-out's reach) in its place."""
+    real = guard_module.Guard._prepare_open
+    docs = root / "docs"
+    (docs / "pub").mkdir()
+    (docs / "private" / "inner").mkdir()
+
+    def swap_after_check(self: guard_module.Guard, walked: object, oflags: int, write: bool) -> int:
+        code = real(self, walked, oflags, write)
+        os.rename(docs / "pub", docs / "pub-old")
+        os.rename(docs / "private" / "inner", docs / "pub")
+        return code
+
+    monkeypatch.setattr(guard_module.Guard, "_prepare_open", swap_after_check)
+    result = Sandbox(CARVED, root=root).run(open_probe(b"pub", oflags=2))  # O_DIRECTORY
+    assert result.violations and "changed on the host" in result.violations[0].message

@@ -186,14 +186,3 @@ def test_plot_run_draws_usage_and_violations() -> None:
     fig = plot_run(result)
     assert len(fig.axes) == 3 and "spin" in fig._suptitle.get_text()
     assert "matplotlib" in sys.modules
-
-
-def test_stream_forwarder_hides_the_python_hand_back_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from workbench.jupyter.streams import _RESULT_MARKER
-
-    forward = StreamForwarder()
-    forward("stdout", b"before\n")
-    forward("stdout", (_RESULT_MARKER + '{"a": ').encode())
-    forward("stdout", b'1}\nafter\n')
-    forward.finish()
-    assert capsys.readouterr().out == "before\nafter\n"

@@ -294,14 +294,6 @@ def test_inputs_are_for_python_only(sandbox: Callable[..., Sandbox]) -> None:
         sandbox().run(probes.hello(), lang="wat", inputs={"a": 1})
 
 
-def test_read_value_keeps_output_around_the_marker() -> None:
-    marker = pyadapter.RESULT_MARKER.encode()
-    assert pyadapter.read_value(b"before" + marker + b'{"a": 1}\n') == (b"before", {"a": 1})
-    assert pyadapter.read_value(b"no value\n") == (b"no value\n", None)
-    cut = b"out" + marker + b'{"a": '
-    assert pyadapter.read_value(cut) == (cut, None)  # truncated by the output cap: nothing invented
-
-
 # -- the fast path ----------------------------------------------------------------------------
 
 def test_fast_path_gives_each_run_a_fresh_interpreter(sandbox: Callable[..., Sandbox]) -> None:

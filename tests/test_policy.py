@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ast
+import math
 import random
 import sys
+import unicodedata
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from strategies import (
     capability_texts,
     children_of,
     guest_paths,
+    hostile_capability_texts,
     neighbours_of,
     parents_around_a_seed,
     network_probes,
@@ -153,7 +157,7 @@ def test_scope_splits_on_the_first_two_colons_only() -> None:
 
 
 def test_parameter_value_may_hold_colons() -> None:
-    assert Capability.parse("filesystem:read:/d;host=C:/data").param("host") == "C:/data"
+    assert Capability.parse("filesystem:read:/d;host=/mnt/c:data").param("host") == "/mnt/c:data"
 
 
 def test_capability_is_frozen_and_hashable() -> None:
@@ -1021,3 +1025,221 @@ def test_a_matching_deny_always_wins(policy: Policy, path: str, write: bool) -> 
     denied = Policy.parse(policy.to_strings() + [f"!filesystem:read:{path}"])
     assert not denied.check_path(path, write).allowed
     assert not denied.check_path(path, write, directory=True).allowed
+
+
+# -- hostile input (issue 10, point 6): our own error, never a crash, never a silent change -----------
+
+
+def test_a_number_with_thousands_of_digits_is_a_capability_error() -> None:
+    # was a plain ValueError from Python's integer-digits limit (the CLI showed a traceback)
+    with pytest.raises(CapabilityError, match="more than 30 digits"):
+        Capability.parse("memory:limit:" + "9" * 5000 + "MB")
+    with pytest.raises(CapabilityError, match="more than 30 digits"):
+        Policy.parse(["fuel:limit:" + "9" * 5000])
+
+
+def test_a_limit_is_finite_whichever_way_it_is_written() -> None:
+    # 5,000 digits used to become an infinite deadline, while 'inf' was refused
+    for text in ["time:limit:" + "9" * 5000, "time:limit:" + "9" * 31 + "s", "time:limit:inf", "cpu:limit:1e309s"]:
+        with pytest.raises(CapabilityError):
+            Policy.parse([text])
+    with pytest.raises(CapabilityError, match="too long .the most is 8760h"):
+        Capability.parse("time:limit:8761h")
+    assert Policy.parse(["time:limit:8760h"]).limits.wall_seconds == 365 * 24 * 3600
+    with pytest.raises(CapabilityError, match="too large"):
+        Capability.parse("memory:limit:1048577TiB")
+    with pytest.raises(PolicyError, match="finite"):
+        Limits(wall_seconds=float("inf"))
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\u0085", "\u00a0", "\u3000", "\u200b", "\u202e", "\udcff", "\x0b"])
+def test_invisible_characters_are_refused_not_dropped(char: str) -> None:
+    # str.strip()/split() used to turn '/docs\u2028' into '/docs': a grant nobody wrote
+    for text in [f"filesystem:read:/docs{char}", f"filesystem:read:/do{char}cs", f"time:limit:2{char}s"]:
+        with pytest.raises(CapabilityError, match=f"U\\+{ord(char):04X}") as info:
+            Capability.parse(text)
+        assert len(info.value.message.splitlines()) == 1  # the character is escaped in the message
+        assert info.value.part == char
+    with pytest.raises(CapabilityError):
+        Policy.parse(f"filesystem:read:/docs{char}time:limit:2s")  # one string: split on ASCII space only
+    assert Capability.parse(" filesystem:read:/my docs\t\n") == Capability.parse("filesystem:read:/my docs")
+
+
+def test_non_ascii_look_alikes_are_refused_in_hosts_and_ports() -> None:
+    for text in ["network:http:\u212aexample.com", "network:http:exa\u0130mple.com", "network:http:a.com:\u00b2",
+                 "network:http:a.com:\u0663", "network:http:a.com:\uff18\uff10"]:
+        with pytest.raises(CapabilityError):
+            Capability.parse(text)
+
+
+def test_a_host_folder_must_be_absolute() -> None:
+    # ';host=relative' used to be resolved against whatever folder the process ran in
+    for value in ["relative", "./docs", "../up", "~other/x", "C:/data"]:
+        with pytest.raises(CapabilityError, match="not an absolute path") as info:
+            Capability.parse(f"filesystem:read:/docs;host={value}")
+        assert info.value.hint and "~/path" in info.value.hint
+    for value in ["/srv/docs", "~", "~/docs"]:
+        assert Capability.parse(f"filesystem:read:/docs;host={value}").param("host") == value
+
+
+def test_an_overlong_capability_is_refused_briefly() -> None:
+    with pytest.raises(CapabilityError, match="the most is 8,192") as info:
+        Capability.parse("filesystem:read:/" + "a" * 100_000)
+    assert len(str(info.value)) < 500
+
+
+_FIELD_MAXIMA = {
+    "memory_bytes": 2**60, "output_bytes": 2**60, "stack_bytes": 2**60, "fuel": 2**64 - 1,
+    "cpu_share": 1, "cpu_seconds": 365 * 24 * 3600, "wall_seconds": 365 * 24 * 3600,
+}
+
+
+def _assert_limits_in_range(limits: Limits) -> None:
+    for name, most in _FIELD_MAXIMA.items():
+        value = getattr(limits, name)
+        if value is None:
+            continue
+        assert math.isfinite(value), (name, value)
+        assert 0 <= value <= most, (name, value)
+        assert value > 0 or name == "output_bytes", (name, value)  # only output may be capped at zero
+
+
+def _visible(text: str) -> bool:
+    return not any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") or (unicodedata.category(c) == "Zs" and c != " ") for c in text)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(hostile_capability_texts())
+def test_any_text_is_a_round_tripping_capability_or_a_capability_error(text: str) -> None:
+    try:
+        cap = Capability.parse(text)
+    except CapabilityError as error:
+        assert len(error.message.splitlines()) == 1, error.message  # one visible line
+        return
+    assert Capability.parse(str(cap)) == cap
+    assert str(Capability.parse(str(cap))) == str(cap)
+    assert _visible(str(cap))
+    if cap.is_limit:
+        _assert_limits_in_range(Limits.from_capabilities([cap]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(hostile_capability_texts(), min_size=1, max_size=3))
+def test_any_policy_text_is_a_policy_or_a_capability_error(texts: list[str]) -> None:
+    for spec in (texts, " ".join(texts)):
+        try:
+            policy = Policy.parse(spec)
+        except CapabilityError:
+            continue
+        assert Policy.parse(policy.to_strings()) == policy
+        _assert_limits_in_range(policy.limits)
+
+
+# An independent oracle for every numeric field: exact rational arithmetic on the digits as
+# written, with the unit factors written out here again, against what the parser makes of them.
+_SIZE_FACTORS = {"": 1, "B": 1, "KB": 1000, "kB": 1000, "KiB": 1024, "MB": 10**6, "MiB": 1024**2, "GB": 10**9,
+                 "GiB": 1024**3, "TB": 10**12, "TiB": 1024**4}
+_SECOND_FACTORS = {"": Fraction(1), "s": Fraction(1), "ms": Fraction(1, 1000), "m": Fraction(60), "min": Fraction(60),
+                   "h": Fraction(3600)}
+_digits = st.text("0123456789", min_size=1, max_size=34)
+_numbers = st.tuples(_digits, st.one_of(st.none(), _digits)).map(lambda p: p[0] if p[1] is None else f"{p[0]}.{p[1]}")
+
+
+def _digit_count(number: str) -> int:
+    return len(number.replace(".", ""))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_numbers, st.sampled_from(sorted(_SIZE_FACTORS)), st.sampled_from(["memory", "output", "stack"]))
+def test_sizes_are_exact_and_bounded(number: str, unit: str, domain: str) -> None:
+    exact = Fraction(number) * _SIZE_FACTORS[unit]
+    ok = _digit_count(number) <= 30 and exact.denominator == 1 and (exact >= 0 if domain == "output" else exact > 0)
+    ok = ok and exact <= 2**60
+    try:
+        cap = Capability.parse(f"{domain}:limit:{number}{unit}")
+    except CapabilityError:
+        assert not ok, (number, unit)
+        return
+    assert ok, (number, unit)
+    assert getattr(Limits.from_capabilities([cap]), f"{domain}_bytes") == exact
+
+
+@settings(max_examples=400, deadline=None)
+@given(_numbers, st.sampled_from(sorted(_SECOND_FACTORS)), st.sampled_from(["time", "cpu"]))
+def test_durations_are_exact_and_bounded(number: str, unit: str, domain: str) -> None:
+    if domain == "cpu" and not unit:
+        unit = "s"  # a bare number is ambiguous for cpu:limit (share or time)
+    exact = Fraction(number) * _SECOND_FACTORS[unit]
+    ok = _digit_count(number) <= 30 and 0 < exact <= 365 * 24 * 3600
+    try:
+        cap = Capability.parse(f"{domain}:limit:{number}{unit}")
+    except CapabilityError:
+        assert not ok, (number, unit)
+        return
+    assert ok, (number, unit)
+    limits = Limits.from_capabilities([cap])
+    assert (limits.wall_seconds if domain == "time" else limits.cpu_seconds) == float(exact)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_numbers)
+def test_cpu_shares_are_exact_and_bounded(number: str) -> None:
+    exact = Fraction(number) / 100
+    ok = _digit_count(number) <= 30 and 0 < exact <= 1
+    try:
+        cap = Capability.parse(f"cpu:limit:{number}%")
+    except CapabilityError:
+        assert not ok, number
+        return
+    assert ok, number
+    assert Limits.from_capabilities([cap]).cpu_share == float(exact)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_numbers, st.one_of(st.none(), st.integers(0, 10**5)))
+def test_fuel_counts_are_exact_and_bounded(number: str, exponent: int | None) -> None:
+    text = number if exponent is None else f"{number}e{exponent}"
+    exact = Fraction(number) * 10 ** (exponent or 0)
+    ok = _digit_count(number) <= 30 and len(str(exponent or 0)) <= 4 and exact.denominator == 1
+    ok = ok and 1 <= exact <= 2**64 - 1
+    try:
+        cap = Capability.parse(f"fuel:limit:{text}")
+    except CapabilityError:
+        assert not ok, text
+        return
+    assert ok, text
+    assert Limits.from_capabilities([cap]).fuel == exact
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.integers(-(10**6), 10**6), _digits, st.sampled_from(["0", "00080", "65535", "65536", "-1", "+80"])))
+def test_ports_are_bounded(port: int | str) -> None:
+    text = str(port)
+    ok = text.isascii() and text.isdigit() and len(text) <= 5 and 1 <= int(text) <= 65535
+    try:
+        cap = Capability.parse(f"network:http:example.com:{text}")
+    except CapabilityError:
+        assert not ok, text
+        return
+    assert ok, text
+    assert cap.scope == f"example.com:{int(text)}"
+
+
+def test_limits_keep_the_grammars_bounds() -> None:
+    with pytest.raises(PolicyError, match="at most"):
+        Limits(memory_bytes=2**60 + 1)
+    with pytest.raises(PolicyError, match="at most"):
+        Limits(wall_seconds=365 * 24 * 3600 + 1.0)
+    with pytest.raises(PolicyError, match="finite"):
+        Limits(cpu_seconds=float("nan"))
+    assert Limits(fuel=2**64 - 1).fuel == 2**64 - 1
+
+
+def test_names_and_paths_longer_than_the_host_allows_are_refused() -> None:
+    # the fuzzer found this: ';host=/srv/<300 digits>' reached the host as ENAMETOOLONG, a raw OSError
+    long_name = "a" * 256
+    for text in [f"filesystem:read:/{long_name}", f"filesystem:read:/d;host=/srv/{long_name}",
+                 "filesystem:read:/" + "/".join(["d" * 200] * 21)]:
+        with pytest.raises(CapabilityError, match="longer than"):
+            Capability.parse(text)
+    assert Capability.parse(f"filesystem:read:/{'a' * 255};host=/srv/{'é' * 127}")

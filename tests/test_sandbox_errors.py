@@ -120,3 +120,78 @@ def test_grants_no_guest_can_use_yet_are_named_in_a_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Sandbox(["!network:http:evil.example", "filesystem:read:/", "time:limit:2s"])  # nothing unusable granted
+
+
+# -- a module that can never be linked is bad input, not a guest fault (issue 10, point 6) ------
+
+
+def test_the_wasi_signature_table_is_wasmtimes_own() -> None:
+    """The table the import check uses, against the definitions wasmtime's linker provides."""
+    import wasmtime
+
+    from workbench.runtime.wasi import WASI_MODULE, WASI_SIGNATURES
+
+    engine = wasmtime.Engine()
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    store = wasmtime.Store(engine)
+    for name, (params, results) in WASI_SIGNATURES.items():
+        func = linker.get(store, WASI_MODULE, name)
+        assert isinstance(func, wasmtime.Func), name
+        ty = func.type(store)
+        assert (tuple(map(str, ty.params)), tuple(map(str, ty.results))) == (params, results), name
+
+
+def test_a_wasi_import_with_the_wrong_signature_is_a_link_error() -> None:
+    # proc_exit(i64) used to instantiate-fail inside the run, reported as the guest's fault
+    source = """(module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i64)))
+      (memory (export "memory") 1)
+      (func (export "_start") (call $exit (i64.const 3))))"""
+    with pytest.raises(LinkError) as caught:
+        Sandbox().run(source)
+    assert caught.value.imports == ["wasi_snapshot_preview1::proc_exit (i64) -> (), preview1 has (i32) -> ()"]
+    assert "wrong signature" in str(caught.value) and caught.value.hint
+    still_healthy()
+
+
+def test_every_wasi_function_is_checked_for_its_signature() -> None:
+    from workbench.runtime.wasi import WASI_SIGNATURES
+
+    for name, (params, results) in WASI_SIGNATURES.items():
+        wrong = (*params, "i64")  # one parameter too many
+        source = (
+            f'(module (import "wasi_snapshot_preview1" "{name}" (func (param {" ".join(wrong)})'
+            f' {"(result " + " ".join(results) + ")" if results else ""}))'
+            ' (memory (export "memory") 1) (func (export "_start")))'
+        )
+        with pytest.raises(LinkError, match="wrong signature"):
+            Sandbox().run(source)
+
+
+def test_a_relative_host_folder_is_refused_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ';host=docs' used to mean <cwd>/docs: another folder for every place the process started in
+    (tmp_path / "docs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CapabilityError, match="not an absolute path") as caught:
+        Sandbox(["filesystem:read:/docs;host=docs"], root=tmp_path)
+    assert caught.value.hint and "~/path" in caught.value.hint
+    sandbox = Sandbox([f"filesystem:read:/docs;host={tmp_path / 'docs'}"], root=tmp_path)
+    assert sandbox.mounts[0].host_path == str(tmp_path / "docs")
+
+
+def test_a_granted_folder_the_host_cannot_look_at_is_a_policy_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from workbench.runtime import sandbox as sandbox_module
+
+    def refuse(*_: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", "/root/secret")
+
+    monkeypatch.setattr(sandbox_module, "plan_mounts", refuse)
+    with pytest.raises(PolicyError, match="cannot use a granted folder: Permission denied ./root/secret."):
+        Sandbox(["filesystem:read:/docs;host=/root/secret"], root=tmp_path)

@@ -100,9 +100,9 @@ def _cmd_run(options: argparse.Namespace) -> int:
             if failure is not None and violation.kind == "lifecycle" and violation.event is not None \
                     and violation.event.action == "audit-failed":
                 continue  # said once, below
-            print(f"workbench: violation: {violation}", file=sys.stderr)
+            print(f"workbench: violation: {_safe(str(violation))}", file=sys.stderr)
         if result.fault is not None:
-            print(f"workbench: fault: {result.fault}", file=sys.stderr)
+            print(f"workbench: fault: {_safe(str(result.fault), keep_lines=True)}", file=sys.stderr)
         if options.on_violation == "audit":
             suggested = " ".join(f"--cap {cap}" for cap in result.suggested_policy().to_strings())
             print(f"workbench: learn mode; the smallest policy for this run: {suggested or '(no capabilities)'}",
@@ -124,9 +124,30 @@ def _cmd_demo(options: argparse.Namespace) -> int:
     return run_demo(sys.stdout)
 
 
+def _safe(text: str, *, keep_lines: bool = False) -> str:
+    """``text`` with every character that does not print written as an escape.
+
+    Why: messages quote what the user or the guest wrote (a capability, a path the
+    guest asked for), and a raw ESC or U+2028 there would let that text restyle the
+    terminal or break one message into several lines.  ``keep_lines`` keeps the line
+    breaks of our own multi-line messages (a compile error quotes the source).
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() or (keep_lines and char in "\n\t") else ascii(char)[1:-1] for char in text
+    )
+
+
+def _error_lines(exc: SandboxError) -> str:
+    """The message, then its hint, each made terminal-safe."""
+    text = f"workbench: error: {_safe(exc.message, keep_lines=True)}"
+    return text + (f"\n  hint: {_safe(exc.hint, keep_lines=True)}" if exc.hint else "")
+
+
 def _warning_line(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
     """Warnings as one line, like the errors (the default names a source file and line of ours)."""
-    print(f"workbench: warning: {message}", file=sys.stderr)
+    print(f"workbench: warning: {_safe(str(message))}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _warning_line
             return int(options.handler(options))
     except SandboxError as exc:
-        print(f"workbench: error: {exc}", file=sys.stderr)
+        print(_error_lines(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)

@@ -82,16 +82,19 @@ def final_snapshot(result: RunResult) -> Snapshot:
 def mount_line(mount: Any, *, relative_to: str | None = None) -> str:
     """``/docs → docs (read-only)``: host paths under ``relative_to`` (default: cwd) shown relative."""
     mode = "read-write" if mount.writable else "read-only"
-    if mount.scratch:
-        where = "private scratch"
-    else:
-        base = relative_to if relative_to is not None else os.getcwd()
-        host = mount.host_path
+    base = relative_to if relative_to is not None else os.getcwd()
+
+    def shown(host: str) -> str:
         try:
             rel = os.path.relpath(host, base)
         except ValueError:
             rel = host
-        where = host if rel.startswith("..") else rel
+        return host if rel.startswith("..") else rel
+
+    if getattr(mount, "file_mount", False):  # single files, each mapped on its own
+        files = ", ".join(f"{guest} → {shown(host)}" for guest, host in mount.files)
+        return f"{files} ({mode} file{'s' if len(mount.files) > 1 else ''})"
+    where = "private scratch" if mount.scratch else shown(mount.host_path)
     return f"{mount.guest_path} → {where} ({mode})"
 
 

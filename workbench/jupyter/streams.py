@@ -28,9 +28,6 @@ from typing import TextIO
 
 __all__ = ["StreamForwarder"]
 
-#: the line prefix a Python guest's driver hands its ``result`` back with (workbench.languages.guest_driver)
-_RESULT_MARKER = "\x1e\x1eworkbench-result:"
-
 
 class StreamForwarder:
     """``on_output(stream, data)`` for :meth:`Sandbox.run`, writing into the current cell."""
@@ -41,7 +38,6 @@ class StreamForwarder:
         self.hidden = 0
         self._decoders = {name: codecs.getincrementaldecoder("utf-8")(errors="replace") for name in ("stdout", "stderr")}
         self._pending: list[tuple[str, str]] = []
-        self._in_marker = False
         self._lock = threading.Lock()
 
     def __call__(self, stream: str, data: bytes) -> None:
@@ -50,33 +46,11 @@ class StreamForwarder:
             part = data[:room]
             self.hidden += len(data) - len(part)
             self.shown += len(part)
+            # a Python guest's result hand-back line never arrives here: the run filters its
+            # language's protocol out of every stream (workbench.languages.protocol)
             text = self._decoders.get(stream, self._decoders["stdout"]).decode(part) if part else ""
-            if stream == "stdout":
-                text = self._hide_protocol(text)
             if text:
                 self._pending.append((stream, text))
-
-    def _hide_protocol(self, text: str) -> str:
-        """Drop the line a Python guest uses to hand ``result`` back (``RunResult.value``).
-
-        The runtime strips it from ``result.stdout`` after the run, but ``on_output``
-        streams raw bytes; the marker starts with two ASCII record separators, so it
-        cannot be confused with text a guest prints.
-        """
-        if self._in_marker:
-            end = text.find("\n")
-            if end < 0:
-                return ""
-            text, self._in_marker = text[end + 1 :], False
-        at = text.find(_RESULT_MARKER)
-        while at >= 0:
-            end = text.find("\n", at)
-            if end < 0:
-                self._in_marker = True
-                return text[:at]
-            text = text[:at] + text[end + 1 :]
-            at = text.find(_RESULT_MARKER)
-        return text
 
     def drain(self) -> None:
         """Write what the guest printed so far (refresh thread, or the cell's thread)."""

@@ -13,6 +13,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Mapping
 
+from .protocol import OutputFilter
+
 __all__ = ["Program", "SystemMount", "Entry"]
 
 
@@ -51,8 +53,10 @@ class Program:
       so a large interpreter is not read on every run); ``sha256`` identifies them;
     - ``argv`` is the guest's whole argv before the user's ``args`` (``argv[0]`` first);
     - ``system_mounts``, ``env`` and ``stdin`` are added by the language, not the user;
-    - ``read_value`` turns the run's stdout into ``RunResult.value`` (and may strip the
+    - ``read_value`` turns the run's stdout into ``RunResult.value`` (and strips the
       protocol lines from it): ``(stdout) -> (stdout_for_user, value)``;
+    - ``stdout_filter`` makes, per run, the filter that strips the same protocol lines
+      from stdout as it streams (``on_output``), so no view ever shows them;
     - ``enter`` (optional) replaces the plain ``_start`` call: it gets an :class:`Entry` and
       returns the exit code (or raises like ``_start``).  The Python fast path uses it to
       start a fresh instance from a pre-initialised interpreter;
@@ -75,6 +79,7 @@ class Program:
     env: Mapping[str, str] = field(default_factory=dict)
     stdin: bytes | None = None
     read_value: Callable[[bytes], tuple[bytes, Any]] | None = None
+    stdout_filter: Callable[[], OutputFilter] | None = None
     enter: Callable[[Entry], int] | None = None
     compiling: Callable[[], ContextManager[None]] | None = None
     debug_info: bool = False

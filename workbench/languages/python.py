@@ -31,11 +31,12 @@ from ..errors import ModuleError
 from .messages import source_text
 from .guest_driver import RESULT_MARKER, SNAPSHOT_MARKER
 from .program import Program, SystemMount
+from .protocol import LineProtocol
 from .progress import compile_progress
 from .pyruntime import STDLIB_GUEST_PATH, Interpreter, current_settings, interpreter
 from .pysnapshot import SnapshotBuilder, make_enter
 
-__all__ = ["prepare", "encode_inputs", "read_value", "STUB", "BOOT_STUB"]
+__all__ = ["prepare", "encode_inputs", "read_value", "result_protocol", "STUB", "BOOT_STUB"]
 
 #: flags for every run: ``-I`` isolates the interpreter from PYTHON* variables a policy may grant
 FLAGS = ("-I",)
@@ -125,19 +126,26 @@ def encode_inputs(inputs: Mapping[str, Any] | None) -> str:
     return json.dumps(inputs, ensure_ascii=False, allow_nan=False)
 
 
+def result_protocol() -> LineProtocol:
+    """The filter for the driver's hand-back line (one per run; see :mod:`.protocol`)."""
+    return LineProtocol(_MARKER)
+
+
 def read_value(stdout: bytes) -> tuple[bytes, Any]:
-    """Split the driver's result line off stdout: ``(user's stdout, value or None)``."""
-    at = stdout.rfind(_MARKER)
-    if at < 0:
-        return stdout, None
-    line_end = stdout.find(b"\n", at)
-    line = stdout[at + len(_MARKER): line_end if line_end >= 0 else len(stdout)]
+    """Split the driver's result line off stdout: ``(user's stdout, value or None)``.
+
+    The same filter as the live stream, so ``RunResult.stdout`` is exactly what was
+    streamed.  A hand-back line cut short (by the output cap) is hidden all the same,
+    and its value is None: nothing is invented.
+    """
+    protocol = result_protocol()
+    user = protocol.feed(stdout) + protocol.finish()
+    if protocol.last is None:
+        return user, None
     try:
-        value = json.loads(line)
+        return user, json.loads(protocol.last)
     except ValueError:
-        return stdout, None  # cut by the output cap: leave it visible rather than guess
-    rest = stdout[line_end + 1:] if line_end >= 0 else b""
-    return stdout[:at] + rest, value
+        return user, None
 
 
 class _ProgressOnMiss:
@@ -221,6 +229,7 @@ def prepare(content: str | bytes, name: str, *, path: Path | None = None, inputs
         argv=(EXECUTABLE, *FLAGS, "-c", STUB, _driver_source(), marshal.dumps(payload, 4).hex()),
         system_mounts=mounts,
         read_value=read_value,
+        stdout_filter=result_protocol,
         enter=enter,
         compiling=progress.compiling,
         # the interpreter's own look-ups: the source it runs (a SyntaxError quotes its line by reading the

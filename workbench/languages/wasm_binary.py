@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["WasmLayout", "read_layout", "add_global_export", "uleb"]
+__all__ = ["WasmLayout", "read_layout", "add_global_export", "uleb", "ModuleShape", "read_shape"]
 
 _I32 = 0x7F
 
@@ -189,3 +189,40 @@ def add_global_export(data: bytes, global_index: int, name: str) -> bytes:
     if not done:
         raise ValueError("module has no export section")
     return bytes(out)
+
+
+@dataclass(frozen=True)
+class ModuleShape:
+    """A module's size and counts, read from section headers only (no code is decoded).
+
+    ``counts`` maps a section name (``imports``, ``functions``, ``exports``, ...) to the
+    number of entries it declares; ``code_bytes`` is the code section's size.
+    """
+
+    size: int
+    code_bytes: int
+    counts: dict[str, int]
+
+
+_COUNTED = {1: "types", 2: "imports", 3: "functions", 4: "tables", 5: "memories", 6: "globals", 7: "exports",
+            9: "element segments", 10: "function bodies", 11: "data segments"}
+
+
+def read_shape(data: bytes) -> ModuleShape | None:
+    """The :class:`ModuleShape` of a binary module, or None when the bytes do not read as one
+    (then the compiler's own error says what is wrong).  Linear in the number of sections."""
+    try:
+        code_bytes = 0
+        counts: dict[str, int] = {}
+        for section_id, _, payload, end in _sections(data):
+            if end > len(data):
+                return None
+            name = _COUNTED.get(section_id)
+            if name is not None:
+                count, _ = _read_uleb(data, payload)
+                counts[name] = counts.get(name, 0) + count
+            if section_id == 10:
+                code_bytes += end - payload
+        return ModuleShape(len(data), code_bytes, counts)
+    except (ValueError, IndexError):
+        return None

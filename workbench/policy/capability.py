@@ -11,19 +11,35 @@ Parsing order, and why: parameters are cut off at the first ``;`` (a host path
 may hold ``:``), then the head is split on its first two colons only (a scope
 may hold ``host:port``).  A consequence: scopes and parameter values cannot
 contain ``;``.
+
+Text a person cannot see is refused, never dropped: only ASCII whitespace around a
+capability is trimmed, and a control, format or separator character anywhere in it
+(U+2028, U+00A0, a zero-width joiner, a lone surrogate, ...) is an error naming it.
+``str.strip()`` would turn ``/docs\u2028`` into ``/docs``, a grant nobody wrote.
+A ``;host=`` folder must be absolute (or start at ``~``): a relative one would mean
+a different folder for every working directory.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 from workbench.errors import CapabilityError
 from workbench.policy import hosts, paths, units
 from workbench.policy.suggest import grammar_error, nearest, quote
 
-__all__ = ["Capability", "GRAMMAR", "LIMIT_DOMAINS", "ActionSpec"]
+__all__ = ["Capability", "GRAMMAR", "LIMIT_DOMAINS", "ActionSpec", "MAX_CAPABILITY_CHARS"]
+
+#: the longest capability text accepted (two PATH_MAX-long paths fit)
+MAX_CAPABILITY_CHARS = 8192
+#: Unicode categories refused anywhere in a capability: controls, format characters
+#: (zero-width, bidi overrides), surrogates, line and paragraph separators; and every
+#: space separator except the ASCII space
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MODULE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
@@ -33,8 +49,28 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 Canonicaliser = Callable[[str, str], str]
 
 
+#: the longest path component and path, in UTF-8 bytes (NAME_MAX and PATH_MAX on Linux): the host
+#: refuses longer ones with ENAMETOOLONG, which would otherwise surface as a raw OSError
+NAME_MAX, PATH_MAX = 255, 4096
+
+
+def _check_length(path: str, text: str, what: str) -> None:
+    if len(path.encode()) > PATH_MAX:
+        raise grammar_error(f"{what} is longer than {PATH_MAX:,} bytes", text=text, part=path)
+    for part in path.split("/"):
+        if len(part.encode()) > NAME_MAX:
+            raise grammar_error(
+                f"{what} has a name longer than {NAME_MAX} bytes: {quote(part)}",
+                text=text,
+                part=part,
+                hint="no filesystem here holds such a name",
+            )
+
+
 def _path(scope: str, text: str) -> str:
-    return paths.normalize_guest_path(scope, context=text)
+    path = paths.normalize_guest_path(scope, context=text)
+    _check_length(path, text, "guest path")
+    return path
 
 
 def _host(scope: str, text: str) -> str:
@@ -237,6 +273,40 @@ def _unknown_action(domain: str, action: str, text: str) -> CapabilityError:
     )
 
 
+def _check_characters(text: str) -> None:
+    """Refuse text a person cannot see (see the module docstring)."""
+    for index, char in enumerate(text):
+        category = unicodedata.category(char)
+        if category in _INVISIBLE or (category == "Zs" and char != " "):
+            name = unicodedata.name(char, "") if category != "Cs" else "a lone surrogate, not text"
+            raise grammar_error(
+                f"capability contains an invisible character U+{ord(char):04X}"
+                + (f" ({name})" if name else "")
+                + f" at position {index}",
+                text=text,
+                part=char,
+                hint="write capabilities in visible characters; remove it (often pasted in by an editor)",
+            )
+
+
+def _host_folder(value: str, text: str) -> str:
+    """A ``;host=`` folder: absolute, or under the user's home (``~``, ``~/...``)."""
+    if not (value.startswith("/") or value == "~" or value.startswith("~/")):
+        raise grammar_error(
+            f"host folder {quote(value)} is not an absolute path",
+            text=text,
+            part=value,
+            hint="write ';host=/full/path' or ';host=~/path': a relative folder would depend on "
+            "the folder workbench was started from",
+        )
+    _check_length(value, text, "host folder")
+    return value
+
+
+#: checks (and canonical spelling) of parameter values, by parameter name
+_PARAM_VALUES: dict[str, Canonicaliser] = {"host": _host_folder}
+
+
 def _params(raw: str, spec: ActionSpec, key: str, deny: bool, text: str) -> tuple[tuple[str, str], ...]:
     found: dict[str, str] = {}
     for item in raw.split(";"):
@@ -261,7 +331,8 @@ def _params(raw: str, spec: ActionSpec, key: str, deny: bool, text: str) -> tupl
             raise grammar_error(f"parameter {quote(name)} needs a value", text=text, part=item)
         if name in found:
             raise grammar_error(f"parameter {quote(name)} given twice", text=text, part=name)
-        found[name] = value
+        check = _PARAM_VALUES.get(name)
+        found[name] = check(value, text) if check is not None else value
     if deny and found:
         raise grammar_error(
             "a deny rule takes no parameters",
@@ -299,7 +370,15 @@ class Capability:
             return text
         if not isinstance(text, str):
             raise CapabilityError(f"a capability is text, not {type(text).__name__}")
-        text = text.strip()
+        if len(text) > MAX_CAPABILITY_CHARS:
+            raise CapabilityError(
+                f"a capability of {len(text):,} characters (the most is {MAX_CAPABILITY_CHARS:,}): "
+                f"{quote(text[:40])}...",
+                text=text[:MAX_CAPABILITY_CHARS],
+                hint="write it like 'filesystem:read:/docs'",
+            )
+        text = text.strip(" \t\r\n")  # ASCII only: see the module docstring
+        _check_characters(text)
         if not text:
             raise grammar_error("empty capability", text=text, hint="write it like 'filesystem:read:/docs'")
         deny = text.startswith("!")
@@ -352,6 +431,12 @@ class Capability:
         return cls(domain, action, scope, params, deny)
 
     def __str__(self) -> str:
+        return self.text
+
+    @cached_property
+    def text(self) -> str:
+        """The canonical capability string (what ``str()`` gives; computed once, since records
+        and decisions ask for it on every guarded call)."""
         text = ("!" if self.deny else "") + f"{self.domain}:{self.action}"
         if self.scope is not None:
             text += f":{self.scope}"

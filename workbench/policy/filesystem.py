@@ -21,7 +21,7 @@ from typing import Iterable, Literal
 
 from workbench.policy import paths
 from workbench.policy.capability import Capability
-from workbench.policy.decision import AccessDecision
+from workbench.policy.decision import SUBJECT, AccessDecision
 from workbench.policy.suggest import quote
 
 __all__ = [
@@ -121,7 +121,7 @@ def check_path(
     path = "/" + "/".join(parts)
     for deny in denies:
         if deny.domain == "filesystem" and (write or deny.action == "read") and deny_matches(deny, path):
-            return AccessDecision.deny(f"{quote(path)} is denied by {quote(str(deny))}", deny)
+            return AccessDecision.deny(f"{SUBJECT} is denied by {quote(str(deny))}", deny, path)
     best: Capability | None = None
     traversal = False
     read_only: Capability | None = None
@@ -139,15 +139,16 @@ def check_path(
             best, traversal = grant, walk
     if best is not None:
         if traversal:
-            return AccessDecision.allow(best, f"{quote(path)} is a folder on the way to {quote(str(best))}")
+            return AccessDecision.allow(best, f"{SUBJECT} is a folder on the way to {quote(str(best))}", path)
         verb = "writable" if write else "readable"
-        return AccessDecision.allow(best, f"{quote(path)} is {verb} under {quote(str(best))}")
+        return AccessDecision.allow(best, f"{SUBJECT} is {verb} under {quote(str(best))}", path)
     if read_only is not None:
         return AccessDecision.deny(
-            f"{quote(path)} is read-only under {quote(str(read_only))}; writing needs a filesystem:write grant",
+            f"{SUBJECT} is read-only under {quote(str(read_only))}; writing needs a filesystem:write grant",
             read_only,
+            path,
         )
-    return AccessDecision.deny(f"no filesystem grant covers {quote(path)}")
+    return AccessDecision.deny(f"no filesystem grant covers {SUBJECT}", None, path)
 
 
 def covers(parent: Capability, child_scope: str) -> Coverage | None:

@@ -16,6 +16,7 @@ from workbench.policy.suggest import grammar_error, quote
 __all__ = ["parse_host_scope", "format_host_scope", "normalize_host", "host_matches", "pattern_covers"]
 
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_PORT = re.compile(r"[0-9]{1,5}")  # not str.isdigit(): it takes '²' and '١', which int() reads or refuses
 
 
 def _ipv6(text: str) -> str | None:
@@ -26,8 +27,12 @@ def _ipv6(text: str) -> str | None:
 
 
 def _name(host: str, *, context: str | None, allow_wildcard: bool) -> str:
-    """Canonical host name or pattern, or a CapabilityError."""
-    lowered = host.lower().rstrip(".")  # 'example.com.' is the same name
+    """Canonical host name or pattern, or a CapabilityError.
+
+    ASCII is checked before lower-casing: ``str.lower`` maps the Kelvin sign to 'k' and
+    'İ' to two characters, so a non-ASCII name could lower-case into a valid other one.
+    """
+    lowered = host.lower().rstrip(".") if host.isascii() else ""  # 'example.com.' is the same name
     if lowered == "*" and allow_wildcard:
         return lowered
     labels = lowered.split(".")
@@ -79,7 +84,7 @@ def parse_host_scope(scope: str, *, context: str | None = None) -> tuple[str, in
         port_text = port_text_raw if colon else None
     port = None
     if port_text is not None:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        if not _PORT.fullmatch(port_text) or not 1 <= int(port_text) <= 65535:
             raise grammar_error(
                 f"port {quote(port_text)} is not a number from 1 to 65535", text=text, part=port_text
             )

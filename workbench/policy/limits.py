@@ -9,6 +9,7 @@ policy leaves open with defaults), without re-reading capability strings.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterable
@@ -21,11 +22,23 @@ __all__ = ["Limits", "limit_field", "limit_value"]
 
 _INT_FIELDS = ("memory_bytes", "fuel", "output_bytes", "stack_bytes")
 _SIZE_FIELDS = {"memory": "memory_bytes", "output": "output_bytes", "stack": "stack_bytes"}
+#: the most each field may be: the bounds the capability grammar keeps to (units.MAX_*)
+_MAXIMA: dict[str, int | float] = {
+    "memory_bytes": units.MAX_SIZE,
+    "output_bytes": units.MAX_SIZE,
+    "stack_bytes": units.MAX_SIZE,
+    "fuel": units.MAX_COUNT,
+    "cpu_share": 1.0,
+    "cpu_seconds": float(units.MAX_SECONDS),
+    "wall_seconds": float(units.MAX_SECONDS),
+}
 
 
 @dataclass(frozen=True)
 class Limits:
     """Ceilings for one run; every field is optional and None means "not set".
+
+    Every value is finite and within the bounds a capability may state (``units.MAX_*``).
 
     - ``memory_bytes``: linear memory cap, in bytes
     - ``cpu_share``: share of one core over the run, in (0, 1]
@@ -53,8 +66,15 @@ class Limits:
                 raise PolicyError(f"Limits.{field.name} must be a number, not {value!r}")
             if field.name in _INT_FIELDS and not isinstance(value, int):
                 raise PolicyError(f"Limits.{field.name} must be a whole number, not {value!r}")
-            if value < 0 or value != value:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise PolicyError(f"Limits.{field.name} must be finite, got {value!r}", hint="leave it None for no limit")
+            if value < 0:
                 raise PolicyError(f"Limits.{field.name} must not be negative, got {value!r}")
+            if value > _MAXIMA[field.name]:
+                raise PolicyError(
+                    f"Limits.{field.name} must be at most {_MAXIMA[field.name]!r}, got {value!r}",
+                    hint="leave it None for no limit",
+                )
         if self.cpu_share is not None and not 0 < self.cpu_share <= 1:
             raise PolicyError(
                 f"Limits.cpu_share must be in (0, 1], got {self.cpu_share!r}", hint="0.5 is half of one core"
@@ -113,7 +133,7 @@ def limit_value(cap: Capability) -> Decimal:
     field = limit_field(cap)
     scope = cap.scope or ""
     if field == "cpu_share":
-        return units.percent(scope) / 100
+        return units.share(scope)
     if field in ("cpu_seconds", "wall_seconds"):
         return units.duration_seconds(scope)
     if field == "fuel":

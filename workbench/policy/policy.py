@@ -34,11 +34,14 @@ PolicySpec = Union[str, Iterable[Union[str, Capability]], "Policy", None]
 # a comma separates capabilities only when a capability follows it, so an
 # env value or a path may still hold commas ('env:set:LIST=a,b')
 _COMMA = re.compile(r",(?=!?[A-Za-z]+:)")
+# ASCII whitespace only: str.split() would also cut at U+2028 or U+00A0, silently dropping
+# what a capability held (Capability.parse refuses such characters with a clear error)
+_WHITESPACE = re.compile(r"[ \t\r\n]+")
 
 
 def _split(text: str) -> list[str]:
     pieces: list[str] = []
-    for token in text.split():
+    for token in _WHITESPACE.split(text):
         pieces.extend(piece.strip(",") for piece in _COMMA.split(token))
     return [piece for piece in pieces if piece]
 

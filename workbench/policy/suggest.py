@@ -15,9 +15,20 @@ from workbench.errors import CapabilityError
 
 __all__ = ["nearest", "grammar_error", "quote"]
 
+_QUOTE_MAX = 200
+
 
 def quote(value: str) -> str:
-    """Single-quote ``value`` for a message (``repr`` would switch quote styles)."""
+    """Single-quote ``value`` for a message (``repr`` would switch quote styles).
+
+    Characters that do not print (controls, U+2028, lone surrogates, ...) are written
+    as escapes, and a very long value is shortened in the middle, so a message stays
+    one readable line whatever the input held.
+    """
+    if len(value) > _QUOTE_MAX:
+        value = f"{value[:_QUOTE_MAX - 30]}...({len(value):,} characters)...{value[-10:]}"
+    if not value.isprintable():
+        value = "".join(char if char.isprintable() else ascii(char)[1:-1] for char in value)
     return f"'{value}'"
 
 

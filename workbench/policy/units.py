@@ -8,12 +8,18 @@ value that is not a whole number of bytes is an error instead of a rounding.
 The ``format_*`` functions give the canonical spelling used in capability
 strings: the largest unit in which the value is a whole number, so equal
 values always print the same and ``parse(format(x)) == x``.
+
+Every value is bounded, because a limit is read by people and anything past the
+bounds is a typo or an attack on the parser: at most :data:`MAX_DIGITS` digits,
+sizes up to :data:`MAX_SIZE`, durations up to :data:`MAX_SECONDS` (a year), counts up
+to :data:`MAX_COUNT`.  Arithmetic runs in a context precise enough to stay exact for
+every number that passes (Decimal's default rounds to 28 digits).
 """
 
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 from workbench.policy.suggest import grammar_error, nearest, quote
 
@@ -24,6 +30,10 @@ __all__ = [
     "format_size",
     "parse_duration",
     "format_duration",
+    "MAX_SIZE",
+    "MAX_SECONDS",
+    "MAX_COUNT",
+    "MAX_DIGITS",
 ]
 
 #: bytes per unit; decimal (KB = 10^3) and binary (KiB = 2^10) units, case as written
@@ -51,20 +61,30 @@ _SIZE_SUGGESTIONS = [unit for unit in SIZE_UNITS if unit != "kB"]
 _SIZE_CANONICAL = sorted(((factor, unit) for unit, factor in SIZE_UNITS.items() if unit != "kB"), reverse=True)
 _DURATION_CANONICAL = [("h", Decimal(3600)), ("min", Decimal(60)), ("s", Decimal(1)), ("ms", Decimal("0.001"))]
 
-_NUMBER_UNIT = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>\S*)")
-_COUNT = re.compile(r"[0-9](?:_?[0-9])*(?:\.[0-9](?:_?[0-9])*)?(?:[eE]\+?[0-9]+)?")
+# ASCII only: ``\s`` would otherwise take U+2028 or U+3000 for a space, ``[0-9]`` is explicit anyway
+_NUMBER_UNIT = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>\S*)", re.ASCII)
+_COUNT = re.compile(r"[0-9](?:_?[0-9])*(?:\.[0-9](?:_?[0-9])*)?(?:[eE]\+?[0-9]{1,4})?", re.ASCII)
 #: fuel is a u64 in wasmtime
 MAX_COUNT = 2**64 - 1
+#: the largest size: 2^60 bytes (1 EiB), more than any machine has, and within the
+#: signed 64-bit fields of wasmtime's C API with room to spare
+MAX_SIZE = 2**60
+#: the longest duration: a year (and far below ``threading.TIMEOUT_MAX``)
+MAX_SECONDS = Decimal(365 * 24 * 3600)
+#: digits a number may have, its fraction included
+MAX_DIGITS = 30
+#: exact for products and quotients of numbers of MAX_DIGITS digits and every unit factor
+_EXACT = Context(prec=100)
 
 
 def plain(number: Decimal) -> str:
     """``Decimal`` without exponent or trailing zeros (``100``, ``12.5``)."""
-    return format(number.normalize(), "f")
+    return format(_EXACT.normalize(number), "f")
 
 
 def _split(value: str, *, kind: str, example: str, context: str | None) -> tuple[Decimal, str]:
     """Split ``"1.5 GB"`` into ``(Decimal('1.5'), 'GB')``; the unit may be empty."""
-    stripped = value.strip()
+    stripped = value.strip(" ")
     if stripped.startswith("-"):
         raise grammar_error(f"{kind} {quote(value)} must not be negative", text=context or value, part=value)
     match = _NUMBER_UNIT.fullmatch(stripped)
@@ -75,7 +95,31 @@ def _split(value: str, *, kind: str, example: str, context: str | None) -> tuple
             part=value,
             hint=f"write it like {quote(example)}",
         )
-    return Decimal(match["number"]), match["unit"]
+    number = match["number"]
+    if len(number) - ("." in number) > MAX_DIGITS:
+        raise grammar_error(
+            f"{kind} {quote(value)} has more than {MAX_DIGITS} digits",
+            text=context or value,
+            part=value,
+            hint=f"write it like {quote(example)}",
+        )
+    return Decimal(number), match["unit"]
+
+
+def _too_large_size(value: str, context: str | None) -> Exception:
+    return grammar_error(
+        f"size {quote(value)} is too large (the most is {format_size(MAX_SIZE)}, 2^60 bytes)",
+        text=context or value,
+        part=value,
+    )
+
+
+def _too_long(value: str, context: str | None) -> Exception:
+    return grammar_error(
+        f"duration {quote(value)} is too long (the most is {format_duration(MAX_SECONDS)}, a year)",
+        text=context or value,
+        part=value,
+    )
 
 
 def _unknown_unit(unit: str, choices: list[str], *, kind: str, context: str | None, value: str) -> Exception:
@@ -94,13 +138,17 @@ def size_bytes(value: str | int, *, context: str | None = None) -> int:
         raise grammar_error(f"a size must be text or an int, not {type(value).__name__}", text=context)
     if isinstance(value, int):
         if value < 0:
-            raise grammar_error(f"size {value} must not be negative", text=context, part=str(value))
+            raise grammar_error("a size must not be negative", text=context)
+        if value > MAX_SIZE:
+            raise grammar_error(f"a size of more than {format_size(MAX_SIZE)} (2^60 bytes)", text=context)
         return value
     number, unit = _split(value, kind="size", example="100MB", context=context)
     factor = SIZE_UNITS.get(unit or "B")
     if factor is None:
         raise _unknown_unit(unit, _SIZE_SUGGESTIONS, kind="size", context=context, value=value)
-    total = number * factor
+    total = _EXACT.multiply(number, Decimal(factor))
+    if total > MAX_SIZE:
+        raise _too_large_size(value, context)
     if total != total.to_integral_value():
         raise grammar_error(
             f"size {quote(value)} is not a whole number of bytes",
@@ -143,13 +191,18 @@ def duration_seconds(value: str | int | float, *, context: str | None = None) ->
         if value != value or value in (float("inf"), float("-inf")):
             raise grammar_error(f"duration {value} is not a finite number", text=context, part=str(value))
         if value < 0:
-            raise grammar_error(f"duration {value} must not be negative", text=context, part=str(value))
-        return Decimal(str(value))
+            raise grammar_error("a duration must not be negative", text=context)
+        if value > MAX_SECONDS:  # before str(): a huge int has more digits than str() will write
+            raise grammar_error(f"a duration of more than {format_duration(MAX_SECONDS)} (a year)", text=context)
+        return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     number, unit = _split(value, kind="duration", example="2s", context=context)
     factor = DURATION_UNITS.get(unit or "s")
     if factor is None:
         raise _unknown_unit(unit, list(DURATION_UNITS), kind="duration", context=context, value=value)
-    return number * factor
+    seconds = _EXACT.multiply(number, factor)
+    if seconds > MAX_SECONDS:
+        raise _too_long(value, context)
+    return seconds
 
 
 def parse_duration(value: str | int | float) -> float:
@@ -173,10 +226,10 @@ def format_duration(seconds: float | int | Decimal) -> str:
     if exact == 0:
         return "0s"
     for unit, factor in _DURATION_CANONICAL:
-        count = exact / factor
+        count = _EXACT.divide(exact, factor)
         if count == count.to_integral_value():
             return f"{plain(count)}{unit}"
-    return f"{plain(exact * 1000)}ms"
+    return f"{plain(_EXACT.multiply(exact, Decimal(1000)))}ms"
 
 
 def percent(value: str, *, context: str | None = None) -> Decimal:
@@ -187,12 +240,24 @@ def percent(value: str, *, context: str | None = None) -> Decimal:
     return number
 
 
+def share(value: str, *, context: str | None = None) -> Decimal:
+    """The fraction of one in ``'50%'`` (``Decimal('0.5')``), exactly."""
+    return _EXACT.divide(percent(value, context=context), Decimal(100))
+
+
 def count(value: str, *, context: str | None = None) -> int:
     """A positive whole count such as ``1000``, ``1_000_000`` or ``1e9`` (fuel)."""
-    stripped = value.strip()
+    stripped = value.strip(" ")
     try:
         if _COUNT.fullmatch(stripped) is None:
             raise InvalidOperation
+        if sum(ch.isdigit() for ch in stripped.partition("e")[0].partition("E")[0]) > MAX_DIGITS:
+            raise grammar_error(
+                f"{quote(value)} has more than {MAX_DIGITS} digits",
+                text=context or value,
+                part=value,
+                hint="write it like '1000000', '1_000_000' or '1e9'",
+            )
         number = Decimal(stripped.replace("_", ""))
     except InvalidOperation:
         raise grammar_error(

@@ -26,6 +26,7 @@ from typing import Callable
 
 import wasmtime
 
+from .compiler import compile_module
 from .engine import EngineHandle
 
 __all__ = ["CompileCache", "default_cache_dir"]
@@ -79,7 +80,7 @@ class CompileCache:
                 return module
         module = self._load(key, handle)
         if module is None:
-            module = wasmtime.Module(handle.engine, wasm())  # may raise; the caller explains the error
+            module = compile_module(handle, wasm())  # bounded; may raise, the caller explains the error
             self.compiles += 1
             self._store(key, module)
         else:

@@ -20,7 +20,9 @@ errno is the result; otherwise a non-zero errno refuses the call.  :data:`VERIFY
 guard to read the inode of what the real call opened or described and hand it to
 ``done``, which may still revoke it (:data:`CLOSE`, :data:`WIPE`); :data:`STRIP_TRUNC` and
 :data:`STRIP_CREAT` make ``path_open`` leave truncation and creation to the host (done
-only once the opened file is proven to be the one checked: :data:`TRUNCATE`).
+only once the opened file is proven to be the one checked: :data:`TRUNCATE`).  :data:`NOFOLLOW`
+clears the call's follow-symlinks flag: for one name in the descriptor's own folder that is not a
+symlink, the real call then reaches exactly the object at the checked path, with nothing to verify.
 
 Calls on descriptors (``fd_write``, ``fd_filestat_set_times`` ...) are wrapped only
 for runs with mounts whose rules are finer than a folder (``GuardLayout.fine``):
@@ -36,6 +38,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .guard_abi import SIGNATURES, param_index
+
 __all__ = [
     "SIGNATURES",
     "CHECKED",
@@ -50,36 +54,11 @@ __all__ = [
     "VERIFY",
     "STRIP_TRUNC",
     "STRIP_CREAT",
+    "NOFOLLOW",
     "CLOSE",
     "TRUNCATE",
     "WIPE",
 ]
-
-#: WASI preview1 signatures of every function the guard wraps or calls: (params, results)
-SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "path_open": (("i32", "i32", "i32", "i32", "i32", "i64", "i64", "i32", "i32"), ("i32",)),
-    "path_create_directory": (("i32", "i32", "i32"), ("i32",)),
-    "path_remove_directory": (("i32", "i32", "i32"), ("i32",)),
-    "path_unlink_file": (("i32", "i32", "i32"), ("i32",)),
-    "path_rename": (("i32", "i32", "i32", "i32", "i32", "i32"), ("i32",)),
-    "path_link": (("i32", "i32", "i32", "i32", "i32", "i32", "i32"), ("i32",)),
-    "path_symlink": (("i32", "i32", "i32", "i32", "i32"), ("i32",)),
-    "path_readlink": (("i32", "i32", "i32", "i32", "i32", "i32"), ("i32",)),
-    "path_filestat_get": (("i32", "i32", "i32", "i32", "i32"), ("i32",)),
-    "path_filestat_set_times": (("i32", "i32", "i32", "i32", "i64", "i64", "i32"), ("i32",)),
-    "fd_renumber": (("i32", "i32"), ("i32",)),
-    "poll_oneoff": (("i32", "i32", "i32", "i32"), ("i32",)),
-    "fd_filestat_set_times": (("i32", "i64", "i64", "i32"), ("i32",)),
-    "fd_filestat_set_size": (("i32", "i64"), ("i32",)),
-    "fd_allocate": (("i32", "i64", "i64"), ("i32",)),
-    "fd_write": (("i32", "i32", "i32", "i32"), ("i32",)),
-    "fd_pwrite": (("i32", "i32", "i32", "i64", "i32"), ("i32",)),
-    "fd_readdir": (("i32", "i32", "i32", "i64", "i32"), ("i32",)),
-    "fd_close": (("i32",), ("i32",)),
-    "clock_time_get": (("i32", "i64", "i32"), ("i32",)),
-    "clock_res_get": (("i32", "i32"), ("i32",)),
-    "fd_filestat_get": (("i32", "i32"), ("i32",)),
-}
 
 #: path-resolving calls the host checks (fd_renumber to follow descriptors; poll_oneoff so a
 #: sleep never outlasts the run's deadline, which an epoch check cannot interrupt)
@@ -103,7 +82,7 @@ _HELPERS = ("fd_filestat_get", "fd_close", "fd_filestat_set_size")
 FN_IDS = {name: number for number, name in enumerate(SIGNATURES)}
 
 # the check/done protocol (module docstring)
-HANDLED, VERIFY, STRIP_TRUNC, STRIP_CREAT = 0x10000, 0x20000, 0x40000, 0x80000
+HANDLED, VERIFY, STRIP_TRUNC, STRIP_CREAT, NOFOLLOW = 0x10000, 0x20000, 0x40000, 0x80000, 0x100000
 CLOSE, TRUNCATE, WIPE = 0x10000, 0x20000, 0x40000
 _ERRNO_MASK = 0xFFFF
 _O_CREAT, _O_EXCL, _O_TRUNC = 1, 4, 8
@@ -188,38 +167,44 @@ def _verify_open(fd_out: int) -> list[str]:
 
 
 def _guard_body(name: str, layout: GuardLayout) -> str:
-    params = SIGNATURES[name][0]
-    n_params = len(params)
     grain = layout.coarse_ns
     locals_ = "(local $e i32) (local $c i32) (local $r i32) (local $t i32) (local $nfd i32) (local $ino i64)"
     if name == "path_open" and layout.fine:
         locals_ += " " + " ".join(f"(local $s{i} i64)" for i in range(8))
     lines: list[str] = []
     if name in CHECKED:
-        if name in FD_CALLS and params[0] == "i32":  # standard streams never reach the host
-            lines.append(f"(if (i32.le_u (local.get 0) (i32.const 2)) (then (return (call $real_{name} {_args(name)}))))")
+        if name in FD_CALLS:  # standard streams never reach the host
+            fd = param_index(name, "fd")
+            lines.append(f"(if (i32.le_u (local.get {fd}) (i32.const 2)) (then (return (call $real_{name} {_args(name)}))))")
         lines.append(f"(local.set $c (call $check_{name} {_args(name)}))")
         lines.append(
             f"(if (i32.and (local.get $c) (i32.const {HANDLED | _ERRNO_MASK})) "
             f"(then (return (i32.and (local.get $c) (i32.const {_ERRNO_MASK})))))"
         )
+        if name in ("path_open", "path_filestat_get"):
+            follow = param_index(name, "lookup" if name == "path_open" else "flags")
+            lines.append(
+                f"(if (i32.and (local.get $c) (i32.const {NOFOLLOW})) "
+                f"(then (local.set {follow} (i32.and (local.get {follow}) (i32.const -2)))))"
+            )
         if name == "path_open":
+            oflags = param_index(name, "oflags")
             lines.append(
                 f"(if (i32.and (local.get $c) (i32.const {STRIP_TRUNC})) "
-                f"(then (local.set 4 (i32.and (local.get 4) (i32.const {~_O_TRUNC})))))"
+                f"(then (local.set {oflags} (i32.and (local.get {oflags}) (i32.const {~_O_TRUNC})))))"
             )
             lines.append(
                 f"(if (i32.and (local.get $c) (i32.const {STRIP_CREAT})) "
-                f"(then (local.set 4 (i32.and (local.get 4) (i32.const {~(_O_CREAT | _O_EXCL)})))))"
+                f"(then (local.set {oflags} (i32.and (local.get {oflags}) (i32.const {~(_O_CREAT | _O_EXCL)})))))"
             )
     lines.append(f"(local.set $e (call $real_{name} {_args(name)}))")
     if name in PATH_CALLS:
         if name == "path_open" and layout.fine:
-            lines.extend(_verify_open(8))
+            lines.extend(_verify_open(param_index(name, "fd_out")))
         elif name == "path_filestat_get":
             lines.append(
                 f"(if (i32.and (i32.eqz (local.get $e)) (i32.ne (i32.and (local.get $c) (i32.const {VERIFY})) (i32.const 0))) "
-                "(then (local.set $ino (i64.load offset=8 (local.get 4)))))"
+                f"(then (local.set $ino (i64.load offset=8 (local.get {param_index(name, 'buf')})))))"
             )
         lines.append(f"(local.set $r (call $done (i32.const {FN_IDS[name]}) (local.get $e) (local.get $ino)))")
         if name == "path_open" and layout.fine:
@@ -234,21 +219,21 @@ def _guard_body(name: str, layout: GuardLayout) -> str:
         if name == "path_filestat_get":
             lines.append(
                 f"(if (i32.and (local.get $r) (i32.const {WIPE})) "
-                "(then (memory.fill (local.get 4) (i32.const 0) (i32.const 64))))"
+                f"(then (memory.fill (local.get {param_index(name, 'buf')}) (i32.const 0) (i32.const 64))))"
             )
         lines.append(f"(local.set $e (i32.and (local.get $r) (i32.const {_ERRNO_MASK})))")
     if grain and name in COARSENED:
         if name == "clock_time_get":
-            ptr = f"(local.get {n_params - 1})"
+            ptr = f"(local.get {param_index(name, 'time_out')})"
             lines.append(f"(if (i32.eqz (local.get $e)) (then {_round_i64_at(ptr, grain)}))")
         elif name == "clock_res_get":
-            ptr = "(local.get 1)"
+            ptr = f"(local.get {param_index(name, 'resolution_out')})"
             lines.append(
                 f"(if (i32.eqz (local.get $e)) (then (if (i64.lt_u (i64.load {ptr}) (i64.const {grain})) "
                 f"(then (i64.store {ptr} (i64.const {grain}))))))"
             )
-        else:  # filestat buffers: the last parameter points at the struct
-            base = f"(local.get {n_params - 1})"
+        else:  # filestat buffers
+            base = f"(local.get {param_index(name, 'buf')})"
             rounds = " ".join(_round_i64_at(f"(i32.add {base} (i32.const {o}))", grain) for o in _FILESTAT_TIMES)
             lines.append(f"(if (i32.eqz (local.get $e)) (then {rounds}))")
     lines.append("(local.get $e)")

@@ -88,7 +88,9 @@ class Walk:
     - ``stat``: its ``lstat``, or None when the last component does not exist (yet);
     - ``links``: guest paths of the symlinks followed on the way;
     - ``parent_fd``: an ``O_PATH`` descriptor of the folder holding ``name``; None when the
-      path names a folder itself (``.``, ``a/..``): that folder is then ``folder_fd``.
+      path names a folder itself (``.``, ``a/..``): that folder is then ``folder_fd``;
+    - ``direct``: the path was one name in the base folder, and no symlink was followed, so a
+      ``*at(base, name, O_NOFOLLOW)`` call reaches exactly the object at the checked path.
     Call :meth:`close` when done: the walk owns the descriptors it opened.
     """
 
@@ -98,6 +100,7 @@ class Walk:
     parent_fd: int | None
     folder_fd: int | None = None
     links: list[str] = field(default_factory=list)
+    direct: bool = False
     _owned: list[int] = field(default_factory=list, repr=False)
 
     @property
@@ -149,7 +152,7 @@ def walk(
     need_folder = raw.endswith("/") or raw.endswith("/.") or raw in ("", ".")
     fds = [base_fd]
     names = [base_guest]
-    result = Walk(base_guest, "", None, None)
+    result = Walk(base_guest, "", None, None, direct=len(pending) == 1 and pending[0] != ".." and not need_folder)
     hops = steps = 0
     try:
         while pending:
@@ -185,6 +188,7 @@ def walk(
                     raise WalkRefused(WASI["EACCES"], f"{guest} is a symlink this run may not read: {refusal[0]}",
                                       guest, refusal[1])
                 hops += 1
+                result.direct = False
                 if hops > MAX_SYMLINKS:
                     raise WalkRefused(WASI["ELOOP"], f"more than {MAX_SYMLINKS} symlinks on the way", guest)
                 result.links.append(guest)

@@ -101,10 +101,7 @@ class Monitor:
     def attach(self, store: wasmtime.Store, exports: Any) -> None:
         """Let the monitor read the guest's linear memory (once it is instantiated)."""
         self._store = store
-        for item in exports.by_index:
-            if isinstance(item, wasmtime.Memory):
-                self._memory = item
-                break
+        self._memory = next(iter(exports.memories()), None)  # by name (rawlink.Exports), never enumerated
         self.memory_bytes()
 
     def cpu_used(self) -> float:

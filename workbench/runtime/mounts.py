@@ -295,6 +295,8 @@ def _beneath(root_fd: int, guest: str, *, folder: bool) -> Any:
 def open_mounts(mounts: list[Mount], root: Path, scratch: Path | None) -> OpenMounts:
     """Open ``mounts`` for one run (see the module docstring); the caller closes the result."""
     opened = OpenMounts()
+    if not mounts:
+        return opened
     root_fd = _open_folder(root)
     try:
         for mount in mounts:

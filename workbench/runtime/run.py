@@ -28,11 +28,15 @@ from wasmtime import _bindings as ffi
 from ..errors import SubscriberWarning
 from ..events import Event, Sample, SubscriberFailure
 from ..languages import Entry, Program
+from ..languages.protocol import filtered_output
 from ..policy import format_size
 from .deadline import RunWatch, install_watch
+from . import rawlink
 from .engine import apply_store_caps
+from .event_budget import EventBudget
 from .fdtable import MountRoot
-from .guard import Guard, GuardPlan, empty_root, guard_plan, instantiate_guarded
+from .guard import Guard
+from .guard_link import GuardPlan, empty_root, guard_plan, instantiate_guarded
 from .monitor import Monitor
 from .mounts import OpenMounts, file_grants_of, learn_mounts, open_mounts, plan_mounts
 from .output import OutputCapture
@@ -80,6 +84,9 @@ class _Run:
         self.handle = handle
         self.run_id = uuid.uuid4().hex
         self.events: list[Event] = []
+        self.budget = EventBudget()
+        # a language's protocol lines (Python's result hand-back) never reach a view
+        on_output, self._end_stream = filtered_output(on_output, program.stdout_filter)
         # wasmtime frees a store's output callbacks on its own worker thread, some time after
         # the run: the callback reaches the run only weakly, so a finished run is never held
         self.output = OutputCapture(self.limits.output_bytes, _weakly(self._on_output_cap), on_output)
@@ -112,8 +119,9 @@ class _Run:
             module_sha256=self.sha,
             **fields,
         )
-        self.events.append(event)
-        self._publish(event)
+        if self.budget.admit(event):  # repeats are counted, and a run keeps at most ~11,000 events
+            self.events.append(event)
+            self._publish(event)
         return event
 
     def _publish(self, item: Event | Sample) -> None:
@@ -274,7 +282,8 @@ class _Run:
             ticking = True
             self.sandbox._active.add(self.watch)
             if plan is None:
-                exports = self.handle.linker.instantiate(store, self.module).exports(store)
+                instance = self.handle.linker.instantiate(store, self.module)
+                exports = rawlink.Exports(store, instance._instance, self.module)  # by name, never enumerated
             else:
                 guard = Guard(
                     self.policy,
@@ -330,6 +339,9 @@ class _Run:
             throttled_seconds=self.monitor.throttled_seconds,
             cpu_share_limit=limits.cpu_share,
         )
+        for summary in self.budget.close():  # what was counted rather than kept, before the exit
+            self.events.append(summary)
+            self.sandbox.bus.publish(summary)
         self.emit(
             "lifecycle",
             "exit",
@@ -337,6 +349,7 @@ class _Run:
         )
         self.monitor.detach()  # the store must not stay reachable from the run (see Monitor.detach)
         del store, exports
+        self._end_stream()  # the guest has stopped writing: pass on what the filter held back
         stdout_bytes, value = self.output.data("stdout"), None
         if self.program.read_value is not None:
             stdout_bytes, value = self.program.read_value(stdout_bytes)
@@ -411,8 +424,4 @@ class _Run:
     def _memory_size(store: wasmtime.Store, exports: Any) -> int:
         if exports is None:
             return 0
-        total = 0
-        for item in exports.by_index:
-            if isinstance(item, wasmtime.Memory):
-                total = max(total, item.data_len(store))
-        return total
+        return max((memory.data_len(store) for memory in exports.memories()), default=0)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Nam
 
 import wasmtime
 
-from ..errors import CompileError, ModuleError, SandboxError, UnenforcedCapabilityWarning
+from ..errors import CompileError, ModuleError, PolicyError, SandboxError, UnenforcedCapabilityWarning
 from ..events import EventBus, Subscriber
 from ..languages import Program, load_module_source, prepare_program
 from ..languages.detect import SourceLike
@@ -25,8 +25,9 @@ from ..policy import Limits, Policy
 from .cache import CompileCache
 from .deadline import RunWatch
 from .engine import EngineSettings, check_native_stack, engine_for
-from .guard import GuardPlan, guard_plan
+from .guard_link import GuardPlan, guard_plan
 from .mounts import host_root, plan_mounts
+from .rawlink import export_names
 from .result import RunResult
 from .run import _Run
 from .wasi import check_imports
@@ -137,7 +138,13 @@ class Sandbox:
         self.bus = EventBus()
         if audit is not None:
             self.bus.subscribe(audit, critical=True)
-        self.mounts = tuple(plan_mounts(self.policy, self.root))  # checks folders now
+        try:
+            self.mounts = tuple(plan_mounts(self.policy, self.root))  # checks folders now
+        except OSError as exc:  # a granted folder the host cannot look at (EACCES, ENAMETOOLONG, ...)
+            raise PolicyError(
+                f"cannot use a granted folder: {exc.strerror or exc} ({exc.filename})",
+                hint="check the folder's path and permissions, or grant another one",
+            ) from exc
         if _is_audit_log(audit):
             audit.open()  # fail closed: a log that cannot be written refuses the sandbox now
         _warn_unenforced(self.policy)
@@ -234,11 +241,13 @@ class Sandbox:
 
     @staticmethod
     def _check_entry(module: wasmtime.Module, entry: str) -> None:
-        functions = [e.name for e in module.exports if isinstance(e.type, wasmtime.FuncType)]
+        functions = export_names(module).functions  # one pass, shared with the run's memory lookup
         if entry not in functions:
+            shown = sorted(functions)[:10]
+            more = f" and {len(functions) - len(shown):,} more" if len(functions) > len(shown) else ""
             raise ModuleError(
                 f"module has no exported function {entry!r}",
-                hint=f"exported functions: {', '.join(functions) or 'none'}; pass entry= one of them",
+                hint=f"exported functions: {', '.join(shown) or 'none'}{more}; pass entry= one of them",
             )
 
 

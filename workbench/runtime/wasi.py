@@ -1,11 +1,13 @@
 """The WASI preview1 surface a guest may import, and the import check.
 
 A module is checked before it runs: every import must be a WASI preview1
-function.  Anything else (``env.foo``, an imported memory, the old
-``wasi_unstable`` names) is refused with one message that lists every missing
-import, rather than wasmtime's first-only ``unknown import``.  The ``sock_*``
-functions only act on sockets handed to the guest at start, and this sandbox
-hands over none, so they grant nothing.
+function, with the signature preview1 gives it.  Anything else (``env.foo``, an
+imported memory, the old ``wasi_unstable`` names, ``proc_exit`` taking an i64) is
+refused with one message that lists every bad import, rather than wasmtime's
+first-only error at link time, which a run would report as the guest's fault: a
+module that can never be linked is bad input, not a guest that misbehaved.  The
+``sock_*`` functions only act on sockets handed to the guest at start, and this
+sandbox hands over none, so they grant nothing.
 """
 
 from __future__ import annotations
@@ -14,31 +16,86 @@ import wasmtime
 
 from ..errors import LinkError
 
-__all__ = ["WASI_MODULE", "WASI_FUNCTIONS", "check_imports"]
+__all__ = ["WASI_MODULE", "WASI_FUNCTIONS", "WASI_SIGNATURES", "check_imports"]
 
 WASI_MODULE = "wasi_snapshot_preview1"
-WASI_FUNCTIONS = frozenset(
-    """
-    args_get args_sizes_get environ_get environ_sizes_get clock_res_get clock_time_get
-    fd_advise fd_allocate fd_close fd_datasync fd_fdstat_get fd_fdstat_set_flags fd_fdstat_set_rights
-    fd_filestat_get fd_filestat_set_size fd_filestat_set_times fd_pread fd_prestat_get
-    fd_prestat_dir_name fd_pwrite fd_read fd_readdir fd_renumber fd_seek fd_sync fd_tell fd_write
-    path_create_directory path_filestat_get path_filestat_set_times path_link path_open
-    path_readlink path_remove_directory path_rename path_symlink path_unlink_file
-    poll_oneoff proc_exit proc_raise sched_yield random_get
-    sock_accept sock_recv sock_send sock_shutdown
-    """.split()
-)
+
+_I, _L = "i32", "i64"
+#: every preview1 function as its core wasm type: (params, results), from the preview1 witx
+#: (tests compare it with the definitions wasmtime's own linker provides)
+WASI_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "args_get": ((_I, _I), (_I,)),
+    "args_sizes_get": ((_I, _I), (_I,)),
+    "environ_get": ((_I, _I), (_I,)),
+    "environ_sizes_get": ((_I, _I), (_I,)),
+    "clock_res_get": ((_I, _I), (_I,)),
+    "clock_time_get": ((_I, _L, _I), (_I,)),
+    "fd_advise": ((_I, _L, _L, _I), (_I,)),
+    "fd_allocate": ((_I, _L, _L), (_I,)),
+    "fd_close": ((_I,), (_I,)),
+    "fd_datasync": ((_I,), (_I,)),
+    "fd_fdstat_get": ((_I, _I), (_I,)),
+    "fd_fdstat_set_flags": ((_I, _I), (_I,)),
+    "fd_fdstat_set_rights": ((_I, _L, _L), (_I,)),
+    "fd_filestat_get": ((_I, _I), (_I,)),
+    "fd_filestat_set_size": ((_I, _L), (_I,)),
+    "fd_filestat_set_times": ((_I, _L, _L, _I), (_I,)),
+    "fd_pread": ((_I, _I, _I, _L, _I), (_I,)),
+    "fd_prestat_get": ((_I, _I), (_I,)),
+    "fd_prestat_dir_name": ((_I, _I, _I), (_I,)),
+    "fd_pwrite": ((_I, _I, _I, _L, _I), (_I,)),
+    "fd_read": ((_I, _I, _I, _I), (_I,)),
+    "fd_readdir": ((_I, _I, _I, _L, _I), (_I,)),
+    "fd_renumber": ((_I, _I), (_I,)),
+    "fd_seek": ((_I, _L, _I, _I), (_I,)),
+    "fd_sync": ((_I,), (_I,)),
+    "fd_tell": ((_I, _I), (_I,)),
+    "fd_write": ((_I, _I, _I, _I), (_I,)),
+    "path_create_directory": ((_I, _I, _I), (_I,)),
+    "path_filestat_get": ((_I, _I, _I, _I, _I), (_I,)),
+    "path_filestat_set_times": ((_I, _I, _I, _I, _L, _L, _I), (_I,)),
+    "path_link": ((_I, _I, _I, _I, _I, _I, _I), (_I,)),
+    "path_open": ((_I, _I, _I, _I, _I, _L, _L, _I, _I), (_I,)),
+    "path_readlink": ((_I, _I, _I, _I, _I, _I), (_I,)),
+    "path_remove_directory": ((_I, _I, _I), (_I,)),
+    "path_rename": ((_I, _I, _I, _I, _I, _I), (_I,)),
+    "path_symlink": ((_I, _I, _I, _I, _I), (_I,)),
+    "path_unlink_file": ((_I, _I, _I), (_I,)),
+    "poll_oneoff": ((_I, _I, _I, _I), (_I,)),
+    "proc_exit": ((_I,), ()),
+    "proc_raise": ((_I,), (_I,)),
+    "sched_yield": ((), (_I,)),
+    "random_get": ((_I, _I), (_I,)),
+    "sock_accept": ((_I, _I, _I), (_I,)),
+    "sock_recv": ((_I, _I, _I, _I, _I, _I), (_I,)),
+    "sock_send": ((_I, _I, _I, _I, _I), (_I,)),
+    "sock_shutdown": ((_I, _I), (_I,)),
+}
+WASI_FUNCTIONS = frozenset(WASI_SIGNATURES)
+
+
+def _signature(types: tuple[str, ...]) -> str:
+    return f"({', '.join(types)})"
+
+
+def _describe(func: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+    params, results = func
+    return f"{_signature(params)} -> {_signature(results)}"
 
 
 def check_imports(module: wasmtime.Module) -> None:
-    """Raise :class:`LinkError` naming every import the sandbox does not provide."""
-    missing = []
+    """Raise :class:`LinkError` naming every import the sandbox does not provide as typed."""
+    missing: list[str] = []
+    mistyped: list[str] = []
     for imp in module.imports:
         kind = type(imp.type).__name__.replace("Type", "").lower()
-        ok = imp.module == WASI_MODULE and imp.name in WASI_FUNCTIONS and isinstance(imp.type, wasmtime.FuncType)
-        if not ok:
+        expected = WASI_SIGNATURES.get(imp.name or "") if imp.module == WASI_MODULE else None
+        if expected is None or not isinstance(imp.type, wasmtime.FuncType):
             missing.append(f"{imp.module}::{imp.name} ({kind})")
+            continue
+        actual = (tuple(str(p) for p in imp.type.params), tuple(str(r) for r in imp.type.results))
+        if actual != expected:
+            mistyped.append(f"{imp.module}::{imp.name} {_describe(actual)}, preview1 has {_describe(expected)}")
     if missing:
         unstable = any(m.startswith("wasi_unstable::") for m in missing)
         hint = (
@@ -47,8 +104,16 @@ def check_imports(module: wasmtime.Module) -> None:
             else "a sandboxed module may import only WASI preview1 functions (wasi_snapshot_preview1); "
             "host functions are not granted"
         )
+        also = f"; and {len(mistyped)} WASI function(s) with the wrong signature: {'; '.join(mistyped)}" if mistyped else ""
         raise LinkError(
-            f"module imports {len(missing)} item(s) the sandbox does not provide: {', '.join(missing)}",
-            imports=missing,
+            f"module imports {len(missing)} item(s) the sandbox does not provide: {', '.join(missing)}{also}",
+            imports=missing + mistyped,
             hint=hint,
+        )
+    if mistyped:
+        raise LinkError(
+            f"module imports {len(mistyped)} WASI function(s) with the wrong signature: {'; '.join(mistyped)}",
+            imports=mistyped,
+            hint="the module was built against another WASI definition; rebuild it for wasm32-wasi (preview1) "
+            "with an up-to-date wasi-libc or toolchain",
         )
