@@ -36,7 +36,8 @@ def test_all_names_are_exported_and_nothing_else_is_public():
     for name in audit.__all__:
         assert getattr(audit, name) is not None, name
     public = {n for n in dir(audit) if not n.startswith("_")}
-    submodules = {"log", "record", "verify", "files", "frames", "forensics", "commands", "annotations"}
+    submodules = {"log", "record", "verify", "files", "frames", "forensics", "commands", "keys", "checkpoint",
+                  "annotations"}
     assert public - submodules - {"TYPE_CHECKING", "Any"} == set(audit.__all__)
 
 
@@ -48,17 +49,20 @@ def test_importing_the_log_does_not_import_pandas():
 
 # -- the record -----------------------------------------------------------------------------------
 
-def test_record_has_every_field_and_the_hash_is_sha256_of_prev_plus_canonical_body(tmp_path):
+def test_record_has_every_field_and_the_hash_is_sha256_of_prev_plus_rfc8785_body(tmp_path):
+    import rfc8785
+
     log = AuditLog(tmp_path / "audit.jsonl")
-    rec = log.append(ev(0, errno=2, decision="deny", capability=None, reason="not granted"))
+    rec = log.append(ev(0, errno=2, decision="deny", capability=None, reason="not granted",
+                        detail={"ratio": 0.1, "é": [1, None, True]}))
     assert list(rec) != [] and set(rec) == set(RECORD_FIELDS)
-    assert rec["v"] == 1 and rec["seq"] == 0 and rec["prev_hash"] == "0" * 64 == GENESIS_HASH
+    assert rec["v"] == 2 and rec["seq"] == 0 and rec["prev_hash"] == "0" * 64 == GENESIS_HASH
     assert rec["ts"] == 1_700_000_000_000_000 and isinstance(rec["ts"], int)
-    body = {k: v for k, v in rec.items() if k != "hash"}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    assert rec["hash"] == hashlib.sha256((rec["prev_hash"] + text).encode("utf-8")).hexdigest()
-    # the line on disk is the canonical JSON of the whole record
-    assert (tmp_path / "audit.jsonl").read_bytes() == canonical_json(rec) + b"\n"
+    assert rec["mac"] is None  # an unkeyed log
+    body = {k: v for k, v in rec.items() if k not in ("hash", "mac")}
+    assert rec["hash"] == hashlib.sha256(rec["prev_hash"].encode() + rfc8785.dumps(body)).hexdigest()
+    # the line on disk is the RFC 8785 form of the whole record
+    assert (tmp_path / "audit.jsonl").read_bytes() == rfc8785.dumps(rec) + b"\n" == canonical_json(rec) + b"\n"
 
 
 def test_timestamps_are_integer_microseconds():
@@ -104,7 +108,9 @@ def test_record_problem_names_what_is_wrong():
     assert record_problem([], body) == "not a JSON object"
     assert record_problem({**rec, "seq": 1}, body) == "hash mismatch"
     assert record_problem({k: v for k, v in rec.items() if k != "detail"}, body) == "missing field 'detail'"
-    assert record_problem(rec, body.replace(b'"v":1', b'"v":1.0')) == "not in canonical form"
+    assert record_problem(rec, body.replace(b'"v":2', b'"v":2.0')) == "not in canonical form"
+    assert record_problem({**rec, "v": 3}, body) == "unsupported schema version 3"
+    assert record_problem({**rec, "mac": "x"}, body) == "mac is not null or 64 hex digits"
 
 
 # -- chain, resume, subscriber --------------------------------------------------------------------

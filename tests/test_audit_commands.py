@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from workbench.audit import AuditLog
+from workbench.audit import AuditKey, AuditLog
 from workbench.audit.commands import register
 from workbench.events import Event
 
@@ -118,3 +118,99 @@ def test_argument_mistakes_are_argparse_errors(argv, capsys):
         parser().parse_args(["audit", *argv])
     assert exc.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+# -- keys, checkpoints ------------------------------------------------------------------------------
+
+@pytest.fixture
+def keyed(tmp_path) -> tuple[Path, Path]:
+    """(a keyed log, its key file), both made through the CLI's own verbs."""
+    key = tmp_path / "audit.key"
+    assert run("keygen", "hmac", str(key)) == 0
+    log = AuditLog(tmp_path / "keyed.jsonl", key=AuditKey.from_file(key))
+    for i in range(4):
+        log.append(Event(run_id="A", category="env", action="expose", target=f"V{i}", decision="deny"))
+    log.close()
+    return log.path, key
+
+
+def test_keygen_writes_private_files_and_never_overwrites(tmp_path, capsys):
+    key = tmp_path / "k"
+    assert run("keygen", "hmac", str(key)) == 0
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_text().strip()) == 64
+    assert run("keygen", "hmac", str(key)) == 2 and "never overwrites" in capsys.readouterr().err
+    signing = tmp_path / "sign"
+    assert run("keygen", "ed25519", str(signing)) == 0
+    assert signing.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "sign.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_verify_with_the_key_from_a_file_or_the_environment(keyed, monkeypatch, capsys):
+    path, key = keyed
+    assert run("verify", str(path), "--key-file", str(key)) == 0
+    assert "every MAC valid for the key" in capsys.readouterr().out
+    monkeypatch.setenv("WORKBENCH_AUDIT_KEY", key.read_text())
+    assert run("verify", str(path), "--key-env") == 0
+    monkeypatch.setenv("OTHER_KEY", "x" * 40)
+    assert run("verify", str(path), "--key-env", "OTHER_KEY") == 1
+    assert "MAC mismatch at line 1" in capsys.readouterr().err
+    assert run("verify", str(path)) == 0  # without a key: ok, and it says what it did not check
+    assert "MACs that were not checked" in capsys.readouterr().out
+
+
+def test_verify_with_a_key_catches_a_forged_append(keyed, capsys):
+    from workbench.audit.record import build_record
+
+    path, key = keyed
+    last = json.loads(path.read_bytes().splitlines()[-1])
+    forged, line = build_record({"run_id": "A", "category": "env", "action": "expose", "decision": "allow",
+                                 "ts": 1.7e9}, last["seq"] + 1, last["hash"])
+    with open(path, "ab") as f:
+        f.write(line)
+    assert run("verify", str(path)) == 1  # the key mode changes: caught even without the key
+    assert run("verify", str(path), "--key-file", str(key)) == 1
+    assert "seq 4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--key-file", "nope.key"], ["--key-env", "NO_SUCH_VARIABLE_HERE"]])
+def test_a_missing_key_is_one_clear_message(keyed, argv, capsys, monkeypatch):
+    path, _ = keyed
+    monkeypatch.chdir(path.parent)
+    assert run("verify", str(path), *argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "hint: " in err and "Traceback" not in err
+
+
+def test_checkpoint_then_verify_against_it(keyed, tmp_path, capsys):
+    path, key = keyed
+    assert run("keygen", "ed25519", str(tmp_path / "signer")) == 0
+    cp = tmp_path / "cp.json"
+    assert run("checkpoint", str(path), "--signing-key", str(tmp_path / "signer"), "-o", str(cp)) == 2
+    assert "is keyed" in capsys.readouterr().err  # a keyed log is only signed once its MACs are checked
+    assert run("checkpoint", str(path), "--signing-key", str(tmp_path / "signer"), "-o", str(cp),
+               "--key-file", str(key)) == 0
+    assert "signed seq 3" in capsys.readouterr().out
+    pub = str(tmp_path / "signer.pub")
+    assert run("verify", str(path), "--checkpoint", str(cp), "--public-key", pub) == 0
+    assert "matches the signed checkpoint at seq 3" in capsys.readouterr().out
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:-1]))
+    (path.parent / (path.name + ".head")).unlink()
+    assert run("verify", str(path), "--checkpoint", str(cp), "--public-key", pub) == 1
+    assert "vouches for seq 3" in capsys.readouterr().err
+    assert run("verify", str(path), "--checkpoint", str(cp)) == 2
+    assert "--public-key" in capsys.readouterr().err
+
+
+def test_run_writes_a_keyed_log(tmp_path, capfd):
+    from workbench import probes
+    from workbench.cli import main
+
+    module = tmp_path / "hello.wat"
+    module.write_text(probes.hello())
+    key, log = tmp_path / "k", tmp_path / "audit.jsonl"
+    assert main(["audit", "keygen", "hmac", str(key)]) == 0
+    assert main(["run", str(module), "--audit", str(log), "--audit-key-file", str(key)]) == 0
+    assert AuditLog(log).verify(key=AuditKey.from_file(key)).ok
+    assert main(["run", str(module), "--audit", str(log)]) == 2  # a keyed log goes on only with its key
+    assert "is keyed" in capfd.readouterr().err
+    assert main(["run", str(module), "--audit-key-file", str(key)]) == 2  # a key without a log

@@ -16,6 +16,7 @@ import pytest
 import wasmtime
 
 from workbench import PolicyError, probes
+from workbench.errors import SubscriberWarning
 from workbench.events import Event, Sample
 from workbench.runtime import Sandbox
 from workbench.runtime.deadline import RunWatch, install_watch
@@ -210,10 +211,13 @@ def test_a_broken_subscriber_does_not_break_sampling() -> None:
         raise ZeroDivisionError("a view's bug")
 
     sandbox.subscribe(broken)
-    result = sandbox.run(probes.infinite_loop())
+    with pytest.warns(SubscriberWarning, match="ZeroDivisionError: a view's bug"):
+        result = sandbox.run(probes.infinite_loop())
     assert [v.kind for v in result.violations] == ["time"]
     assert len(result.samples) >= 2  # sampling went on although every delivery failed
     assert sandbox.bus.errors and all(isinstance(e, ZeroDivisionError) for e in sandbox.bus.errors)
+    [failure] = result.subscriber_failures  # samples and events alike: counted, never silent
+    assert not failure.critical and failure.count >= len(result.events) + len(result.samples) - 1
 
 
 def _run_watched(watch: RunWatch, monitor: Monitor, source: str) -> None:

@@ -76,15 +76,22 @@ def test_events_reach_subscribers_and_result() -> None:
     assert len(received) == len(result.events)
 
 
-def test_a_broken_subscriber_does_not_break_the_run() -> None:
+def test_a_broken_subscriber_does_not_break_the_run_and_is_reported() -> None:
+    from workbench.errors import SubscriberWarning
+
     sandbox = Sandbox()
 
     def broken(item: object) -> None:
         raise RuntimeError("view bug")
 
     sandbox.subscribe(broken)
-    assert sandbox.run(probes.hello()).ok
-    assert sandbox.bus.errors
+    with pytest.warns(SubscriberWarning, match="broken failed .*RuntimeError: view bug"):
+        result = sandbox.run(probes.hello())
+    assert result.ok  # a view's bug is told, and the run goes on
+    [failure] = result.subscriber_failures
+    assert (failure.critical, failure.error) == (False, "RuntimeError: view bug")
+    assert failure.count >= len(result.events) and isinstance(failure.exception, RuntimeError)
+    assert result.audit_failure is None
 
 
 def test_safe_defaults_apply_without_limits() -> None:

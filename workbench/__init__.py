@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import probes
 from .errors import (
+    AuditError,
     CapabilityError,
     CompileError,
     EscalationError,
@@ -47,6 +48,7 @@ __all__ = [
     "CompileError",
     "LinkError",
     "SandboxViolation",
+    "AuditError",
 ]
 
 

@@ -2,7 +2,8 @@
 
 Exit codes of ``workbench run`` (documented in the README):
 0 the module ran cleanly · 1 it exited with a non-zero code · 2 bad input (a
-capability, a module, a path) · 3 a violation · 4 a fault (trap).
+capability, a module, a path, an audit log that cannot be written) · 3 a violation ·
+4 a fault (trap) · 5 the audit log failed during the run, which stopped it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .errors import SandboxError, WorkbenchWarning
 
 __all__ = ["main", "build_parser"]
 
-EXIT_OK, EXIT_GUEST_FAILED, EXIT_BAD_INPUT, EXIT_VIOLATION, EXIT_FAULT = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_GUEST_FAILED, EXIT_BAD_INPUT, EXIT_VIOLATION, EXIT_FAULT, EXIT_AUDIT_FAILED = 0, 1, 2, 3, 4, 5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="deny: refuse and go on (default); kill: stop at the first violation; "
                           "audit: learn mode, allow and record everything, then print the suggested policy")
     run.add_argument("--audit", metavar="FILE", help="append every event to this audit log (JSON Lines, hash-chained)")
+    key = run.add_mutually_exclusive_group()
+    key.add_argument("--audit-key-file", metavar="KEYFILE",
+                     help="keyed audit log: HMAC-SHA256 key from this file (workbench audit keygen hmac KEYFILE)")
+    key.add_argument("--audit-key-env", metavar="VAR", nargs="?", const="WORKBENCH_AUDIT_KEY",
+                     help="keyed audit log: the key from this environment variable (default WORKBENCH_AUDIT_KEY)")
     run.add_argument("--json", action="store_true", help="print the RunResult as JSON instead of the guest's output")
     run.add_argument("args", nargs="*", help="arguments for the module; put them after -- (workbench run m.wat -- -v x)")
     run.set_defaults(handler=_cmd_run)
@@ -68,8 +74,11 @@ def _cmd_run(options: argparse.Namespace) -> int:
     audit = None
     if options.audit:
         from .audit import AuditLog
+        from .audit.commands import key_from_options
 
-        audit = AuditLog(options.audit)
+        audit = AuditLog(options.audit, key=key_from_options(options.audit_key_file, options.audit_key_env))
+    elif options.audit_key_file or options.audit_key_env:
+        raise SandboxError("an audit key was given without an audit log", hint="add --audit FILE")
     sandbox = Sandbox(options.cap, root=options.root, on_violation=options.on_violation, audit=audit)
 
     def stream(name: str, data: bytes) -> None:
@@ -83,10 +92,14 @@ def _cmd_run(options: argparse.Namespace) -> int:
     with route_interrupts(lambda signum: sandbox.cancel("interrupted (Ctrl-C)") > 0):
         result = sandbox.run(options.file, lang=options.lang, args=args, entry=options.entry,
                              on_output=None if options.json else stream)
+    failure = result.audit_failure
     if options.json:
         print(result.to_json(indent=2))
     else:
         for violation in result.violations:
+            if failure is not None and violation.kind == "lifecycle" and violation.event is not None \
+                    and violation.event.action == "audit-failed":
+                continue  # said once, below
             print(f"workbench: violation: {_safe(str(violation))}", file=sys.stderr)
         if result.fault is not None:
             print(f"workbench: fault: {_safe(str(result.fault), keep_lines=True)}", file=sys.stderr)
@@ -94,6 +107,10 @@ def _cmd_run(options: argparse.Namespace) -> int:
             suggested = " ".join(f"--cap {cap}" for cap in result.suggested_policy().to_strings())
             print(f"workbench: learn mode; the smallest policy for this run: {suggested or '(no capabilities)'}",
                   file=sys.stderr)
+    if failure is not None:
+        print(f"workbench: error: the run was stopped: the audit log {options.audit} could not record its events "
+              f"({failure.error})", file=sys.stderr)
+        return EXIT_AUDIT_FAILED
     if result.violations:
         return EXIT_VIOLATION
     if result.fault is not None:

@@ -12,9 +12,13 @@ The tree, so a reader sees every failure mode at once::
     │   ├── CompileError                 invalid WAT, bytes that are not wasm, a C/Python
     │   │                                compile failure; carries line/column when known
     │   └── LinkError                    the module imports something not granted
-    └── SandboxViolation (PermissionError)
-                                         raised only on request (strict mode): a run ended
-                                         in a violation; the RunResult is attached
+    ├── SandboxViolation (PermissionError)
+    │                                    raised only on request (strict mode): a run ended
+    │                                    in a violation; the RunResult is attached
+    └── AuditError                       an audit log that cannot be written (the run
+        │                                refuses: fail closed), or read as asked
+        └── AuditKeyError (ValueError)   a missing, short or wrong audit key, signing key
+                                         or checkpoint
 
 Errors that come from wasmtime keep the original exception as ``__cause__``, but
 their message is ours: it names what went wrong and how to fix it, and never
@@ -37,9 +41,12 @@ __all__ = [
     "CompileError",
     "LinkError",
     "SandboxViolation",
+    "AuditError",
+    "AuditKeyError",
     "WorkbenchWarning",
     "SuggestionWarning",
     "UnenforcedCapabilityWarning",
+    "SubscriberWarning",
 ]
 
 
@@ -126,6 +133,17 @@ class SandboxViolation(SandboxError, PermissionError):
         super().__init__(message, hint=hint)
 
 
+class AuditError(SandboxError):
+    """The audit log cannot be written (a folder that cannot be made, a file that cannot be
+    opened for writing), or it cannot be continued or checked as asked (a keyed log without
+    its key).  Raised before anything runs: a sandbox never runs unaudited when asked to audit."""
+
+
+class AuditKeyError(AuditError, ValueError):
+    """An audit key, signing key, public key or checkpoint that is missing, malformed, too
+    short, or does not belong to the log."""
+
+
 class WorkbenchWarning(UserWarning):
     """Base of this package's warnings: something the user should know, nothing failed."""
 
@@ -135,6 +153,13 @@ class UnenforcedCapabilityWarning(WorkbenchWarning):
     ``module:call:``): the grammar, attenuation and audit know them, but a WASI preview 1
     guest has no sockets and no way to call another module, so the grant has no effect.
     Deny by default still holds; the warning only says the grant will not be usable."""
+
+
+class SubscriberWarning(WorkbenchWarning):
+    """A view subscriber (a widget, a callback passed to ``Sandbox.subscribe``) raised while
+    a run delivered events to it.  The run went on; the failures are in
+    ``RunResult.subscriber_failures``.  (A *critical* subscriber, such as the audit log,
+    stops the run instead: see ``RunResult.audit_failure``.)"""
 
 
 class SuggestionWarning(WorkbenchWarning):

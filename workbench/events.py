@@ -25,6 +25,7 @@ __all__ = [
     "Violation",
     "EventBus",
     "Subscriber",
+    "SubscriberFailure",
 ]
 
 Category = Literal[
@@ -142,34 +143,98 @@ class Violation:
 Subscriber = Callable[[Union[Event, Sample]], None]
 
 
+@dataclass(frozen=True)
+class SubscriberFailure:
+    """A subscriber that raised while an event or sample was delivered to it.
+
+    - ``subscriber``: what it was (its qualified name, or its repr)
+    - ``critical``: a subscriber that keeps the record (the audit log): its failure stops the run
+    - ``error``: ``"OSError: [Errno 28] No space left on device"``
+    - ``count``: how many deliveries failed this way in the run (only the first is kept whole)
+    - ``exception``: the first exception itself, with its traceback
+    """
+
+    subscriber: str
+    critical: bool
+    error: str
+    count: int = 1
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+
+    def __str__(self) -> str:
+        times = f" ({self.count} times)" if self.count > 1 else ""
+        return f"{self.subscriber} failed{times}: {self.error}"
+
+
+def _describe(subscriber: Subscriber) -> str:
+    name = getattr(subscriber, "__qualname__", None)
+    text = name if isinstance(name, str) else repr(subscriber)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+_NO_FAILURES: tuple[SubscriberFailure, ...] = ()
+
+#: how many exceptions ``EventBus.errors`` keeps (the first ones); a subscriber that fails on
+#: every sample of a long run must not grow the host without bound
+MAX_KEPT_ERRORS = 100
+
+
 class EventBus:
     """Fan-out of events and samples to subscribers.
 
     Subscribers are called synchronously on the publishing thread (often the
     guest's own thread), so they must be quick: a widget sets a trait, a log
-    appends a line.  A subscriber that raises is dropped from that delivery and
-    the error is kept in ``errors``; a broken view never breaks a run.
+    appends a line.
+
+    A subscriber that raises never breaks the delivery to the others, and its
+    failure is never silent (the rule, docs/decisions.md "Subscriber failures"):
+    :meth:`publish` returns every failure of that delivery as a
+    :class:`SubscriberFailure`, and a run turns them into its result: a
+    *critical* subscriber's failure (the audit log: ``Sandbox(audit=...)``)
+    stops the run, a view's failure is a ``SubscriberWarning`` and is listed in
+    ``RunResult.subscriber_failures``.  ``errors`` keeps the first
+    :data:`MAX_KEPT_ERRORS` exceptions for anyone publishing outside a run.
     """
 
     def __init__(self) -> None:
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: list[tuple[Subscriber, bool]] = []
         self._lock = threading.Lock()
         self.errors: list[BaseException] = []
 
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Add ``subscriber``; returns a function that removes it again."""
+    def subscribe(self, subscriber: Subscriber, *, critical: bool | None = None) -> Callable[[], None]:
+        """Add ``subscriber``; returns a function that removes it again.
+
+        ``critical``: the subscriber keeps the record of what happened (an audit log):
+        a run must not go on without it, so its failure stops the run.  Default: the
+        subscriber's own ``critical`` attribute (``AuditLog.critical`` is True), else False.
+        """
+        if critical is None:
+            critical = getattr(subscriber, "critical", False) is True
+        entry = (subscriber, bool(critical))
         with self._lock:
-            self._subscribers = [*self._subscribers, subscriber]
+            self._subscribers = [*self._subscribers, entry]
 
         def unsubscribe() -> None:
             with self._lock:
-                self._subscribers = [s for s in self._subscribers if s is not subscriber]
+                self._subscribers = [s for s in self._subscribers if s is not entry]
 
         return unsubscribe
 
-    def publish(self, item: Event | Sample) -> None:
-        for subscriber in self._subscribers:  # copy-on-write list: safe without the lock
+    def publish(self, item: Event | Sample) -> tuple[SubscriberFailure, ...]:
+        """Deliver ``item`` to every subscriber; returns the failures (empty when all went well).
+
+        Never raises for a subscriber's exception: it is often called from inside a
+        wasmtime host call, where nothing may unwind.
+        """
+        failures: list[SubscriberFailure] | None = None
+        for subscriber, critical in self._subscribers:  # copy-on-write list: safe without the lock
             try:
                 subscriber(item)
-            except Exception as exc:  # a view's bug must not kill the guest's run
-                self.errors.append(exc)
+            except Exception as exc:  # reported to the caller, never swallowed
+                if len(self.errors) < MAX_KEPT_ERRORS:
+                    self.errors.append(exc)
+                failure = SubscriberFailure(_describe(subscriber), critical, f"{type(exc).__name__}: {exc}",
+                                            exception=exc)
+                if failures is None:
+                    failures = []
+                failures.append(failure)
+        return _NO_FAILURES if failures is None else tuple(failures)

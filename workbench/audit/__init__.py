@@ -2,13 +2,17 @@
 
 Layout, one job per module::
 
-    record.py     canonical JSON, chain hash, secret scrubbing: the bytes a record becomes
+    record.py     RFC 8785 canonical JSON, chain hash, secret scrubbing: the bytes a record becomes
+    keys.py       AuditKey (the HMAC secret of a keyed log), ed25519 key loading
+    checkpoint.py Checkpoint: a log's state signed with ed25519, checkable without any secret
     files.py      where records live: live file, rotated files (audit.N.jsonl), head file
     log.py        AuditLog: thread- and process-safe writer, resume, torn-tail recovery, reader
     verify.py     VerifyResult: what a sound chain is and the first place it is not
     frames.py     frame(): logs as typed pandas DataFrames (fast path for millions of rows)
     forensics.py  run_summary, denied_targets, call_chain, timeline
-    commands.py   `workbench audit show | verify | export` (register() into the CLI)
+    commands.py   `workbench audit show | verify | export | checkpoint | keygen` (register() into the CLI)
+
+The record schema, for readers in any language: docs/audit-record.md.
 
 ``frame``, ``details`` and the forensic helpers import pandas; they are loaded on
 first use, so ``from workbench.audit import AuditLog`` (what every run needs) does
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .checkpoint import Checkpoint
+from .keys import AuditKey, load_public_key, load_signing_key
 from .log import AuditLog
 from .record import GENESIS_HASH, SCHEMA_VERSION, SECRET_WORDS, canonical_json, chain_hash, scrub_detail
 from .verify import RecordRef, VerifyResult
@@ -29,6 +35,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuditLog",
+    "AuditKey",
+    "Checkpoint",
+    "load_signing_key",
+    "load_public_key",
     "VerifyResult",
     "RecordRef",
     "frame",

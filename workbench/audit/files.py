@@ -13,8 +13,11 @@ Naming (``max_bytes`` rotation), for a log opened as ``audit.jsonl``:
 * ``audit.jsonl.head`` holds the chain's last ``seq`` and ``hash`` (one small
   JSON line, rewritten in place after every append).  It lets ``verify()`` see
   that a file was cut exactly at a line boundary ("file ends early"), which a
-  hash chain alone cannot see.  It is a tripwire, not a seal: whoever can write
-  the log can write it too.
+  hash chain alone cannot see.  In an unkeyed log it is a tripwire, not a seal:
+  whoever can write the log can write it too.  In a keyed log it also carries
+  ``mac = HMAC-SHA256(key, JCS({"hash": hash, "seq": seq}))``, is written before
+  the first record (``seq`` -1) and so always exists: a keyed log whose head is
+  missing or does not match the key has been tampered with.
 
 Also here: reading the tail of a file backwards, so opening a large log costs
 O(last record), not O(file).
@@ -33,7 +36,7 @@ from typing import Any
 __all__ = ["rotated_path", "chain_files", "rotated_files", "head_path", "Head", "read_head",
            "encode_head", "Tail", "TornLine", "scan_tail", "torn_claim"]
 
-HEAD_SIZE = 128  # fixed size, so a rewrite in place never leaves old bytes behind
+HEAD_SIZE = 256  # fixed size, so a rewrite in place never leaves old bytes behind (v1 heads were 128)
 
 
 def _split(path: Path) -> tuple[str, str]:
@@ -74,15 +77,16 @@ def head_path(path: Path) -> Path:
 
 @dataclass(frozen=True)
 class Head:
-    """The chain's last record as the writer last saw it."""
+    """The chain's last record as the writer last saw it (``seq`` -1: none yet); ``mac`` in keyed logs."""
 
     seq: int
     hash: str
+    mac: str | None = None
 
 
-def encode_head(seq: int, hash: str) -> bytes:
+def encode_head(seq: int, hash: str, mac: str | None = None) -> bytes:
     """The fixed-size bytes of a head file."""
-    text = json.dumps({"hash": hash, "seq": seq, "v": 1}, sort_keys=True, separators=(",", ":"))
+    text = json.dumps({"hash": hash, "mac": mac, "seq": seq, "v": 2}, sort_keys=True, separators=(",", ":"))
     return text.encode("ascii").ljust(HEAD_SIZE - 1) + b"\n"
 
 
@@ -94,10 +98,17 @@ def read_head(path: Path) -> Head | None:
         return None
     if not raw:
         return None
-    obj = json.loads(raw)
-    if not (isinstance(obj, dict) and isinstance(obj.get("seq"), int) and isinstance(obj.get("hash"), str)):
+    try:
+        obj = json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deep to be a head record") from None
+    if not (isinstance(obj, dict) and type(obj.get("seq")) is int and obj["seq"] >= -1
+            and isinstance(obj.get("hash"), str)):
         raise ValueError("not a head record")
-    return Head(obj["seq"], obj["hash"])
+    mac = obj.get("mac")
+    if mac is not None and not isinstance(mac, str):
+        raise ValueError("its mac is not text")
+    return Head(obj["seq"], obj["hash"], mac)
 
 
 @dataclass(frozen=True)
@@ -134,7 +145,7 @@ class Tail:
 def _parse(line: bytes) -> Any:
     try:
         return json.loads(line)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError both
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep for the parser
         return _INVALID
 
 

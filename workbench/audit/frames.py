@@ -15,8 +15,9 @@ module_sha256,                                      that order) so colours and c
 capability                                          across frames; the others list their
                                                     categories sorted
 run_id, target,    ``string[pyarrow]``              many distinct values; kept in Arrow memory
-resolved, reason,                                   (no million Python objects)
-prev_hash, hash
+resolved, reason,                                   (no million Python objects); ``mac`` is
+prev_hash, hash,                                    null in unkeyed logs and in schema-1
+mac                                                 records
 detail             ``string[pyarrow]``: the         loads without building a dict per row,
                    canonical JSON text of the       exports to CSV/Parquet unchanged, compares
                    ``detail`` object                by value; :func:`details` opens it into
@@ -29,7 +30,8 @@ scalar fields in C++ (both cores) with an explicit schema; ``detail`` is cut out
 of each line as text, at offsets computed from the lengths of the canonical
 JSON before and after it (Arrow kernels and numpy, no per-row Python), and the
 cut is proven by the bytes around it and the record's own hash behind it.
-Anything unusual (a torn line kept by a recovery, a hand-edited or
+``mac`` (null, or 64 hex digits) is cut the same way, just before ``module``,
+and its bytes checked 8 at a time with numpy.  Anything unusual (a torn line kept by a recovery, a hand-edited or
 non-canonical line) sends that file through a per-line Python parse instead:
 slower, same result.
 
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -50,24 +53,26 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from .record import RECORD_FIELDS, canonical_json
+from .record import RECORD_FIELDS, canonical_json, v1_canonical_json
 
 __all__ = ["frame", "details", "DECISIONS", "CATEGORICAL_COLUMNS", "STRING_COLUMNS"]
 
 #: decision categories, in a fixed order
 DECISIONS = ("allow", "deny", "kill", "audit")
 CATEGORICAL_COLUMNS = ("v", "category", "action", "decision", "module", "module_sha256", "capability")
-STRING_COLUMNS = ("run_id", "target", "resolved", "reason", "detail", "prev_hash", "hash")
+STRING_COLUMNS = ("run_id", "target", "resolved", "reason", "detail", "prev_hash", "hash", "mac")
 
+_CUT = ("detail", "mac")  # cut out of the lines, not parsed (see _cut_columns)
 _SCALARS = pa.schema([
     ("v", pa.int64()), ("seq", pa.int64()), ("ts", pa.int64()), ("run_id", pa.string()),
     ("module", pa.string()), ("module_sha256", pa.string()), ("caller_chain", pa.list_(pa.string())),
     ("category", pa.string()), ("action", pa.string()), ("target", pa.string()),
     ("resolved", pa.string()), ("decision", pa.string()), ("capability", pa.string()),
     ("reason", pa.string()), ("errno", pa.int64()), ("prev_hash", pa.string()), ("hash", pa.string()),
-])
+])  # the _CUT fields are cut out of the lines, not parsed (see _cut_columns)
 _SCHEMA = pa.schema([
-    _SCALARS.field(name) if name != "detail" else pa.field("detail", pa.large_string())
+    _SCALARS.field(name) if name not in _CUT else
+    pa.field(name, pa.large_string())
     for name in RECORD_FIELDS
 ])
 _BLOCK = 4 << 20
@@ -108,38 +113,70 @@ def _read_file(path: Path) -> pa.Table:
         return _slow(data[:end])
 
 
-def _line_offsets(arr: np.ndarray) -> np.ndarray:
-    """Start offsets of every line plus the end (int64, ``n + 1`` entries)."""
+def _line_offsets(arr: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Start offsets of every line plus the end (int64, ``n + 1`` entries), and whether any
+    byte is a backslash (every JSON escape starts with one).  numpy releases the GIL here."""
     chunk = 1 << 24
     mask = np.empty(min(chunk, len(arr)), dtype=bool)
     parts = [np.zeros(1, dtype=np.int64)]
+    escapes = False
     for start in range(0, len(arr), chunk):
         piece = arr[start:start + chunk]
         m = mask[: len(piece)]
+        if not escapes:
+            np.equal(piece, ord("\\"), out=m)
+            escapes = bool(m.any())
         np.equal(piece, 10, out=m)
         parts.append(np.flatnonzero(m).astype(np.int64) + (start + 1))
-    return np.concatenate(parts)
+    return np.concatenate(parts), escapes
 
 
 def _fast(data: bytes, end: int) -> pa.Table:
     buf = pa.py_buffer(data).slice(0, end)
     arr = np.frombuffer(buf, dtype=np.uint8)
-    offsets = _line_offsets(arr)
+    # scanning the lines takes ~15% of a frame: done in a thread while Arrow parses
+    scan = _Scan(arr)
+    scan.start()
+    try:
+        table = pj.read_json(
+            pa.BufferReader(buf),
+            read_options=pj.ReadOptions(block_size=_BLOCK),
+            parse_options=pj.ParseOptions(explicit_schema=_SCALARS, unexpected_field_behavior="ignore"),
+        )
+    finally:
+        scan.join()
+    offsets, escapes = scan.result()
     n = len(offsets) - 1
-    table = pj.read_json(
-        pa.BufferReader(buf),
-        read_options=pj.ReadOptions(block_size=_BLOCK),
-        parse_options=pj.ParseOptions(explicit_schema=_SCALARS, unexpected_field_behavior="ignore"),
-    )
     if table.num_rows != n:  # blank lines are skipped by the parser: rows no longer match lines
         raise _Unusual("blank lines")
     if table.column("seq").null_count or table.column("ts").null_count:
         raise _Unusual("lines that are not records")
-    escapes = data.find(b"\\", 0, end) >= 0  # every JSON escape starts with a backslash
-    detail = _detail_column(buf, arr, offsets, table, escapes)
     columns = {name: table.column(name) for name in _SCALARS.names}
-    columns["detail"] = pa.chunked_array([detail])
+    for name, cut in _cut_columns(buf, arr, offsets, table, escapes).items():
+        columns[name] = pa.chunked_array([cut])
     return pa.table([columns[name] for name in RECORD_FIELDS], schema=_SCHEMA)
+
+
+class _Scan(threading.Thread):
+    """:func:`_line_offsets` on a thread of its own (its error, if any, is raised by ``result``)."""
+
+    def __init__(self, arr: np.ndarray) -> None:
+        super().__init__(name="audit-frame-scan", daemon=True)
+        self._arr = arr
+        self._result: tuple[np.ndarray, bool] | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._result = _line_offsets(self._arr)
+        except BaseException as exc:  # handed to the caller
+            self._error = exc
+
+    def result(self) -> tuple[np.ndarray, bool]:
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
 
 
 def _spans(buf: pa.Buffer, start: np.ndarray, stop: np.ndarray) -> pa.Array:
@@ -162,9 +199,9 @@ def _spans(buf: pa.Buffer, start: np.ndarray, stop: np.ndarray) -> pa.Array:
 
 
 _HEAD_FIELDS = ("action", "caller_chain", "capability", "category", "decision")  # keys before "detail"
-_TAIL_FIELDS = ("errno", "hash", "module", "module_sha256", "prev_hash", "reason", "resolved", "run_id",
-                "seq", "target", "ts", "v")  # keys after it
-_HEX_FIELDS = frozenset({"hash", "prev_hash", "module_sha256"})
+_AFTER_MAC = ("module", "module_sha256", "prev_hash", "reason", "resolved", "run_id", "seq", "target", "ts",
+              "v")  # the keys after "detail", "errno", "hash" and (schema 2 on) "mac"
+_HEX_FIELDS = frozenset({"hash", "prev_hash", "module_sha256", "mac"})
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'
 
 
@@ -203,9 +240,81 @@ def _key_len(name: str, first: bool = False) -> int:
     return len(name) + 3 + (0 if first else 1)  # ("name": or ,"name":
 
 
-def _detail_column(buf: pa.Buffer, arr: np.ndarray, offsets: np.ndarray, table: pa.Table,
-                   escapes: bool = True) -> pa.Array:
-    """Each line's ``detail`` object, as its exact JSON text, without per-row Python.
+def _words(arr: np.ndarray) -> np.ndarray:
+    """``words[i]``: the 8 bytes at ``arr[i]`` as one little-endian integer (an unaligned view, no copy)."""
+    return np.ndarray(shape=(max(len(arr) - 7, 0),), dtype="<u8", buffer=arr, strides=(1,))
+
+
+def _bytes_are(words: np.ndarray, at: np.ndarray, pattern: bytes) -> np.ndarray:
+    """Per row: are the bytes at ``at`` exactly ``pattern``?  One 8-byte gather per 8 bytes of pattern."""
+    if len(at) and (at.min() < 0 or at.max() + max(len(pattern), 8) > len(words) + 7):
+        raise _Unusual("lines not in canonical form")
+    if len(pattern) < 8:
+        mask = (1 << (8 * len(pattern))) - 1
+        return (words[at] & np.uint64(mask)) == np.uint64(int.from_bytes(pattern, "little"))
+    same = np.ones(len(at), dtype=bool)
+    for chunk in sorted({*range(0, len(pattern) - 7, 8), len(pattern) - 8}):
+        same &= words[at + chunk] == np.uint64(int.from_bytes(pattern[chunk:chunk + 8], "little"))
+    return same
+
+
+def _cut_hex(arr: np.ndarray, words: np.ndarray, end_at: np.ndarray, name: str, present: np.ndarray,
+             escapes: bool) -> tuple[np.ndarray, pa.Array, np.ndarray]:
+    """A field written ``,"name":"<64 characters>"`` or ``,"name":null`` whose value ends at ``end_at``.
+
+    Returns its length in bytes (key included; 0 where ``present`` is False), its
+    values (strings or nulls), and per row whether the bytes prove it: the key
+    right where the length puts it, and either the quotes around 64 characters
+    with no escape (so the text is its bytes) or ``null``.  A raw ``"`` cannot sit
+    inside a JSON string, so a key found this way is the record's own.
+    """
+    key = f',"{name}":'.encode()
+    if len(end_at) and end_at.min() < 66 + len(key):
+        raise _Unusual("lines not in canonical form")
+    is_text = present & (arr[end_at - 1] == ord('"'))
+    is_null = present & ~is_text
+    size = np.where(present, len(key) + np.where(is_text, 66, 4), 0)
+    key_at = end_at - size
+    proof = ~present
+    proof[is_text] = _bytes_are(words, key_at[is_text], key + b'"')  # the key and the opening quote
+    proof[is_null] = _bytes_are(words, key_at[is_null], key + b"null")
+    return size, _fixed_strings(arr, end_at - 65, is_text, escapes), proof
+
+
+_HIGH_BITS = np.uint64(0x8080808080808080)
+_LOW_BITS = np.uint64(0x0101010101010101)
+_BACKSLASHES = np.uint64(0x5C5C5C5C5C5C5C5C)
+
+
+def _fixed_strings(arr: np.ndarray, at: np.ndarray, valid: np.ndarray, escapes: bool, width: int = 64) -> pa.Array:
+    """The ``width`` bytes at ``at`` as strings where ``valid``, else null: one gather, no per-row work.
+
+    Only plain ASCII without backslashes is taken (so each string's text is its
+    bytes, as valid UTF-8): anything else is not a hash and goes the slow way.
+    Both are checked 8 bytes at a time (a high bit set; a byte equal to ``\\``).
+    """
+    view = np.ndarray(shape=(max(len(arr) - width + 1, 0),), dtype=f"V{width}", buffer=arr, strides=(1,))
+    picked = at[valid]
+    if len(picked) and (picked.min() < 0 or picked.max() >= len(view)):
+        raise _Unusual("lines not in canonical form")
+    data = np.ascontiguousarray(view[picked])
+    words = data.view(np.uint64)
+    if (words & _HIGH_BITS).any():
+        raise _Unusual("a hash field that is not plain text")
+    if escapes:  # the file holds a backslash somewhere: is it in one of these?
+        backslashes = words ^ _BACKSLASHES
+        if ((backslashes - _LOW_BITS) & ~backslashes & _HIGH_BITS).any():
+            raise _Unusual("an escape in a hash field: its text is not its bytes")
+    offsets = np.zeros(len(at) + 1, dtype=np.int64)
+    np.cumsum(np.where(valid, width, 0), out=offsets[1:])
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.LargeStringArray.from_buffers(len(at), pa.py_buffer(offsets), pa.py_buffer(data), bitmap,
+                                            int(len(at) - np.count_nonzero(valid)))
+
+
+def _cut_columns(buf: pa.Buffer, arr: np.ndarray, offsets: np.ndarray, table: pa.Table,
+                 escapes: bool = True) -> dict[str, pa.Array]:
+    """Each line's ``detail`` object (its exact JSON text) and ``mac``, without per-row Python.
 
     A record line is canonical JSON, so the detail's first byte is at a known
     distance from the line's start (the keys and values before it, whose
@@ -215,17 +324,27 @@ def _detail_column(buf: pa.Buffer, arr: np.ndarray, offsets: np.ndarray, table: 
     after the cut must be the record's own (a detail cannot contain that: the
     hash covers it).  Any line that is not canonical fails a check and the file
     goes the slow way.
+
+    ``mac`` (schema 2 on; null or 64 hex digits) ends where ``,"module":`` starts,
+    a known distance from the line's end, and is cut the same way rather than
+    parsed (:func:`_cut_hex` proves the cut): a string column less for Arrow to
+    build, which more than pays for the cut in a keyed log.
     """
     def length(name: str) -> np.ndarray:
         # hashes are hex: a wrong guess only shifts the cut, which the checks below catch
         return _json_len(table.column(name), escapes and name not in _HEX_FIELDS)
 
+    v1 = table.column("v").to_numpy(zero_copy_only=False) == 1  # schema-1 records have no "mac" key at all
+    module_at = offsets[1:] - 2 - sum(_key_len(name) + length(name) for name in _AFTER_MAC)  # '}', newline
+    if (module_at - offsets[:-1] < 2).any():
+        raise _Unusual("lines not in canonical form")
+    mac_len, mac, mac_ok = _cut_hex(arr, _words(arr), module_at, "mac", ~v1, escapes)
+
     head = sum(_key_len(name, i == 0) + length(name) for i, name in enumerate(_HEAD_FIELDS))
-    tail = sum(_key_len(name) + length(name) for name in _TAIL_FIELDS)
     start = offsets[:-1] + 1 + head + _key_len("detail")  # 1 for the record's '{'
-    stop = offsets[1:] - 2 - tail  # - 2 for '}' and the newline
-    hash_at = stop + _key_len("errno") + length("errno") + len(_HASH_KEY)
-    if (stop < start + 2).any() or (hash_at + 64 > offsets[1:]).any():
+    hash_at = module_at - mac_len - 65  # the hash's 64 digits and its closing quote
+    stop = hash_at - len(_HASH_KEY) - length("errno") - _key_len("errno")
+    if (stop < start + 2).any() or (hash_at < 0).any():
         raise _Unusual("lines not in canonical form")
     if (arr[start] != ord("{")).any() or (arr[stop - 1] != ord("}")).any():
         raise _Unusual("lines not in canonical form")
@@ -234,9 +353,9 @@ def _detail_column(buf: pa.Buffer, arr: np.ndarray, offsets: np.ndarray, table: 
     hashes = _spans(buf, hash_at, hash_at + 64)
     proven = pc.and_(pc.equal(keys, _DETAIL_KEY.decode()), pc.equal(errno_keys, _ERRNO_KEY.decode()))
     proven = pc.and_(proven, pc.equal(hashes.cast(pa.string()), table.column("hash").combine_chunks()))
-    if not pc.all(proven, skip_nulls=False).as_py():
+    if not mac_ok.all() or not pc.all(proven, skip_nulls=False).as_py():
         raise _Unusual("lines not in canonical form")
-    return _spans(buf, start, stop)
+    return {"detail": _spans(buf, start, stop), "mac": mac}
 
 
 def _slow(data: bytes) -> pa.Table:
@@ -245,11 +364,11 @@ def _slow(data: bytes) -> pa.Table:
     for raw in data.split(b"\n"):
         try:
             obj = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if not (isinstance(obj, dict) and _is_int(obj.get("seq")) and _is_int(obj.get("ts"))):
             continue
-        row = {name: _coerce(name, obj.get(name)) for name in RECORD_FIELDS}
+        row = {name: _coerce(name, obj.get(name), obj.get("v") == 1) for name in RECORD_FIELDS}
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=_SCHEMA)
 
@@ -258,11 +377,12 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _coerce(name: str, value: Any) -> Any:
+def _coerce(name: str, value: Any, v1: bool = False) -> Any:
     field_type = _SCHEMA.field(name).type
     if name == "detail":
+        encode = v1_canonical_json if v1 else canonical_json  # the text the record's own schema wrote
         try:
-            return canonical_json(value if value is not None else {}).decode("utf-8")
+            return encode(value if value is not None else {}).decode("utf-8")
         except ValueError:
             return json.dumps(value, default=str)
     if value is None:

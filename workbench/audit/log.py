@@ -35,10 +35,20 @@ Why it is built this way:
   the files hold (the end of the log was cut), the next record takes the next
   ``seq`` after the head's, so ``verify()`` keeps reporting the gap instead of
   the writer papering over it.
+* **Keyed logs** (``key=``): every record gets a MAC, the head file too, and the
+  head is written before the first record.  A writer never continues a log in
+  another key mode, with another key, or whose keyed head is missing or forged
+  (:class:`~workbench.errors.AuditError`): it would write records that can never
+  verify, or cover up a cut end.
+* **Fail closed**: :meth:`AuditLog.open` opens (and creates) the files for
+  writing at once, so ``Sandbox(audit=log)`` refuses a log it cannot write
+  before anything runs; a failed ``append`` raises, and a run stops on it
+  (docs/decisions.md, "The audit log fails closed").
 """
 
 from __future__ import annotations
 
+import errno as errnos
 import os
 import threading
 import time
@@ -46,6 +56,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
+from ..errors import AuditError, AuditKeyError
 from ..events import Event, Sample
 from .files import (
     Head,
@@ -58,11 +69,14 @@ from .files import (
     rotated_path,
     scan_tail,
 )
+from .keys import AuditKey, KeyLike, as_key
 from .record import GENESIS_HASH, build_record
 from .verify import RECOVERY_MODULE, VerifyResult, verify_files
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .checkpoint import Checkpoint
 
 try:
     import fcntl
@@ -103,21 +117,28 @@ class AuditLog:
     - ``fsync``: ``os.fsync`` after every record (durable across power loss,
       much slower); without it a record is safe from a process crash as soon as
       ``append`` returns, but not from a kernel crash
+    - ``key``: an :class:`~workbench.audit.keys.AuditKey` (or its bytes) makes a
+      keyed log: records and head carry HMAC-SHA256 MACs, and ``verify()`` checks
+      them.  The key is never written anywhere.
 
-    Nothing is opened or created until the first :meth:`append`, so reading an
-    existing log (``records``, ``verify``, ``frame``) never changes it.
+    Nothing is opened or created until :meth:`open` or the first :meth:`append`,
+    so reading an existing log (``records``, ``verify``, ``frame``) never changes it.
 
     An ``AuditLog`` is callable, so it can subscribe to an ``EventBus``:
     events are appended, ``Sample`` readings are ignored.
     """
 
+    #: an audit log keeps the record: as an ``EventBus`` subscriber, its failure stops the run
+    critical = True
+
     def __init__(self, path: str | os.PathLike[str], *, max_bytes: int | None = None,
-                 fsync: bool = False) -> None:
+                 fsync: bool = False, key: KeyLike | None = None) -> None:
         if max_bytes is not None and max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, not {max_bytes}")
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.fsync = fsync
+        self.key: AuditKey | None = as_key(key)
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._head_fd: int | None = None
@@ -126,16 +147,43 @@ class AuditLog:
         self._prev_hash = GENESIS_HASH
 
     def __repr__(self) -> str:
-        return f"AuditLog({str(self.path)!r}, max_bytes={self.max_bytes!r}, fsync={self.fsync!r})"
+        keyed = "" if self.key is None else f", key={self.key!r}"
+        return f"AuditLog({str(self.path)!r}, max_bytes={self.max_bytes!r}, fsync={self.fsync!r}{keyed})"
 
     # -- writing ---------------------------------------------------------------------------------
+
+    def open(self) -> "AuditLog":
+        """Open (creating them if needed) the log's files for writing now; returns the log.
+
+        Why: a log that cannot be written must stop a run before it starts, not
+        fail silently in its middle.  Raises :class:`~workbench.errors.AuditError`
+        naming the cause (a folder that cannot be made, a read-only file, a keyed
+        log without its key, ...).  ``Sandbox(audit=log)`` calls it.
+        """
+        with self._lock:
+            try:
+                while True:
+                    fd = self._live_fd()
+                    with _flocked(fd):
+                        if self._still_live(fd):
+                            size = os.fstat(fd).st_size
+                            if size != self._size:
+                                self._resync(fd, size)
+                            self._head()
+                            break
+                    self._close_live()
+            except OSError as exc:
+                raise _unwritable(self.path, exc) from exc
+        return self
 
     def append(self, event: Event | Mapping[str, Any]) -> dict[str, Any]:
         """Append ``event`` (an :class:`Event`, or a mapping shaped like ``Event.to_dict()``).
 
         Returns the record as written (with ``v``, ``seq``, ``ts`` in µs,
-        ``prev_hash`` and ``hash``).  Secret-named ``detail`` keys are dropped
-        (:func:`~workbench.audit.record.scrub_detail`).
+        ``prev_hash``, ``hash`` and ``mac``).  Secret-named ``detail`` keys are dropped
+        (:func:`~workbench.audit.record.scrub_detail`).  Raises ``OSError`` when the
+        write fails, :class:`~workbench.errors.AuditError` when the log on disk cannot
+        be continued (see :meth:`open`).
         """
         data = event.to_dict() if isinstance(event, Event) else dict(event)
         with self._lock:
@@ -149,7 +197,7 @@ class AuditLog:
                         size = os.fstat(fd).st_size
                         if size != self._size:
                             self._resync(fd, size)
-                        record, line = build_record(data, self._next_seq, self._prev_hash)
+                        record, line = build_record(data, self._next_seq, self._prev_hash, self.key)
                         if self.max_bytes and self._size > 0 and self._size + len(line) > self.max_bytes:
                             self._rotate()
                             reopen = True
@@ -204,16 +252,54 @@ class AuditLog:
         last = tail.last if tail.last is not None else self._last_rotated_record()
         self._next_seq = last["seq"] + 1 if last else 0
         self._prev_hash = last["hash"] if last else GENESIS_HASH
-        self._size = size
-        head = self._read_head_quietly()
+        self._size = -1  # until the checks below pass: a refused log is checked again on every append
+        if self.key is not None:
+            head = self._keyed_head(last)
+        else:
+            head = self._read_head_quietly()
+            if last is not None and last.get("mac") is not None or head is not None and head.mac is not None:
+                raise AuditKeyError(f"the audit log {self.path} is keyed: it can only be continued with its key",
+                                    hint="pass key=AuditKey.from_file(...) (CLI: --audit-key-file or "
+                                         "--audit-key-env), or write to a new file")
         if head is not None and head.seq >= self._next_seq:
             self._next_seq = head.seq + 1  # records were cut off the end: keep the gap visible
+        self._size = size
         if tail.torn:
             self._recover(fd, tail)
         elif not tail.ends_with_newline:
             # the last record is whole and only its newline was lost: commit it
             _write_all(fd, b"\n")
             self._size += 1
+
+    def _keyed_head(self, last: dict[str, Any] | None) -> Head | None:
+        """Check that a keyed writer may continue this log; returns its head.
+
+        Refuses (AuditError) an unkeyed log, another key, or a keyed log whose head
+        file is missing or forged: continuing would write records that never
+        verify, or hide that its end was cut.  A new log gets its head now, before
+        its first record, so a keyed log is never without one.
+        """
+        key = self.key
+        assert key is not None
+        try:
+            head = read_head(head_path(self.path))
+        except ValueError:
+            head = Head(-2, "", None)  # unreadable: treated as forged below
+        if last is not None and last.get("mac") is None:
+            raise AuditError(f"the audit log {self.path} is not keyed: a keyed log is keyed from its first record",
+                             hint="write the keyed log to a new file, or open this one without key=")
+        if last is not None and key.record_mac(last["hash"]) != last["mac"]:
+            raise AuditKeyError(f"the key {key.id} does not match the audit log {self.path}: wrong key, or its "
+                                f"last record was forged", hint="check the key; run `workbench audit verify` on the log")
+        if head is None and last is None:
+            self._write_head()  # a new keyed log: its head exists before its first record
+            return None
+        if head is None or head.mac is None or head.mac != key.head_mac(head.seq, head.hash):
+            what = "missing" if head is None else "not valid for this key"
+            raise AuditError(f"the head file of the keyed audit log {self.path} is {what}: records may have "
+                             f"been cut from its end", hint="run `workbench audit verify` with the key, keep the "
+                                                            "log as evidence and write to a new file")
+        return head
 
     def _last_rotated_record(self) -> dict[str, Any] | None:
         rotated = rotated_files(self.path)
@@ -241,7 +327,7 @@ class AuditLog:
                        f"kept in place, outside the chain"),
             "detail": {"torn": [t.claim() for t in torn]},
         }
-        record, line = build_record(event, self._next_seq, self._prev_hash)
+        record, line = build_record(event, self._next_seq, self._prev_hash, self.key)
         prefix = b"" if tail.ends_with_newline else b"\n"
         self._commit(fd, record, prefix + line)
 
@@ -255,10 +341,15 @@ class AuditLog:
             finally:
                 os.close(dfd)
 
-    def _write_head(self) -> None:
+    def _head(self) -> int:
         if self._head_fd is None:
             self._head_fd = os.open(head_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
-        os.pwrite(self._head_fd, encode_head(self._next_seq - 1, self._prev_hash), 0)
+        return self._head_fd
+
+    def _write_head(self) -> None:
+        seq, hash = self._next_seq - 1, self._prev_hash
+        mac = self.key.head_mac(seq, hash) if self.key is not None else None
+        os.pwrite(self._head(), encode_head(seq, hash, mac), 0)
 
     def _read_head_quietly(self) -> Head | None:
         try:
@@ -305,13 +396,30 @@ class AuditLog:
                         break  # torn last line: not a record
                     try:
                         obj = json.loads(raw)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         continue
                     if isinstance(obj, dict) and "seq" in obj:
                         yield obj
 
-    def verify(self) -> VerifyResult:
-        """Check the whole chain (all files); see :mod:`workbench.audit.verify` for what is checked."""
+    def verify(self, *, key: KeyLike | None = None, checkpoint: "Checkpoint | str | os.PathLike[str] | None" = None,
+               public_key: Any = None) -> VerifyResult:
+        """Check the whole chain (all files); see :mod:`workbench.audit.verify` for what is checked.
+
+        - ``key``: the log's key (default: the key this ``AuditLog`` was opened with);
+          every record's MAC and the head's are checked, so forgeries without the key fail
+        - ``checkpoint``: a :class:`~workbench.audit.checkpoint.Checkpoint` (or its
+          file): the log must still hold the records it vouches for
+        - ``public_key``: the ed25519 public key trusted to have signed ``checkpoint``
+          (a key object, PEM bytes or file, or 32 raw bytes); required with one
+        """
+        from .checkpoint import Checkpoint
+
+        use_key = as_key(key) if key is not None else self.key
+        if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+            checkpoint = Checkpoint.load(checkpoint)
+        if checkpoint is not None and public_key is None:
+            raise AuditKeyError("a checkpoint is checked against the public key you trust, not the one it names",
+                                hint="pass public_key= (CLI: --public-key FILE)")
         files = self.files()
         numbers = [n for n, _ in rotated_files(self.path)]
         missing = [rotated_path(self.path, n) for n in range(1, max(numbers, default=0) + 1)
@@ -323,10 +431,50 @@ class AuditLog:
             head = read_head(head_file)
         except ValueError as exc:
             head_error = f"head file {head_file.name} is unreadable ({exc}): it was altered"
-        return verify_files(files, head=head, head_error=head_error, missing=missing)
+        return verify_files(files, head=head, head_error=head_error, missing=missing, key=use_key,
+                            checkpoint=checkpoint, public_key=public_key)
+
+    def checkpoint(self, signing_key: Any) -> "Checkpoint":
+        """Verify the log (with its key, if it has one) and sign its last record: a :class:`Checkpoint`.
+
+        ``signing_key``: an ed25519 private key (a key object, PEM bytes or file, or
+        32 raw bytes).  Anyone with the matching public key can later check that
+        the log still begins with these records: ``verify(checkpoint=...,
+        public_key=...)``.  Refuses (AuditError) an empty log, a log that does not
+        verify, and a keyed log whose key this ``AuditLog`` was not given.
+        """
+        from .checkpoint import Checkpoint
+
+        result = self.verify()
+        if not result.ok:
+            raise AuditError(f"the audit log {self.path} does not verify, so it is not signed: {result.reason}")
+        if result.last_seq is None or result.last_hash is None:
+            raise AuditError(f"the audit log {self.path} has no records to vouch for")
+        if result.keyed and not result.authenticated:
+            raise AuditKeyError(f"the audit log {self.path} is keyed: its MACs must be checked before it is "
+                                "signed", hint="open it with AuditLog(path, key=...) (CLI: --key-file/--key-env)")
+        return Checkpoint.sign(signing_key, log=self.path.name, seq=result.last_seq, hash=result.last_hash,
+                               keyed=result.authenticated)
 
     def frame(self) -> "pd.DataFrame":
         """All records as a typed pandas DataFrame (see :func:`workbench.audit.frame`)."""
         from .frames import frame
 
         return frame(self.files())
+
+
+_HINTS = {
+    errnos.ENOTDIR: "a part of the folder path is a file: choose another audit path",
+    errnos.EISDIR: "the audit path is a folder: name a file in it, e.g. audit.jsonl",
+    errnos.EACCES: "the file or its folder is not writable for this user: choose another path or fix its permissions",
+    errnos.EPERM: "the file or its folder is not writable for this user: choose another path or fix its permissions",
+    errnos.EROFS: "the file system is read-only: choose an audit path on a writable one",
+    errnos.ENOSPC: "the disk is full: free space or choose another audit path",
+}
+
+
+def _unwritable(path: Path, exc: OSError) -> AuditError:
+    """The one clear error for an audit log that cannot be opened for writing."""
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+    return AuditError(f"cannot write the audit log {path}: {exc.strerror or exc}{where}",
+                      hint=_HINTS.get(exc.errno or 0, "check the audit path and its permissions"))

@@ -16,7 +16,22 @@ What is checked, file by file in chain order (oldest rotated file first):
   torn line by byte offset, length and sha256, so the excuse is itself in the
   chain and cannot be moved to other bytes;
 * the head file (see :mod:`.files`) names a ``seq`` the log must reach: a log cut
-  exactly at a line boundary "ends early".
+  exactly at a line boundary "ends early";
+* the schema version never goes back (v1 records, then v2), and the key mode
+  never changes: every record has a ``mac``, or none has.
+
+With ``key`` (a keyed log, see :mod:`.keys`), also: every record's ``mac`` is
+``HMAC-SHA256(key, hash)``; the head file exists, carries a valid MAC, and is at
+most one record behind the log (a crash between a record and its head).  So
+records appended with recomputed hashes, a record edited and the chain and head
+re-hashed, and the last records cut with the head deleted are all caught;
+cutting the log back to a state whose head file was saved earlier is not (a
+signed checkpoint catches that).
+
+With a signed ``checkpoint`` (see :mod:`.checkpoint`), checked against the public
+key the caller trusts: the log must reach the checkpoint's ``seq`` and that
+record's hash must be the one signed, which pins every record before it, with no
+secret needed.
 
 The first failure found is reported with its file, line and seq; checking stops
 there (everything after a break is suspect anyway).
@@ -28,10 +43,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
 
 from .files import Head, torn_claim
 from .record import GENESIS_HASH, record_problem
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoint
+    from .keys import AuditKey
 
 __all__ = ["RecordRef", "VerifyResult", "verify_files", "RECOVERY_MODULE"]
 
@@ -60,6 +79,10 @@ class VerifyResult:
     - ``first_bad``: ``(file, line, seq)`` of the first bad record, or None
     - ``reason``: what is wrong, in words ("hash mismatch at line 7 (seq 6): record altered")
     - ``notes``: things a reader should know that are not failures (a recovered torn write, no head file)
+    - ``keyed``: the records carry MACs (a keyed log)
+    - ``authenticated``: every record's MAC (and the head's) was checked with the log's key
+    - ``checkpoint_seq``: the ``seq`` of the signed checkpoint the log was found to match, if one was given
+    - ``last_seq``, ``last_hash``: the last sound record (what a checkpoint of this log would sign)
     """
 
     ok: bool
@@ -68,6 +91,11 @@ class VerifyResult:
     reason: str = ""
     files: tuple[Path, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    keyed: bool = False
+    authenticated: bool = False
+    checkpoint_seq: int | None = None
+    last_seq: int | None = None
+    last_hash: str | None = None
 
     def __bool__(self) -> bool:
         return self.ok
@@ -75,6 +103,10 @@ class VerifyResult:
     def __str__(self) -> str:
         if self.ok:
             text = f"ok: {self.records} records in {len(self.files)} file(s), chain intact"
+            if self.authenticated:
+                text += ", every MAC valid for the key"
+            if self.checkpoint_seq is not None:
+                text += f", matches the signed checkpoint at seq {self.checkpoint_seq}"
         else:
             where = f" [{self.first_bad}]" if self.first_bad else ""
             text = f"FAILED: {self.reason}{where}"
@@ -109,7 +141,7 @@ def _lines(path: Path) -> Iterator[tuple[int, int, bytes, bool]]:
 def _parse(body: bytes) -> tuple[bool, Any]:
     try:
         return True, json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep to read: no record, like any other non-JSON line
         return False, None
 
 
@@ -123,15 +155,21 @@ def _plural(n: int, word: str) -> str:
 
 
 class _Checker:
-    def __init__(self, files: Sequence[Path], head: Head | None, missing: Sequence[Path]) -> None:
+    def __init__(self, files: Sequence[Path], head: Head | None, missing: Sequence[Path],
+                 key: "AuditKey | None" = None, checkpoint: "Checkpoint | None" = None) -> None:
         self.files = list(files)
         self.head = head
         self.missing = list(missing)
+        self.key = key
+        self.checkpoint = checkpoint
         self.expected = 0
         self.prev = GENESIS_HASH
         self.count = 0
         self.last: RecordRef | None = None
         self.notes: list[str] = []
+        self.version = 0  # highest schema version so far
+        self.keyed: bool | None = None  # do the records carry MACs (None: no record yet)
+        self.head_error: str | None = None
 
     def run(self) -> None:
         for index, path in enumerate(self.files):
@@ -199,10 +237,38 @@ class _Checker:
         if self.head is not None and seq == self.head.seq and obj["hash"] != self.head.hash:
             raise _Failed(ref, f"record seq {seq} at line {line_no} differs from the head file: "
                                f"the log was rewritten after it was written")
+        self._modes(obj, line_no, seq, ref)
+        if self.checkpoint is not None and seq == self.checkpoint.seq and obj["hash"] != self.checkpoint.hash:
+            raise _Failed(ref, f"record seq {seq} at line {line_no} differs from the signed checkpoint: "
+                               f"the log was rewritten up to here after the checkpoint was signed")
         self.expected = seq + 1
         self.prev = obj["hash"]
         self.count += 1
         self.last = ref
+
+    def _modes(self, obj: dict[str, Any], line_no: int, seq: int, ref: RecordRef) -> None:
+        """Schema versions only go up; the key mode never changes; with a key, every MAC holds."""
+        version: int = obj["v"]
+        if version < self.version:
+            raise _Failed(ref, f"schema version goes back from {self.version} to {version} at line {line_no} "
+                               f"(seq {seq}): a record in an older format was put into the log")
+        self.version = version
+        mac = obj.get("mac")
+        keyed = mac is not None
+        if self.keyed is not None and keyed != self.keyed:
+            was, now = ("keyed", "has no MAC") if self.keyed else ("unkeyed", "has a MAC")
+            raise _Failed(ref, f"key mode changes at line {line_no} (seq {seq}): the records before are {was}, "
+                               f"this one {now} (written or altered without the log's writer)")
+        self.keyed = keyed
+        if self.key is None:
+            return
+        if mac is None:
+            raise _Failed(ref, f"record at line {line_no} (seq {seq}) has no MAC: it was not written with "
+                               f"the key (a keyed log is keyed from its first record)")
+        if self.key.record_mac(obj["hash"]) != mac:
+            wrong = " (or this is not the log's key)" if self.count == 0 else ""
+            raise _Failed(ref, f"MAC mismatch at line {line_no} (seq {seq}): the record was forged or "
+                               f"re-hashed without the key{wrong}")
 
     def _seq_reason(self, index: int, path: Path, line_no: int, seq: int) -> str:
         expected = self.expected
@@ -232,7 +298,53 @@ class _Checker:
                     return True
         return False
 
+    def end(self) -> dict[str, Any]:
+        """``last_seq`` and ``last_hash`` of the last sound record, for :class:`VerifyResult`."""
+        if not self.count:
+            return {"last_seq": None, "last_hash": None, "keyed": False}
+        return {"last_seq": self.expected - 1, "last_hash": self.prev, "keyed": bool(self.keyed)}
+
+    def _end_ref(self) -> RecordRef:
+        last = self.last
+        if last is not None:
+            return RecordRef(last.file, last.line + 1, self.expected)
+        return RecordRef(self.files[-1] if self.files else Path("?"), 1, 0)
+
+    def _check_keyed_head(self) -> None:
+        """With a key: the head exists, its MAC holds, and it is at most one record behind."""
+        assert self.key is not None
+        head = self.head
+        if head is None and self.head_error is not None:
+            raise _Failed(None, self.head_error)
+        if head is None:
+            raise _Failed(None, "no head file: a keyed log always has one (it is written before the first "
+                                "record), so it was deleted; records may have been cut from the end")
+        if head.mac is None or head.mac != self.key.head_mac(head.seq, head.hash):
+            raise _Failed(None, "the head file has no valid MAC for this key: it was forged or replaced "
+                                "(or this is not the log's key)")
+        behind = self.expected - 1 - head.seq
+        if behind > 1:
+            raise _Failed(None, f"the head file is {behind} records behind the log (seq {head.seq}, the log "
+                                f"ends at seq {self.expected - 1}): an older head file was put back")
+        if behind == 1:
+            self.notes.append(f"the head file is one record behind (seq {head.seq}): a crash between "
+                              f"writing a record and its head")
+
+    def _check_checkpoint(self) -> None:
+        checkpoint = self.checkpoint
+        if checkpoint is None or checkpoint.seq < self.expected:
+            return
+        where = f"the log ends at seq {self.expected - 1}" if self.count else "the log has no records"
+        raise _Failed(self._end_ref(), f"file ends early: {where}, but the signed checkpoint vouches for "
+                                       f"seq {checkpoint.seq}: records were cut")
+
     def _check_head(self) -> None:
+        self._check_checkpoint()
+        if self.key is not None:
+            self._check_keyed_head()
+        elif self.keyed:
+            self.notes.append("the records carry MACs that were not checked: give the log's key to "
+                              "authenticate them (without it, anyone who can write the file could forge them)")
         head = self.head
         if head is None or head.seq < self.expected:
             return
@@ -255,21 +367,37 @@ def verify_files(
     head: Head | None = None,
     head_error: str | None = None,
     missing: Sequence[Path] = (),
+    key: "AuditKey | None" = None,
+    checkpoint: "Checkpoint | None" = None,
+    public_key: Any = None,
 ) -> VerifyResult:
     """Verify the chain spread over ``files`` (chain order).
 
     - ``head``: the head file's content, when there is one
     - ``head_error``: why the head file could not be read (a failure of its own)
     - ``missing``: rotated files whose numbers are absent (named in the reason)
+    - ``key``: the log's :class:`~workbench.audit.keys.AuditKey`: check every MAC
+    - ``checkpoint``, ``public_key``: a signed checkpoint, and the ed25519 public key
+      trusted to have signed it (required with a checkpoint)
     """
-    checker = _Checker(files, head, missing)
+    notes: list[str] = []
+    if checkpoint is not None:
+        problem = checkpoint.check(public_key)
+        if problem is not None:
+            return VerifyResult(False, 0, None, problem, tuple(files))
+    checker = _Checker(files, head, missing, key, checkpoint)
+    checker.head_error = head_error
     try:
         checker.run()
+        if head_error is not None:
+            raise _Failed(None, head_error)
     except _Failed as failed:
-        return VerifyResult(False, checker.count, failed.ref, failed.reason, tuple(files), tuple(checker.notes))
-    if head_error is not None:
-        return VerifyResult(False, checker.count, None, head_error, tuple(files), tuple(checker.notes))
-    if head is None and checker.count:
-        checker.notes.append("no head file: a cut exactly at a line boundary would not be seen")
+        return VerifyResult(False, checker.count, failed.ref, failed.reason, tuple(files), tuple(checker.notes),
+                            **checker.end())
+    if head is None and checker.count and key is None:
+        notes.append("no head file: a cut exactly at a line boundary would not be seen")
     reason = "chain intact" if checker.count else "empty log: no records"
-    return VerifyResult(True, checker.count, None, reason, tuple(files), tuple(checker.notes))
+    return VerifyResult(True, checker.count, None, reason, tuple(files), (*checker.notes, *notes),
+                        authenticated=key is not None,
+                        checkpoint_seq=checkpoint.seq if checkpoint is not None else None,
+                        **checker.end())

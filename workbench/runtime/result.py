@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import SuggestionWarning
-from ..events import Event, Sample, Violation
+from ..events import Event, Sample, SubscriberFailure, Violation
 from .mounts import Mount
 
 __all__ = ["RunResult", "Usage", "Fault", "PolicySuggestion", "human_size"]
@@ -77,9 +77,12 @@ class PolicySuggestion:
 class RunResult:
     """The outcome of one :meth:`Sandbox.run`.
 
-    ``ok`` is true only when the module exited with code 0, with no violation and
-    no fault.  ``events`` is the whole event stream of the run; ``violations`` are
-    derived from it, so the two never disagree.
+    ``ok`` is true only when the module exited with code 0, with no violation, no
+    fault, and an audit log (if any) that recorded everything.  ``events`` is the
+    whole event stream of the run; ``violations`` are derived from it, so the two
+    never disagree.  ``subscriber_failures`` lists every subscriber that raised
+    during the run; ``audit_failure`` is the first failure of a critical one (the
+    audit log), which stopped the run.
     """
 
     run_id: str
@@ -97,18 +100,27 @@ class RunResult:
     samples: tuple[Sample, ...] = field(default=(), repr=False)
     stdout_bytes: bytes = field(default=b"", repr=False)
     stderr_bytes: bytes = field(default=b"", repr=False)
+    subscriber_failures: tuple[SubscriberFailure, ...] = ()
 
     @property
     def violations(self) -> list[Violation]:
         return [Violation.from_event(e) for e in self.events if e.is_violation]
 
     @property
+    def audit_failure(self) -> SubscriberFailure | None:
+        """Why the audit log (a critical subscriber) stopped recording, which stopped the run; or None."""
+        return next((f for f in self.subscriber_failures if f.critical), None)
+
+    @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and self.fault is None and not any(e.is_violation for e in self.events)
+        return (self.exit_code == 0 and self.fault is None and self.audit_failure is None
+                and not any(e.is_violation for e in self.events))
 
     @property
     def outcome(self) -> str:
         """One word: ``ok``, ``exit N``, ``violation`` (the first one's kind) or ``fault``."""
+        if self.audit_failure is not None:
+            return "stopped (audit log failed)"
         stops = [e for e in self.events if e.decision == "kill"]
         if stops:
             return f"stopped ({stops[0].category})"
@@ -199,6 +211,11 @@ class RunResult:
             ],
             "events": [e.to_dict() for e in self.events],
             "value": self.value,
+            "audit_failure": None if self.audit_failure is None else str(self.audit_failure),
+            "subscriber_failures": [
+                {"subscriber": f.subscriber, "critical": f.critical, "error": f.error, "count": f.count}
+                for f in self.subscriber_failures
+            ],
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -216,6 +233,9 @@ class RunResult:
             lines.append(f"  violation {violation}")
         if self.fault is not None:
             lines.append(f"  fault {self.fault.kind}: {self.fault.message}")
+        for failure in self.subscriber_failures:  # an audit log's failure is already a violation line
+            if not failure.critical:
+                lines.append(f"  subscriber failed: {failure}")
         return lines
 
     def __repr__(self) -> str:

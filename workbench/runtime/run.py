@@ -14,8 +14,10 @@ import ctypes
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
+import warnings
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
@@ -23,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import wasmtime
 from wasmtime import _bindings as ffi
 
-from ..events import Event
+from ..errors import SubscriberWarning
+from ..events import Event, Sample, SubscriberFailure
 from ..languages import Entry, Program
 from ..languages.protocol import filtered_output
 from ..policy import format_size
@@ -93,9 +96,13 @@ class _Run:
         # wasmtime drops late, a view) never holds a finished run
         self.output = OutputCapture(self.limits.output_bytes, _weakly(self._on_output_cap), on_output)
         self.watch = RunWatch(None)
+        # subscriber failures of this run, by (subscriber, critical): [first failure, count]
+        self._failures: dict[tuple[str, bool], list[Any]] = {}
+        self._failure_lock = threading.Lock()
+        self._audit_stopped = False
         self.monitor = Monitor(
             self.run_id,
-            self.sandbox.bus.publish,
+            self._publish,
             self.watch.stop,
             cpu_share=self.limits.cpu_share,
             cpu_seconds=self.limits.cpu_seconds,
@@ -123,7 +130,7 @@ class _Run:
         )
         if self.budget.admit(event):  # repeats are counted, and a run keeps at most ~11,000 events
             self.events.append(event)
-            self.sandbox.bus.publish(event)
+            self._publish(event)
         return event
 
     def _on_memory_refused(self, refusal: Refusal) -> None:
@@ -131,6 +138,41 @@ class _Run:
 
     def _on_table_refused(self, table: int, requested: int, current: int, maximum: int | None) -> None:
         report_table_refusal(self, table, requested, current, maximum)
+
+    def _publish(self, item: Event | Sample) -> None:
+        failures = self.sandbox.bus.publish(item)
+        if failures:
+            self._subscribers_failed(failures)
+
+    def _subscribers_failed(self, failures: tuple[SubscriberFailure, ...]) -> None:
+        """Keep each failure (never silent); a critical one (the audit log) stops the run.
+
+        Fail closed: the guest is stopped at its next epoch tick, like a kill, and a
+        ``lifecycle``/``audit-failed`` kill event says why (the audit log may still take
+        it, if the failure was passing; the RunResult always has it).
+        """
+        stop: SubscriberFailure | None = None
+        with self._failure_lock:
+            for failure in failures:
+                kept = self._failures.get((failure.subscriber, failure.critical))
+                if kept is None:
+                    self._failures[(failure.subscriber, failure.critical)] = [failure, 1]
+                else:
+                    kept[1] += 1
+                if failure.critical and not self._audit_stopped:
+                    self._audit_stopped = True
+                    stop = failure
+        if stop is not None:
+            reason = f"the audit log could not record an event ({stop.error}): the run is stopped"
+            self.watch.stop("audit", reason)
+            self.emit("lifecycle", "audit-failed", "kill", target=stop.subscriber, reason=reason,
+                      detail={"error": stop.error})
+
+    def subscriber_failures(self) -> tuple[SubscriberFailure, ...]:
+        """This run's subscriber failures, one per subscriber, with how often each failed."""
+        with self._failure_lock:
+            kept = [(f, n) for f, n in self._failures.values()]
+        return tuple(SubscriberFailure(f.subscriber, f.critical, f.error, n, f.exception) for f, n in kept)
 
     def _on_output_cap(self, stream: str, attempted: int) -> None:
         cap = self.limits.output_bytes or 0
@@ -359,7 +401,18 @@ class _Run:
             policy=str(self.policy),
             fault=fault,
             samples=tuple(self.monitor.samples),
+            subscriber_failures=self._report_failures(),
         )
+
+    def _report_failures(self) -> tuple[SubscriberFailure, ...]:
+        if not self._failures:  # the usual case, on every run's hot path
+            return ()
+        failures = self.subscriber_failures()
+        views = [f for f in failures if not f.critical]
+        if views:  # on the caller's thread, after the run: a view's bug is told, never swallowed
+            warnings.warn(f"a subscriber failed during the run of {self.module_name} (the run went on): "
+                          + "; ".join(map(str, views)), SubscriberWarning, stacklevel=4)
+        return failures
 
     def _scratch_folder(self, learn: bool) -> Path | None:
         """A fresh private folder for ``/tmp``, made only when the policy grants ``/tmp`` as scratch."""

@@ -9,9 +9,10 @@ Store per run, never reused, so nothing a guest does survives its run.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import warnings
-from typing import Any, Callable, Iterable, Literal, Mapping, NamedTuple, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, NamedTuple, Sequence, TypeGuard, Union
 
 import wasmtime
 
@@ -30,6 +31,9 @@ from .rawlink import export_names
 from .result import RunResult
 from .run import _Run
 from .wasi import check_imports
+
+if TYPE_CHECKING:
+    from ..audit.log import AuditLog
 
 __all__ = ["Sandbox", "DEFAULT_LIMITS", "OnViolation"]
 
@@ -78,6 +82,13 @@ def _warn_unenforced(policy: Policy) -> None:
         )
 
 
+def _is_audit_log(subscriber: Any) -> "TypeGuard[AuditLog]":
+    """Is ``subscriber`` an ``AuditLog``?  Without importing the audit package (~15 ms) for runs
+    that have none: an ``AuditLog`` exists only once its module is loaded."""
+    module = sys.modules.get("workbench.audit.log")
+    return module is not None and isinstance(subscriber, module.AuditLog)
+
+
 def _as_policy(policy: PolicyLike) -> Policy:
     if policy is None:
         return Policy.parse([])
@@ -93,7 +104,9 @@ class Sandbox:
 
     - ``policy``: a :class:`Policy` or capability strings (``["filesystem:read:/docs"]``).
     - ``root``: the host folder the guest's ``/`` maps to (default: the current directory).
-    - ``audit``: an ``AuditLog`` (or any subscriber) that receives every event.
+    - ``audit``: an ``AuditLog`` (or any subscriber) that receives every event.  It is
+      critical: an ``AuditLog`` that cannot be written raises :class:`AuditError` here,
+      and a failure to record during a run stops the run (``RunResult.audit_failure``).
     - ``defaults``: limits used where the policy sets none (default :data:`DEFAULT_LIMITS`).
     - ``on_violation``: ``"deny"`` refuses and goes on, ``"kill"`` ends the run at the first violation.
     - ``cache``: the :class:`CompileCache` (default: the shared on-disk cache).
@@ -124,7 +137,7 @@ class Sandbox:
         self.cache = cache if cache is not None else _shared_cache()
         self.bus = EventBus()
         if audit is not None:
-            self.bus.subscribe(audit)
+            self.bus.subscribe(audit, critical=True)
         try:
             self.mounts = tuple(plan_mounts(self.policy, self.root))  # checks folders now
         except OSError as exc:  # a granted folder the host cannot look at (EACCES, ENAMETOOLONG, ...)
@@ -132,6 +145,8 @@ class Sandbox:
                 f"cannot use a granted folder: {exc.strerror or exc} ({exc.filename})",
                 hint="check the folder's path and permissions, or grant another one",
             ) from exc
+        if _is_audit_log(audit):
+            audit.open()  # fail closed: a log that cannot be written refuses the sandbox now
         _warn_unenforced(self.policy)
         self._active: set[RunWatch] = set()
         self._prepared: dict[tuple[Any, ...], _Prepared] = {}  # insertion order: oldest first
@@ -146,9 +161,13 @@ class Sandbox:
             watch.stop("cancel", reason)
         return len(active)
 
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Receive every Event and Sample of later runs; returns an unsubscribe function."""
-        return self.bus.subscribe(subscriber)
+    def subscribe(self, subscriber: Subscriber, *, critical: bool | None = None) -> Callable[[], None]:
+        """Receive every Event and Sample of later runs; returns an unsubscribe function.
+
+        ``critical``: a subscriber that keeps the record (its failure stops the run); by
+        default a view (its failure is a ``SubscriberWarning``), unless it says otherwise
+        with a ``critical`` attribute, as ``AuditLog`` does."""
+        return self.bus.subscribe(subscriber, critical=critical)
 
     def run(
         self,
