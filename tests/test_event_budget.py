@@ -140,3 +140,25 @@ def test_details_that_differ_are_different_events() -> None:
     assert budget.admit(nested) and not budget.admit(nested)
 
 
+
+
+def test_counts_stay_exact_when_a_place_repeats_after_many_distinct_ones() -> None:
+    """The budget works out an event's full identity only once its place comes up again; the first
+    event of that place is counted as one of the repeats all the same."""
+    from workbench.events import Event
+    from workbench.runtime.event_budget import EventBudget
+
+    budget = EventBudget(repeats=3, max_events=1000)
+
+    def event(path: str, decision: str = "deny") -> Event:
+        return Event(run_id="r", category="filesystem", action="open", decision=decision, resolved=path,
+                     reason=f"{path} denied", errno=2, detail={"rights": "read"})
+
+    kept = [budget.admit(event(f"/d/{i}")) for i in range(50)]  # distinct places: all kept
+    assert all(kept)
+    repeats = [budget.admit(event("/d/7")) for _ in range(5)]  # /d/7 was seen once already
+    assert repeats == [True, True, False, False, False]  # 3 kept in all, then counted
+    other = [budget.admit(event("/d/8", "allow")) for _ in range(3)]  # same place, another identity
+    assert other == [True, True, True]
+    (aggregate,) = budget.close()
+    assert aggregate.resolved == "/d/7" and aggregate.detail["repeated"] == 3

@@ -200,3 +200,18 @@ def test_a_folder_swapped_between_check_and_open_is_revoked_even_by_one_name(
     monkeypatch.setattr(guard_module.Guard, "_prepare_open", swap_after_check)
     result = Sandbox(CARVED, root=root).run(open_probe(b"pub", oflags=2))  # O_DIRECTORY
     assert result.violations and "changed on the host" in result.violations[0].message
+
+
+def test_a_guard_whose_error_path_fails_too_stops_the_guest_never_the_host(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing may escape a C callback: ctypes would hand wasmtime garbage (seen: a segfault).
+    When even the guard's fail-closed path raises, the guest is stopped with a fault."""
+    def broken(self: object, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in the guard")
+
+    monkeypatch.setattr(guard_module.Guard, "check", broken)
+    monkeypatch.setattr(guard_module.Guard, "_arm_kill", broken)  # the fail-closed path itself fails
+    result = Sandbox(CARVED, root=root).run(open_probe(b"a.txt"))
+    assert "still running" not in result.stdout
+    assert result.fault is not None and "workbench guard failed" in result.fault.message

@@ -60,14 +60,16 @@ def _frozen(value: Any) -> Hashable:
     return value  # type: ignore[no-any-return]
 
 
+_PLAIN = (str, int, float, bool, type(None))
+_KEYED = object()  # a place whose events are counted by their full key
+
+
 def _key(event: Event) -> Hashable:
     """Everything that makes two events of one run different, except their time."""
     detail: Hashable = ()
     if event.detail:
-        try:  # the usual detail: flat, hashable values, built by one code path in one order
-            detail = tuple(event.detail.items())
-            hash(detail)
-        except TypeError:
+        detail = tuple(event.detail.items())  # the usual detail: flat values, built by one code path in one order
+        if not all(isinstance(v, _PLAIN) for _, v in detail):
             detail = tuple(sorted((k, _frozen(v)) for k, v in event.detail.items()))
     return (event.category, event.action, event.decision, event.target, event.resolved, event.capability,
             event.errno, event.reason, event.caller_chain, detail)
@@ -101,19 +103,35 @@ class EventBudget:
         self.max_events = max_events
         self.kept = 0  #: events kept one by one so far
         self._seen: dict[Hashable, int] = {}
+        self._places: dict[str, Event | object] = {}  # place -> its first event, or _KEYED once counted
         self._repeated: dict[Hashable, _Counted] = {}
         self._dropped: dict[tuple[str, str], _Counted] = {}
         self._lock = threading.Lock()
 
     def admit(self, event: Event) -> bool:
-        """True: keep and publish ``event``.  False: it was counted and will be summed up by :meth:`close`."""
+        """True: keep and publish ``event``.  False: it was counted and will be summed up by :meth:`close`.
+
+        Cheap for the common case: an event whose place (its resolved path, target or action)
+        is new in this run cannot repeat an earlier one, so its full identity (:func:`_key`) is
+        worked out only once a second event names the same place.  The guard records every
+        allowed open, so this keeps the budget off the per-call cost of distinct accesses.
+        """
         if event.category == "lifecycle":
             with self._lock:
                 self.kept += 1
             return True
-        key = _key(event)
+        place = event.resolved or event.target or event.action
         with self._lock:
-            return self._admit(event, key)
+            first = self._places.get(place)
+            if first is None and self.kept < self.max_events:
+                self._places[place] = event  # its key is made only if the place comes up again
+                self.kept += 1
+                return True
+            if isinstance(first, Event):
+                self._places[place] = _KEYED
+                first_key = _key(first)
+                self._seen[first_key] = self._seen.get(first_key, 0) + 1
+            return self._admit(event, _key(event))
 
     def _admit(self, event: Event, key: Hashable) -> bool:
         seen = self._seen.get(key, 0)

@@ -100,6 +100,7 @@ class Guard(NameCalls, DescriptorCalls):
             self.pending.close()
             self.pending = None
         self._fn = fn
+        self._memory_view = None  # the guest may have grown its memory since the last call
         return self._handlers[fn](decode(fn, args))
 
     def _path_open(self, a: PathOpen) -> int:
@@ -135,7 +136,8 @@ class Guard(NameCalls, DescriptorCalls):
         pending.capability, pending.reason = verdict.capability, verdict.reason
         pending.decision = "audit" if self.mode == "audit" else "allow"
         pending.directory = directory
-        self._links(detail, target)
+        if target.walk is not None:
+            self._links(detail, target)
         self.pending = pending
         return code
 

@@ -12,7 +12,7 @@ import ctypes
 import os
 import posixpath
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import wasmtime
@@ -54,19 +54,19 @@ class Refusal(Exception):
         self.category = category
 
 
-@dataclass
 class Target:
     """Where one path argument leads: its descriptor entry, the raw text, the resolved guest path,
-    and (in a mount with fine rules, or when the path climbs with ``..``) the host walk."""
+    and (in a mount with fine rules, or when the path climbs with ``..``) the host walk.
+    (A plain class with slots: one is made for every guarded call.)"""
 
-    entry: FdEntry
-    raw: str
-    resolved: str
-    walk: Walk | None = None
-    mount: MountRoot = field(init=False)
+    __slots__ = ("entry", "raw", "resolved", "walk", "mount")
 
-    def __post_init__(self) -> None:
-        self.mount = self.entry.mount
+    def __init__(self, entry: FdEntry, raw: str, resolved: str, walk: Walk | None = None) -> None:
+        self.entry = entry
+        self.raw = raw
+        self.resolved = resolved
+        self.walk = walk
+        self.mount: MountRoot = entry.mount
 
     def close(self) -> None:
         if self.walk is not None:
@@ -93,9 +93,10 @@ class Pending:
     directory: bool = False
 
     def close(self) -> None:
-        for target in (self.target, self.second):
-            if target is not None:
-                target.close()
+        if self.target is not None and self.target.walk is not None:
+            self.target.walk.close()
+        if self.second is not None and self.second.walk is not None:
+            self.second.walk.close()
 
 
 class GuardCore:
@@ -140,6 +141,7 @@ class GuardCore:
         self.context: Any = None
         self.memory: wasmtime.Memory | None = None
         self._fn = ""  # the call being checked
+        self._memory_view: tuple[int, int] | None = None  # (address, size), per call
 
     def close(self) -> None:
         """Release the host descriptors the guard holds (the run is over)."""
@@ -149,10 +151,16 @@ class GuardCore:
         self.fds.close_all()
 
     def _base(self) -> tuple[int, int]:
+        """(address, size) of the guest's memory, read once per checked call (``check`` clears it):
+        a memory only grows, and the sandbox's memory creator never moves it."""
+        cached = self._memory_view
+        if cached is not None:
+            return cached
         assert self.memory is not None
         raw = ctypes.byref(self.memory._memory)
         size = ffi.wasmtime_memory_data_size(self.context, raw)
         base = ctypes.addressof(ffi.wasmtime_memory_data(self.context, raw).contents)
+        self._memory_view = (base, size)
         return base, size
 
     def _string(self, ptr: int, length: int) -> str | None:
@@ -193,7 +201,7 @@ class GuardCore:
         if raw.startswith("/"):
             raise Refusal(ENOTCAPABLE, "absolute paths are not resolved inside a preopen", posixpath.normpath(raw))
         mount = entry.mount
-        textual = posixpath.normpath(posixpath.join(entry.path, raw)) if raw else entry.path
+        textual = posixpath.normpath(f"{entry.path}/{raw}") if raw else entry.path
         if textual.startswith("//"):
             textual = textual[1:]
         climbs = ".." in raw and ".." in raw.split("/")
@@ -203,7 +211,7 @@ class GuardCore:
                 raw = raw.rstrip("/") or raw
             target.walk = self._walk(entry, raw, follow=follow, gate=mount.fine and self.mode != "audit")
             target.resolved = target.walk.guest
-        elif not inside(textual, entry.path):
+        elif climbs and not inside(textual, entry.path):  # without '..' the text cannot leave it
             raise Refusal(ENOTCAPABLE, f"'..' leaves the preopened folder {entry.path}", textual)
         for root in self.mount_roots:  # longest first
             if len(root) <= len(mount.guest):

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ..policy.decision import AccessDecision
+from ..policy.decision import SUBJECT, AccessDecision
+from ..policy.suggest import quote
 
 from ..policy import paths as guest_paths
 from .fdtable import MountRoot
@@ -52,7 +53,7 @@ class Verdict(NamedTuple):
     def reason(self) -> str:
         if self.subject is None:
             return self.decision.reason
-        return self.decision.about(self.subject).reason
+        return self.decision.text.replace(SUBJECT, quote(self.subject))
 
     @classmethod
     def plain(cls, allowed: bool, reason: str) -> "Verdict":
@@ -71,6 +72,7 @@ class Decisions:
         self._housekeeping_prefixes = tuple(p for p in housekeeping if p.endswith("/"))
         self._decisions: dict[tuple[str, bool, bool], Verdict] = {}
         self._shared: dict[tuple[str, bool, bool], AccessDecision] = {}
+        self._uniform: dict[tuple[str, bool, bool], tuple[AccessDecision, str | None]] = {}  # by mount
         self._folder_rules: dict[str, frozenset[str]] = {}
 
     def decide(self, path: str, write: bool, directory: bool, mount: MountRoot | None = None) -> Verdict:
@@ -82,6 +84,10 @@ class Decisions:
         restated for each path (:meth:`AccessDecision.about`): the per-call cost stays a dict
         lookup.  Nowhere else is a decision shared between two paths.
         """
+        if mount is not None and not mount.fine and path != mount.guest:  # the common case, first
+            uniform = self._uniform.get((mount.guest, write, directory))
+            if uniform is not None and inside(path, mount.guest):
+                return Verdict(uniform[0].allowed, uniform[1], uniform[0], path)
         key = (path, write, directory)
         verdict = self._decisions.get(key)
         if verdict is not None:
@@ -100,6 +106,8 @@ class Decisions:
         verdict = Verdict.of(decision)
         if share is not None:
             self._shared[(share, write, directory)] = decision
+            if mount is not None and share == mount.guest:
+                self._uniform[(share, write, directory)] = (decision, verdict.capability)
         elif len(self._decisions) < 4096:
             self._decisions[key] = verdict
         return verdict
@@ -144,6 +152,8 @@ class Decisions:
 
     def housekeeping(self, path: str) -> bool:
         """Is ``path`` one the language runtime looks for itself (see :class:`Program.housekeeping`)?"""
+        if not self.housekeeping_paths:
+            return False
         return path in self._housekeeping_exact or (
             bool(self._housekeeping_prefixes) and path.startswith(self._housekeeping_prefixes))
 

@@ -112,44 +112,50 @@ def _trap(message: str) -> int:
 
 @ffi.wasmtime_func_unchecked_callback_t
 def _on_check(env, caller, args, nargs):  # type: ignore[no-untyped-def]
-    key = env or 0
-    guard = _guards.get(key >> 8)
-    if guard is None:
-        return _trap(f"{KILL_PREFIX}gone")
-    if guard.must_stop():  # a guest looping on host calls stops at its next call, not only at a tick
-        return _trap(f"{KILL_PREFIX}stop")
-    try:
-        code = guard.check(_NAMES[key & 0xFF], args)
-    except Exception as exc:  # a guard bug must fail closed, never let the call through
-        guard.emit("filesystem", "check", "kill" if guard.mode == "kill" else "deny",
-                   reason=f"guard error: {exc!r}", errno=EACCES)
-        guard._arm_kill("check", _NAMES[key & 0xFF], None, f"guard error: {exc!r}")
-        code = EACCES
-    if guard.kill_reason is not None:
-        return _trap(f"{KILL_PREFIX}guard")
-    args[0].i32 = code
-    return 0
+    try:  # nothing may escape a C callback (ctypes would go on with garbage): the guest is stopped
+        key = env or 0
+        guard = _guards.get(key >> 8)
+        if guard is None:
+            return _trap(f"{KILL_PREFIX}gone")
+        if guard.must_stop():  # a guest looping on host calls stops at its next call, not only at a tick
+            return _trap(f"{KILL_PREFIX}stop")
+        try:
+            code = guard.check(_NAMES[key & 0xFF], args)
+        except Exception as exc:  # a guard bug must fail closed, never let the call through
+            guard.emit("filesystem", "check", "kill" if guard.mode == "kill" else "deny",
+                       reason=f"guard error: {exc!r}", errno=EACCES)
+            guard._arm_kill("check", _NAMES[key & 0xFF], None, f"guard error: {exc!r}")
+            code = EACCES
+        if guard.kill_reason is not None:
+            return _trap(f"{KILL_PREFIX}guard")
+        args[0].i32 = code
+        return 0
+    except BaseException as exc:
+        return _trap(f"workbench guard failed: {exc!r}")
 
 
 @ffi.wasmtime_func_unchecked_callback_t
 def _on_done(env, caller, args, nargs):  # type: ignore[no-untyped-def]
-    guard = _guards.get(env or 0)
-    errno = args[1].i32
-    if guard is None:
-        return _trap(f"{KILL_PREFIX}gone")
-    try:
-        result = guard.done(_NAMES[args[0].i32], errno, args[2].i64 & 0xFFFF_FFFF_FFFF_FFFF)
-    except Exception as exc:  # fail closed: a descriptor the guard could not account for is withdrawn
-        guard.emit("filesystem", "check", "kill" if guard.mode == "kill" else "deny",
-                   reason=f"guard error after the call: {exc!r}", errno=EACCES)
-        guard._arm_kill("check", _NAMES[args[0].i32], None, f"guard error: {exc!r}")
-        result = EACCES | CLOSE if errno == 0 else errno
-    if guard.kill_reason is not None:
-        return _trap(f"{KILL_PREFIX}guard")
-    if guard.stop_now:
-        return _trap(f"{KILL_PREFIX}time")
-    args[0].i32 = result
-    return 0
+    try:  # nothing may escape a C callback: the guest is stopped instead
+        guard = _guards.get(env or 0)
+        errno = args[1].i32
+        if guard is None:
+            return _trap(f"{KILL_PREFIX}gone")
+        try:
+            result = guard.done(_NAMES[args[0].i32], errno, args[2].i64 & 0xFFFF_FFFF_FFFF_FFFF)
+        except Exception as exc:  # fail closed: a descriptor the guard could not account for is withdrawn
+            guard.emit("filesystem", "check", "kill" if guard.mode == "kill" else "deny",
+                       reason=f"guard error after the call: {exc!r}", errno=EACCES)
+            guard._arm_kill("check", _NAMES[args[0].i32], None, f"guard error: {exc!r}")
+            result = EACCES | CLOSE if errno == 0 else errno
+        if guard.kill_reason is not None:
+            return _trap(f"{KILL_PREFIX}guard")
+        if guard.stop_now:
+            return _trap(f"{KILL_PREFIX}time")
+        args[0].i32 = result
+        return 0
+    except BaseException as exc:
+        return _trap(f"workbench guard failed: {exc!r}")
 
 
 #: by (name, engine address): wasmtime 50 ties a FuncType to the engine it was first used with,
