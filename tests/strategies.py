@@ -474,3 +474,20 @@ def hostile_capability_texts() -> st.SearchStrategy[str]:
         assembled_texts(),
         odd_text,
     )
+
+
+# -- deny globs at every depth, and orders of access, for the guard's decision caches ------------------
+_GLOB_PARTS = ["**", "*", "a", "b", "c", "private"]
+_GLOB_LEAVES = ["*.key", ".env", "private", "*", "k.key"]
+
+
+@st.composite
+def deny_globs(draw: st.DrawFn) -> str:
+    """A deny rule written anywhere above, at or below a grant: a glob at a random depth."""
+    parts = draw(st.lists(st.sampled_from(_GLOB_PARTS), max_size=3))
+    return "!filesystem:" + draw(st.sampled_from(["read", "write"])) + ":/" + "/".join(
+        [*parts, draw(st.sampled_from(_GLOB_LEAVES))])
+
+
+guard_paths = st.lists(st.sampled_from(["a", "b", "c", "private", "k.key", ".env", "x.txt"]), min_size=1, max_size=4).map(
+    lambda parts: "/" + "/".join(parts))
