@@ -215,3 +215,25 @@ def test_a_guard_whose_error_path_fails_too_stops_the_guest_never_the_host(
     result = Sandbox(CARVED, root=root).run(open_probe(b"a.txt"))
     assert "still running" not in result.stdout
     assert result.fault is not None and "workbench guard failed" in result.fault.message
+
+
+@pytest.mark.parametrize("policy", [PLAIN, CARVED], ids=["folder", "carve-out"])
+def test_a_guest_cannot_exhaust_the_hosts_descriptors(root: Path, policy: list[str]) -> None:
+    """Every guest descriptor is a host one, and the host's limit is shared by everything in the
+    process: a guest may hold MAX_DESCRIPTORS at once; the next open is refused and recorded."""
+    from workbench.runtime.guard import MAX_DESCRIPTORS
+
+    code = (
+        "import os\nfds = []\ntry:\n    while len(fds) < 5000:\n        fds.append(os.open('/docs/a.txt', os.O_RDONLY))\n"
+        "except OSError as exc:\n    print(len(fds), exc.errno)\nos.close(fds.pop())\n"
+        "fds.append(os.open('/docs/a.txt', os.O_RDONLY))\nprint('reopened')\n"
+    )
+    before = len(os.listdir("/proc/self/fd"))
+    result = Sandbox(policy, root=root).run(code, lang="python")
+    held, errno = map(int, result.stdout.split()[:2])
+    assert MAX_DESCRIPTORS - 8 <= held <= MAX_DESCRIPTORS and errno == 33  # EMFILE
+    assert "reopened" in result.stdout  # closing one makes room again
+    (violation,) = [v for v in result.violations if "descriptors" in v.message]
+    assert violation.event is not None and violation.event.errno == 33
+    assert len(os.listdir("/proc/self/fd")) <= before + 16  # nothing left open after the run
+    assert killed(Sandbox(policy, root=root, on_violation="kill").run(code.replace("print('reopened')", "")))

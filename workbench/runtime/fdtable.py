@@ -39,19 +39,24 @@ class MountRoot:
     writable: bool = False
 
 
-@dataclass
 class FdEntry:
     """A descriptor: the guest path it was opened for and the mount it lies in.
 
     ``may_write``: the policy let this path be written when it was opened (checked again by
     calls that change the file through the descriptor); ``host_fd``: for a folder in a fine
-    mount, an ``O_PATH`` descriptor of that folder (owned by the table)."""
+    mount, an ``O_PATH`` descriptor of that folder (owned by the table).  (A plain class with
+    slots: one is made for every descriptor a guest opens.)"""
 
-    path: str
-    mount: MountRoot
-    may_write: bool = False
-    directory: bool = True
-    host_fd: int | None = None
+    __slots__ = ("path", "mount", "may_write", "directory", "host_fd", "preopen")
+
+    def __init__(self, path: str, mount: MountRoot, may_write: bool = False, directory: bool = True,
+                 host_fd: int | None = None, preopen: bool = False) -> None:
+        self.path = path
+        self.mount = mount
+        self.may_write = may_write
+        self.directory = directory
+        self.host_fd = host_fd
+        self.preopen = preopen
 
 
 @dataclass
@@ -59,20 +64,39 @@ class FdTable:
     """The guest's descriptors, by number."""
 
     entries: dict[int, FdEntry] = field(default_factory=dict)
+    preopened: int = 0  #: how many of the entries are the run's preopens (not counted as opened)
+
+    @property
+    def opened_count(self) -> int:
+        """Descriptors the guest opened and holds now."""
+        return len(self.entries) - self.preopened
 
     def get(self, fd: int) -> FdEntry | None:
         return self.entries.get(fd)
 
+    def preopen(self, fd: int, entry: FdEntry) -> None:
+        self.opened(fd, entry)
+        self.preopened += 1  # (``entry.preopen`` is set by the caller)
+
     def opened(self, fd: int, entry: FdEntry) -> None:
-        self._release(self.entries.get(fd))
+        replaced = self.entries.get(fd)
+        if replaced is not None and replaced.preopen:
+            self.preopened -= 1
+        self._release(replaced)
         self.entries[fd] = entry
 
     def closed(self, fd: int) -> None:
-        self._release(self.entries.pop(fd, None))
+        entry = self.entries.pop(fd, None)
+        if entry is not None and entry.preopen:
+            self.preopened -= 1
+        self._release(entry)
 
     def renumbered(self, source: int, target: int) -> None:
         moved = self.entries.pop(source, None)
-        self._release(self.entries.pop(target, None))
+        replaced = self.entries.pop(target, None)
+        if replaced is not None and replaced.preopen:
+            self.preopened -= 1
+        self._release(replaced)
         if moved is not None:
             self.entries[target] = moved
 

@@ -42,6 +42,7 @@ from .fdtable import FdEntry, MountRoot
 from .guard_abi import PathFilestatGet, PathOpen, decode
 from .guard_core import (
     ACTIONS,
+    MAX_DESCRIPTORS,
     EACCES,
     EEXIST,
     EINVAL,
@@ -58,12 +59,13 @@ from .errnos import wasi_errno
 from .hostwalk import Walk, open_folder
 from .identity import wasi_inode
 
-__all__ = ["Guard", "ACTIONS", "EACCES"]
+__all__ = ["Guard", "ACTIONS", "EACCES", "MAX_DESCRIPTORS"]
 
 _WRITE_RIGHTS = (1 << 0) | (1 << 6) | (1 << 8) | (1 << 22)  # fd_datasync, fd_write, fd_allocate, fd_filestat_set_size
 _O_CREAT, _O_DIRECTORY, _O_EXCL, _O_TRUNC = 1, 2, 4, 8
 _FDFLAG_APPEND = 1
 _FOLLOW = 1
+EMFILE = 33
 
 
 class Guard(NameCalls, DescriptorCalls):
@@ -246,9 +248,20 @@ class Guard(NameCalls, DescriptorCalls):
             errno = EACCES
             result = EACCES | (CLOSE if fn == "path_open" else WIPE)
         elif errno == 0 and fn == "path_open" and pending.target is not None and pending.fd_ptr is not None:
-            self._opened(pending)
-            if pending.truncate:
-                result |= TRUNCATE
+            new_fd = self._u32(pending.fd_ptr)
+            if self.holding() >= MAX_DESCRIPTORS:
+                pending.decision = "kill" if self.mode == "kill" else "deny"
+                pending.reason = (f"too many open descriptors: a guest may hold {MAX_DESCRIPTORS} at once (close some); "
+                                  "the host's own limit is shared by everything in this process")
+                pending.capability = None
+                self._arm_kill(action, pending.resolved or pending.requested, None, pending.reason)
+                errno = EMFILE
+                result = EMFILE | CLOSE
+            else:
+                self.opens += 1
+                self._opened(pending, new_fd)
+                if pending.truncate:
+                    result |= TRUNCATE
         elif errno == 0 and fn == "path_rename" and pending.second is not None:
             self.fds.renamed(pending.resolved or "", pending.second.resolved)
         self.emit(
@@ -258,10 +271,9 @@ class Guard(NameCalls, DescriptorCalls):
         )
         return result
 
-    def _opened(self, pending: Pending) -> None:
+    def _opened(self, pending: Pending, new_fd: int) -> None:
         target = pending.target
-        assert target is not None and pending.fd_ptr is not None
-        new_fd = self._u32(pending.fd_ptr)
+        assert target is not None
         host_fd = None
         walked = target.walk
         if walked is not None and target.mount.fine and pending.directory and walked.stat is not None:

@@ -12,7 +12,6 @@ import ctypes
 import os
 import posixpath
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import wasmtime
@@ -24,7 +23,7 @@ from .guard_decisions import Decisions, Verdict, inside
 from .guard_wasm import HANDLED
 from .hostwalk import MAX_PATH_BYTES, Walk, WalkMissing, WalkRefused, walk
 
-__all__ = ["GuardCore", "Refusal", "Target", "Pending", "ACTIONS"]
+__all__ = ["GuardCore", "Refusal", "Target", "Pending", "ACTIONS", "MAX_DESCRIPTORS"]
 
 EACCES, EBADF, EFAULT, EILSEQ, EPERM, ENOTCAPABLE = 2, 8, 21, 25, 63, 76
 ENOENT, EEXIST, EINVAL, ENAMETOOLONG, EROFS = WASI["ENOENT"], WASI["EEXIST"], WASI["EINVAL"], WASI["ENAMETOOLONG"], WASI["EROFS"]
@@ -36,6 +35,9 @@ ACTIONS = {
     "fd_filestat_set_times": "utimes", "fd_filestat_set_size": "truncate", "fd_allocate": "allocate",
     "fd_write": "write", "fd_pwrite": "write", "fd_readdir": "readdir",
 }
+#: descriptors a guest may hold open at once (files and folders; the preopens and stdio come on top):
+#: each is a host descriptor, and a process's limit is shared by every run in it (and by its audit log)
+MAX_DESCRIPTORS = 1024
 #: calls that change a name (its existence or what it names): never on a single-file grant
 NAME_CHANGES = frozenset({"mkdir", "rmdir", "unlink", "rename", "link", "symlink"})
 
@@ -73,24 +75,42 @@ class Target:
             self.walk.close()
 
 
-@dataclass
 class Pending:
-    """A call the guard let through, waiting for its outcome (``done``)."""
+    """A call the guard let through, waiting for its outcome (``done``).
+    (A plain class with slots: one is made for every guarded call.)"""
 
-    fn: str
-    requested: str
-    resolved: str | None
-    write: bool
-    capability: str | None
-    reason: str
-    decision: str
-    detail: dict[str, Any]
-    target: Target | None = None
-    second: Target | None = None
-    fd_ptr: int | None = None
-    expected_inode: int | None = None
-    truncate: bool = False
-    directory: bool = False
+    __slots__ = ("fn", "requested", "resolved", "write", "capability", "reason", "decision", "detail", "target",
+                 "second", "fd_ptr", "expected_inode", "truncate", "directory")
+
+    def __init__(
+        self,
+        fn: str,
+        requested: str,
+        resolved: str | None,
+        write: bool,
+        capability: str | None,
+        reason: str,
+        decision: str,
+        detail: dict[str, Any],
+        target: Target | None = None,
+        second: Target | None = None,
+        fd_ptr: int | None = None,
+        directory: bool = False,
+    ) -> None:
+        self.fn = fn
+        self.requested = requested
+        self.resolved = resolved
+        self.write = write
+        self.capability = capability
+        self.reason = reason
+        self.decision = decision
+        self.detail = detail
+        self.target = target
+        self.second = second
+        self.fd_ptr = fd_ptr
+        self.expected_inode: int | None = None
+        self.truncate = False
+        self.directory = directory
 
     def close(self) -> None:
         if self.target is not None and self.target.walk is not None:
@@ -134,7 +154,7 @@ class GuardCore:
         self.decisions = Decisions(policy, file_grants, housekeeping)
         self.fds = FdTable()
         for index, mount in enumerate(mounts):
-            self.fds.opened(3 + index, FdEntry(mount.guest, mount, mount.writable, True))
+            self.fds.preopen(3 + index, FdEntry(mount.guest, mount, mount.writable, True, preopen=True))
         self.mount_roots = sorted({m.guest for m in mounts}, key=len, reverse=True)
         self.pending: Pending | None = None
         self.kill_reason: str | None = None
@@ -142,6 +162,19 @@ class GuardCore:
         self.memory: wasmtime.Memory | None = None
         self._fn = ""  # the call being checked
         self._memory_view: tuple[int, int] | None = None  # (address, size), per call
+        #: descriptors the guest opened so far, and (when the guard module counts closes in wasm,
+        #: rather than the host seeing each) how to read how many it closed
+        self.opens = 0
+        self.read_closed: Callable[[], int] | None = None
+        self._closed_seen = 0
+
+    def holding(self) -> int:
+        """Descriptors the guest holds open now, or an upper bound (never less than the truth)."""
+        if self.read_closed is None:
+            return self.fds.opened_count  # every close reaches the host (fd_close is checked)
+        if self.opens - self._closed_seen >= MAX_DESCRIPTORS:  # close to the cap: ask wasm
+            self._closed_seen = self.read_closed()
+        return self.opens - self._closed_seen
 
     def close(self) -> None:
         """Release the host descriptors the guard holds (the run is over)."""
@@ -201,7 +234,12 @@ class GuardCore:
         if raw.startswith("/"):
             raise Refusal(ENOTCAPABLE, "absolute paths are not resolved inside a preopen", posixpath.normpath(raw))
         mount = entry.mount
-        textual = posixpath.normpath(f"{entry.path}/{raw}") if raw else entry.path
+        if not raw:
+            textual = entry.path
+        elif "//" in raw or raw[-1] == "/" or raw[0] == "." or "/." in raw:
+            textual = posixpath.normpath(f"{entry.path}/{raw}")
+        else:  # plain names: the join is already normal
+            textual = f"{entry.path}/{raw}" if entry.path != "/" else f"/{raw}"
         if textual.startswith("//"):
             textual = textual[1:]
         climbs = ".." in raw and ".." in raw.split("/")

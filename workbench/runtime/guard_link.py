@@ -240,6 +240,11 @@ def instantiate_guarded(
             rawlink.export_get(store, guard_instance, name.encode(), item)
             funcs.append(item.of.func)
         rawlink.fill_func_table(store, table.of.table, funcs)
+        if "fd_close" in layout.names and "fd_close" not in layout.checked:  # closes counted in wasm
+            read_closed, write_first = rawlink.global_i32(store, guard_instance, b"closed")[0], \
+                rawlink.global_i32(store, guard_instance, b"first")[1]
+            write_first(3 + guard.fds.preopened)
+            guard.read_closed = read_closed
     except BaseException:
         detach()
         raise

@@ -107,17 +107,22 @@ class GuardLayout:
     def for_imports(cls, imported: set[str], coarse_ns: int, fine: bool) -> "GuardLayout":
         fine = fine and "path_open" in imported  # without opening files, descriptor calls reach nothing new
         wrapped = GUARDED | (frozenset(FD_CALLS) if fine else frozenset())
+        if "path_open" in imported:
+            wrapped |= {"fd_close"}  # the guard counts the descriptors a guest holds (MAX_DESCRIPTORS)
         return cls(tuple(n for n in SIGNATURES if n in imported and n in wrapped), coarse_ns, fine)
 
     @property
     def checked(self) -> tuple[str, ...]:
-        return tuple(n for n in self.names if n in CHECKED)
+        """The wrapped functions that ask the host (descriptor calls only in fine runs: elsewhere
+        ``fd_close`` is only counted, in wasm)."""
+        return tuple(n for n in self.names if n in PATH_CALLS or (self.fine and n in FD_CALLS))
 
     @property
     def reals(self) -> tuple[str, ...]:
-        """The real WASI functions the guard imports, in import order."""
-        helpers = tuple(h for h in _HELPERS if self.fine and h not in self.names)
-        return self.names + helpers
+        """The real WASI functions the guard imports, in import order (``fd_close`` wherever
+        ``path_open`` is guarded: the host may withdraw a descriptor it just saw opened)."""
+        wanted = _HELPERS if self.fine else ("fd_close",) if "path_open" in self.names else ()
+        return self.names + tuple(h for h in wanted if h not in self.names)
 
     @property
     def has_done(self) -> bool:
@@ -172,7 +177,15 @@ def _guard_body(name: str, layout: GuardLayout) -> str:
     if name == "path_open" and layout.fine:
         locals_ += " " + " ".join(f"(local $s{i} i64)" for i in range(8))
     lines: list[str] = []
-    if name in CHECKED:
+    if name == "fd_close" and name not in layout.checked:  # counted in wasm, no host call (MAX_DESCRIPTORS)
+        return (
+            f'  (func (export "{name}") (type $t_{name}) {locals_}\n'
+            f"      (local.set $e (call $real_fd_close (local.get 0)))\n"
+            "      (if (i32.and (i32.eqz (local.get $e)) (i32.ge_u (local.get 0) (global.get $first)))\n"
+            "        (then (global.set $closed (i32.add (global.get $closed) (i32.const 1)))))\n"
+            "      (local.get $e))"
+        )
+    if name in layout.checked:
         if name in FD_CALLS:  # standard streams never reach the host
             fd = param_index(name, "fd")
             lines.append(f"(if (i32.le_u (local.get {fd}) (i32.const 2)) (then (return (call $real_{name} {_args(name)}))))")
@@ -201,6 +214,10 @@ def _guard_body(name: str, layout: GuardLayout) -> str:
     if name in PATH_CALLS:
         if name == "path_open" and layout.fine:
             lines.extend(_verify_open(param_index(name, "fd_out")))
+        elif name == "path_open":  # the new descriptor, so the host may still withdraw it (CLOSE)
+            lines.append(
+                f"(if (i32.eqz (local.get $e)) (then (local.set $nfd (i32.load (local.get {param_index(name, 'fd_out')})))))"
+            )
         elif name == "path_filestat_get":
             lines.append(
                 f"(if (i32.and (i32.eqz (local.get $e)) (i32.ne (i32.and (local.get $c) (i32.const {VERIFY})) (i32.const 0))) "
@@ -213,6 +230,7 @@ def _guard_body(name: str, layout: GuardLayout) -> str:
                 "(local.set $t (call $real_fd_filestat_set_size (local.get $nfd) (i64.const 0))) "
                 f"(if (local.get $t) (then (local.set $r (i32.or (i32.const {CLOSE}) (local.get $t)))))))"
             )
+        if name == "path_open":
             lines.append(
                 f"(if (i32.and (local.get $r) (i32.const {CLOSE})) (then (drop (call $real_fd_close (local.get $nfd)))))"
             )
@@ -250,4 +268,10 @@ def guard_wat(layout: GuardLayout) -> str:
     if layout.has_done:
         imports.append('  (import "workbench" "done" (func $done (param i32 i32 i64) (result i32)))')
     funcs = "\n".join(_guard_body(n, layout) for n in layout.names)
-    return f'(module\n{types}\n' + "\n".join(imports) + f'\n  (export "memory" (memory 0))\n{funcs})\n'
+    # descriptors closed (numbered from ``first``, the first after the preopens), counted where the
+    # host does not see closes; the host reads ``closed`` when it must know how many are open
+    counters = (
+        '  (global $first (export "first") (mut i32) (i32.const 3))\n'
+        '  (global $closed (export "closed") (mut i32) (i32.const 0))\n'
+    )
+    return f'(module\n{types}\n' + "\n".join(imports) + f'\n  (export "memory" (memory 0))\n{counters}{funcs})\n'

@@ -22,15 +22,15 @@ from __future__ import annotations
 import ctypes
 import weakref
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import wasmtime
 from wasmtime import _bindings as ffi
 from wasmtime._extern import wrap_extern
-from wasmtime._ffi import WASMTIME_EXTERN_FUNC, WASMTIME_FUNCREF
+from wasmtime._ffi import WASMTIME_EXTERN_FUNC, WASMTIME_FUNCREF, WASMTIME_I32
 from wasmtime._func import enter_wasm
 
-__all__ = ["ExternArray", "Exports", "ExportNames", "export_names", "instantiate", "linker_get", "export_get", "fill_func_table", "func_extern"]
+__all__ = ["ExternArray", "Exports", "ExportNames", "export_names", "instantiate", "linker_get", "export_get", "fill_func_table", "func_extern", "global_i32"]
 
 ExternArray = ctypes.Array  # of ffi.wasmtime_extern_t
 
@@ -65,6 +65,28 @@ def instantiate(store: wasmtime.Store, module: wasmtime.Module, imports: ExternA
         if error:
             raise wasmtime.WasmtimeError._from_ptr(error)
     return instance
+
+
+def global_i32(store: wasmtime.Store, instance: ffi.wasmtime_instance_t, name: bytes) -> tuple[Callable[[], int], Callable[[int], None]]:
+    """(read, write) for the exported mutable i32 global ``name`` of ``instance``."""
+    item = ffi.wasmtime_extern_t()
+    export_get(store, instance, name, item)
+    handle = item.of.global_
+
+    def read() -> int:
+        value = ffi.wasmtime_val_t()
+        ffi.wasmtime_global_get(store._context(), ctypes.byref(handle), ctypes.byref(value))
+        return int(value.of.i32)
+
+    def write(number: int) -> None:
+        value = ffi.wasmtime_val_t()
+        value.kind = WASMTIME_I32
+        value.of.i32 = number
+        error = ffi.wasmtime_global_set(store._context(), ctypes.byref(handle), ctypes.byref(value))
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+
+    return read, write
 
 
 def fill_func_table(store: wasmtime.Store, table: ffi.wasmtime_table_t, funcs: Sequence[ffi.wasmtime_func_t]) -> None:
