@@ -25,6 +25,8 @@ from .fdtable import MountRoot
 
 __all__ = ["Decisions", "Verdict", "inside"]
 
+#: entries each cache of a run may hold: a guest naming millions of places never grows the host past it
+_CACHE_MAX = 4096
 #: a folder where any child may be its own case (a glob could match inside)
 _ALL = frozenset({"\x00all"})
 
@@ -104,11 +106,11 @@ class Decisions:
                 return Verdict(shared.allowed, shared_text, shared, path)
         decision = self.policy.check_path(path, write, directory=directory, files=self.file_grants)
         verdict = Verdict.of(decision)
-        if share is not None:
+        if share is not None and len(self._shared) < _CACHE_MAX:
             self._shared[(share, write, directory)] = decision
             if mount is not None and share == mount.guest:
                 self._uniform[(share, write, directory)] = (decision, verdict.capability)
-        elif len(self._decisions) < 4096:
+        elif share is None and len(self._decisions) < _CACHE_MAX:
             self._decisions[key] = verdict
         return verdict
 
@@ -124,7 +126,9 @@ class Decisions:
         folder = folder or "/"
         special = self._folder_rules.get(folder)
         if special is None:
-            special = self._folder_rules[folder] = self._special_children(folder)
+            special = self._special_children(folder)
+            if len(self._folder_rules) < _CACHE_MAX:
+                self._folder_rules[folder] = special
         if special is _ALL or name in special:
             return None
         return folder.rstrip("/") + "/*"
