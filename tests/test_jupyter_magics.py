@@ -186,10 +186,6 @@ def test_quiet_returns_nothing(ip: Any) -> None:
 
 
 def test_audit_log(ip: Any, tmp_path: Path) -> None:
-    try:
-        from workbench.audit import AuditLog  # noqa: F401
-    except ImportError:
-        pytest.skip("the audit package is not there yet")
     log = tmp_path / "audit.jsonl"
     cell(ip, f"--audit {log}", probes.hello())
     frame = ip.run_line_magic("sandbox_audit", "-o frame --last")

@@ -34,9 +34,13 @@ __all__ = [
     "static_of",
     "Coverage",
     "literal_grant",
+    "reach",
+    "Reach",
 ]
 
 Coverage = Literal["folder", "exact"]
+#: where a filesystem rule lies relative to a path (see :func:`reach`)
+Reach = Literal["glob", "at", "below", "above"]
 
 
 @lru_cache(maxsize=4096)
@@ -198,3 +202,23 @@ def literal_grant(action: str, path: str) -> str | None:
     if cap.scope != path or cap.params or paths.is_glob(cap.scope or ""):
         return None
     return text
+
+
+def reach(cap: Capability, path: str) -> Reach | None:
+    """Where rule ``cap`` lies relative to ``path``, for deciding whether it can tell paths there apart.
+
+    ``"glob"``: a glob rooted at, above or below ``path`` (it could match anywhere in reach);
+    ``"at"``: a plain scope equal to ``path``; ``"below"``: strictly below it; ``"above"``: a plain
+    scope holding ``path`` (it treats everything there alike); None: unrelated.
+    """
+    scope = cap.scope or "/"
+    static, glob = _shape(scope)
+    if glob:
+        return "glob" if paths.within(static, path) or paths.within(path, static) else None
+    if scope == path:
+        return "at"
+    if paths.within(scope, path):
+        return "below"
+    if paths.within(path, scope):
+        return "above"
+    return None

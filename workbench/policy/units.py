@@ -217,19 +217,25 @@ def parse_duration(value: str | int | float) -> float:
 def format_duration(seconds: float | int | Decimal) -> str:
     """Canonical spelling of a duration: the largest unit (h, min, s, ms) giving a whole number.
 
-    ``120 -> '2min'``, ``90 -> '90s'``, ``2.5 -> '2500ms'``; below a
-    millisecond the value is written in ms with decimals.
+    ``120 -> '2min'``, ``90 -> '90s'``, ``2.5 -> '2500ms'``; a value that is a whole number
+    in no unit is written in the unit that spells it exactly with the fewest digits
+    (``0.0005 -> '0.5ms'``, ``1.5s -> '1500ms'``).
     """
     exact = seconds if isinstance(seconds, Decimal) else Decimal(str(seconds))
     if not exact.is_finite() or exact < 0:
         raise ValueError(f"duration must be a finite non-negative number, not {seconds!r}")
     if exact == 0:
         return "0s"
+    spellings = []
     for unit, factor in _DURATION_CANONICAL:
         count = _EXACT.divide(exact, factor)
         if count == count.to_integral_value():
             return f"{plain(count)}{unit}"
-    return f"{plain(_EXACT.multiply(exact, Decimal(1000)))}ms"
+        if _EXACT.multiply(count, factor) == exact:  # a finite decimal in this unit
+            spellings.append(f"{plain(count)}{unit}")
+    # no whole number: the exact spelling with the fewest digits, so that the canonical text of
+    # a duration that parsed (at most MAX_DIGITS digits in its own unit) parses again
+    return min(spellings, key=lambda text: sum(ch.isdigit() for ch in text))
 
 
 def percent(value: str, *, context: str | None = None) -> Decimal:

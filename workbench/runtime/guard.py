@@ -184,12 +184,10 @@ class Guard(NameCalls, DescriptorCalls):
         dirfd, flags, ptr, length = a.dirfd, a.flags, a.path, a.path_len
         detail: dict[str, Any] = {"rights": "read"}
         try:
-            target = self._target(dirfd, ptr, length, follow=bool(flags & _FOLLOW))
-            walked = target.walk
-            directory = walked is not None and walked.stat is not None and st.S_ISDIR(walked.stat.st_mode)
-            verdict = self._judge(target, False, directory, "stat")
+            target, verdict = self._judged(dirfd, ptr, length, follow=bool(flags & _FOLLOW), write=False, action="stat")
         except Refusal as refusal:
             return self._refuse("stat", self._raw_of(ptr, length), refusal, detail)
+        walked = target.walk
         pending = Pending("path_filestat_get", target.raw, target.resolved, False, verdict.capability, verdict.reason,
                            "audit" if self.mode == "audit" else "allow", self._links(detail, target), target)
         if walked is not None and target.mount.fine:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import posixpath
+import stat as st
 import time
 from typing import Any, Callable
 
@@ -295,6 +296,13 @@ class GuardCore:
                 raise Refusal(EACCES, verdict.reason, missing.where, verdict.capability) from None
             raise Refusal(ENOENT, f"{missing.where}: a folder on the way does not exist", missing.where,
                            violation=False) from None
+
+    def _judged(self, dirfd: int, ptr: int, length: int, *, follow: bool, write: bool, action: str) -> tuple[Target, Verdict]:
+        """A path argument resolved and judged as what it reaches (a folder is judged as one)."""
+        target = self._target(dirfd, ptr, length, follow=follow)
+        walked = target.walk
+        directory = walked is not None and walked.stat is not None and st.S_ISDIR(walked.stat.st_mode)
+        return target, self._judge(target, write, directory, action)
 
     def _judge(self, target: Target, write: bool, directory: bool, action: str) -> Verdict:
         """The decision on a resolved target (raises the refusal)."""

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from ..policy.decision import SUBJECT, AccessDecision
 from ..policy.suggest import quote
 
-from ..policy import paths as guest_paths
+from ..policy.filesystem import reach
 from .fdtable import MountRoot
 
 __all__ = ["Decisions", "Verdict", "inside"]
@@ -138,13 +138,11 @@ class Decisions:
         for cap in self.policy.capabilities:
             if cap.domain != "filesystem" or not cap.scope:
                 continue
-            scope = cap.scope
-            if guest_paths.is_glob(scope):
-                static = guest_paths.static_part(scope)
-                if inside(static, folder) or inside(folder, static):
-                    return _ALL
-            elif scope != folder and inside(scope, folder):
-                names.add(scope[len(folder.rstrip("/")) + 1:].split("/", 1)[0])
+            where = reach(cap, folder)
+            if where == "glob":
+                return _ALL
+            if where == "below":
+                names.add(cap.scope[len(folder.rstrip("/")) + 1:].split("/", 1)[0])
         return frozenset(names)
 
     def gate(self, kind: str, path: str) -> tuple[str, str | None] | None:
@@ -163,14 +161,8 @@ class Decisions:
 
     def rules_below(self, path: str) -> bool:
         """Could any rule other than a plain folder grant tell paths at or below ``path`` apart?"""
-        for cap in self.policy.capabilities:
-            if cap.domain != "filesystem" or not cap.scope:
-                continue
-            scope = cap.scope
-            if guest_paths.is_glob(scope):
-                static = guest_paths.static_part(scope)
-                if inside(static, path) or inside(path, static):
-                    return True
-            elif (cap.deny or scope in self.file_grants) and (inside(scope, path) or inside(path, scope)):
-                return True
-        return False
+        return any(
+            (where := reach(cap, path)) == "glob" or (where is not None and (cap.deny or cap.scope in self.file_grants))
+            for cap in self.policy.capabilities
+            if cap.domain == "filesystem" and cap.scope
+        )

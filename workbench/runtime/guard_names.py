@@ -135,12 +135,14 @@ class NameCalls(GuardCore):
         return 0
 
     def _check_move(self, old: Target, new: Target) -> None:
-        """A folder may move only if no rule tells its contents apart at the old and the new place.
+        """A folder may move only if the guest may rename everything it holds.
 
         Rules are about paths, so renaming an ancestor of a carve-out (``/work/sub`` above
-        ``!filesystem:read:/work/sub/private``) would lift it.  Every rule that could match
-        below either place is found; if there is one, every entry now inside the folder is
-        compared, old place against new (at most 4096 entries; more is refused)."""
+        ``!filesystem:read:/work/sub/private``) would lift it, and renaming an ancestor of a file
+        a deny glob protects would change that file's name.  When any rule could tell paths
+        below either place apart, every entry now inside the folder must be writable where it
+        is (at most 4096 entries are checked; more is refused).  Where it lands is judged as
+        the new name itself."""
         walked = old.walk
         if walked is None or walked.stat is None or not st.S_ISDIR(walked.stat.st_mode) or self.mode == "audit":
             return
@@ -158,13 +160,13 @@ class NameCalls(GuardCore):
                 sub = f"{rel}/{name}"
                 info = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 is_dir = st.S_ISDIR(info.st_mode)
-                for write in (False, True):
-                    before = self.decisions.decide(old.resolved + sub, write, is_dir)
-                    after = self.decisions.decide(new.resolved + sub, write, is_dir)
-                    if after.allowed and not before.allowed:
-                        raise Refusal(EACCES, f"moving {old.resolved} to {new.resolved} would lift "
-                                               f"{before.capability or 'a rule'} from {old.resolved + sub}",
-                                       old.resolved, before.capability)
+                # moving the folder renames this entry: the guest must be allowed to rename it
+                # where it is (a rule it cannot lift, like a deny glob, still protects its name)
+                here = self.decisions.decide(old.resolved + sub, True, is_dir)
+                if not here.allowed:
+                    raise Refusal(EACCES, f"moving {old.resolved} to {new.resolved} would rename "
+                                           f"{old.resolved + sub}, which {here.capability or 'no grant'} keeps "
+                                           "from being changed", old.resolved, here.capability)
                 if is_dir:
                     child = _list_folder(name, fd, info)
                     try:
@@ -285,12 +287,10 @@ class NameCalls(GuardCore):
         atim, mtim, fst = a.atim, a.mtim, a.fst_flags
         detail: dict[str, Any] = {"rights": "write"}
         try:
-            target = self._target(dirfd, ptr, length, follow=bool(flags & _FOLLOW))
-            walked = target.walk
-            directory = walked is not None and walked.stat is not None and st.S_ISDIR(walked.stat.st_mode)
-            verdict = self._judge(target, True, directory, "utimes")
+            target, verdict = self._judged(dirfd, ptr, length, follow=bool(flags & _FOLLOW), write=True, action="utimes")
         except Refusal as refusal:
             return self._refuse("utimes", self._raw_of(ptr, length), refusal, detail)
+        walked = target.walk
         if walked is not None and target.mount.fine:
             def touch() -> None:
                 if walked.stat is None:

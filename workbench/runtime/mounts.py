@@ -36,8 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PolicyError
-from ..policy import paths as guest_paths
-from ..policy.filesystem import deny_matches
+from ..policy.filesystem import deny_matches, reach
 from .fdtable import MountRoot
 from .hostwalk import O_PATH, WalkMissing, WalkRefused, walk
 
@@ -210,17 +209,11 @@ def _finer_rules_inside(guest: str, policy: Any, files: frozenset[str]) -> bool:
 
     Globs count wherever they are rooted, above or below the mount (``!filesystem:read:/**/*.key``
     matches inside ``/proj/src``); plain deny rules count when they lie strictly inside it."""
-    for cap in policy.capabilities:
-        if cap.domain != "filesystem" or not cap.scope:
-            continue
-        scope = cap.scope
-        if guest_paths.is_glob(scope):
-            static = guest_paths.static_part(scope)
-            if _inside(static, guest) or _inside(guest, static):
-                return True
-        elif (cap.deny or scope in files) and _inside(scope, guest) and scope != guest:
-            return True
-    return False
+    return any(
+        (where := reach(cap, guest)) == "glob" or (where == "below" and (cap.deny or cap.scope in files))
+        for cap in policy.capabilities
+        if cap.domain == "filesystem" and cap.scope
+    )
 
 
 def learn_mounts(root: Path, scratch: Path | None) -> list[Mount]:
