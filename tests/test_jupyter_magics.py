@@ -56,6 +56,27 @@ def test_help_has_option_groups_and_examples(ip: Any) -> None:
     for heading in ("capabilities:", "limits (shortcuts", "the module:", "results and violations:", "display:", "examples:"):
         assert heading in doc, heading
     assert "--timeout T" in doc and "%%sandbox reader --cap filesystem:read:/docs" in doc
+    assert doc.startswith("usage: %%sandbox ["), doc[:80]  # not reStructuredText's "::"
+    for name in ("sandbox_policy", "sandbox_audit"):
+        assert ip.magics_manager.magics["line"][name].__doc__.startswith(f"usage: %{name} ")
+
+
+def test_language_guess_warning_is_one_line_without_paths(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """A weak guess says which language was chosen, in one line: no host path, no line of our source."""
+    import warnings
+
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = ip._workbench_previous_showwarning  # pytest's own hook, then ours on top
+        from workbench.jupyter import _short_warnings
+
+        del ip._workbench_previous_showwarning
+        _short_warnings(ip)
+        ip.run_cell("%%sandbox --no-widgets\n# nothing here\n")
+    err = capsys.readouterr().err
+    assert err.startswith("LanguageGuessWarning: guessed lang='python'"), err
+    assert len(err.strip().splitlines()) == 1 and "/" not in err.split("because")[0] and ".py:" not in err
 
 
 def test_cell_runs_stores_and_returns_the_result(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -101,3 +101,13 @@ def test_detected_sources_run_end_to_end() -> None:
     # (Python detected end to end: tests/test_lang_python.py, which owns the interpreter's compile)
     assert Sandbox().run('#include <stdio.h>\nint main(void) { puts("from c"); return 0; }\n').stdout == "from c\n"
     assert Sandbox().run(WASM).stdout == "hi\n"
+
+
+def test_guess_warning_names_the_callers_line_not_ours() -> None:
+    """The warning points at the user's ``run(...)``, never at ``workbench/runtime/sandbox.py``."""
+    from workbench import Sandbox
+
+    with pytest.warns(LanguageGuessWarning) as record:
+        Sandbox(["time:limit:5s"]).run("# nothing here\n")
+    assert record[0].filename == __file__, record[0].filename
+

@@ -30,6 +30,9 @@ Why subclass builtins: callers that know nothing of this package can still catch
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from typing import Any
 
 __all__ = [
@@ -146,6 +149,24 @@ class AuditKeyError(AuditError, ValueError):
 
 class WorkbenchWarning(UserWarning):
     """Base of this package's warnings: something the user should know, nothing failed."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn at the first line outside this package: the user's own call.
+
+    A fixed ``stacklevel`` names whichever internal line happens to be that many frames up
+    (``…/workbench/runtime/sandbox.py:170: prepared = self._prepare(...)``), which tells a
+    user nothing and shows them our source; walking out of the package names their line.
+    """
+    frame = sys._getframe(1)
+    level = 2  # warnings.warn's stacklevel for warn_at_caller's caller
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 class UnenforcedCapabilityWarning(WorkbenchWarning):

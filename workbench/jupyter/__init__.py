@@ -50,6 +50,7 @@ def load_ipython_extension(ipython: Any) -> None:
         previous = set_progress_hook(widget_progress)
         if previous is not widget_progress:
             ipython._workbench_previous_progress = previous
+    _short_warnings(ipython)
     formatters = ipython.display_formatter.formatters
     formatters["text/html"].for_type(RunResult, result_html)
     formatters["text/plain"].for_type(RunResult, lambda obj, p, cycle: p.text(result_text(obj, verbose=verbose)))
@@ -65,6 +66,12 @@ def unload_ipython_extension(ipython: Any) -> None:
 
         set_progress_hook(previous)
         del ipython._workbench_previous_progress
+    previous_show = getattr(ipython, "_workbench_previous_showwarning", None)
+    if previous_show is not None:
+        import warnings
+
+        warnings.showwarning = previous_show
+        del ipython._workbench_previous_showwarning
     magics = getattr(ipython, "_workbench_magics", None)
     if magics is not None:
         table = ipython.magics_manager.magics
@@ -77,6 +84,32 @@ def unload_ipython_extension(ipython: Any) -> None:
     formatters = ipython.display_formatter.formatters
     for mime in ("text/html", "text/plain"):
         formatters[mime].type_printers.pop(RunResult, None)
+
+
+def _short_warnings(ipython: Any) -> None:
+    """Show this package's warnings as one line, ``LanguageGuessWarning: guessed ...``.
+
+    Python's default form names the file and line that warned and prints that line; from a
+    magic, that is a host path inside IPython or the workbench and a line of our source,
+    which tells a notebook user nothing.  Other warnings are shown as before."""
+    import sys
+    import warnings
+
+    from ..errors import WorkbenchWarning
+
+    if hasattr(ipython, "_workbench_previous_showwarning"):
+        return
+    previous = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        if issubclass(category, WorkbenchWarning):
+            (file or sys.stderr).write(f"{category.__name__}: {message}\n")
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    ipython._workbench_previous_showwarning = previous
+    warnings.showwarning = show
 
 
 def __getattr__(name: str) -> Any:

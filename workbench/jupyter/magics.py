@@ -52,6 +52,26 @@ _EXAMPLES = dedent(
 )
 
 
+def _plain_help(prefix: str) -> Any:
+    """IPython's ``magic_arguments`` writes help as reStructuredText: ``::`` then the usage,
+    indented.  A person reading ``%%sandbox?`` sees that ``::`` first; start with ``usage:``
+    (and the magic's real prefix) instead."""
+
+    def fix(func: Any) -> Any:
+        doc = func.__doc__ or ""
+        if doc.startswith("::\n\n"):
+            lines = doc[len("::\n\n"):].split("\n")
+            usage: list[str] = []
+            while lines and lines[0].strip():
+                usage.append(lines.pop(0)[2:])
+            usage[0] = "usage: " + prefix + usage[0].lstrip().lstrip("%")
+            usage[1:] = ["       " + line[1:] if line.startswith(" ") else line for line in usage[1:]]
+            func.__doc__ = "\n".join(usage + lines)
+        return func
+
+    return fix
+
+
 def _close(word: str, choices: list[str]) -> str:
     found = difflib.get_close_matches(word, choices, n=1)
     return f" — did you mean {found[0]!r}?" if found else ""
@@ -140,6 +160,7 @@ class SandboxMagics(Magics):
         return list(proposal["value"])
 
     # -- %%sandbox / %sandbox run ---------------------------------------------------------------
+    @_plain_help("%%")
     @magic_arguments()
     @kwds(epilog=_EXAMPLES)
     @argument(
@@ -296,6 +317,7 @@ class SandboxMagics(Magics):
         return bytes(value) if isinstance(value, bytearray) else value
 
     # -- %sandbox_policy --------------------------------------------------------------------------
+    @_plain_help("%")
     @magic_arguments()
     @kwds(epilog="examples:\n  %sandbox_policy readonly filesystem:read:/docs time:limit:5s\n  %sandbox_policy")
     @argument("name", nargs="?", help="the policy's name (none: list the defined policies)")
@@ -320,6 +342,7 @@ class SandboxMagics(Magics):
         self.policies[args.name] = Policy.parse(args.caps)
 
     # -- %sandbox_audit ---------------------------------------------------------------------------
+    @_plain_help("%")
     @magic_arguments()
     @argument("file", nargs="?", help="the audit log (default: the last --audit file, or SandboxMagics.audit_log)")
     @argument("-o", "--out", dest="out", metavar="VAR", help="store the DataFrame in variable VAR")

@@ -22,12 +22,11 @@ import ast
 import difflib
 import os
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-from ..errors import ModuleError, WorkbenchWarning
+from ..errors import ModuleError, WorkbenchWarning, warn_at_caller
 
 __all__ = ["GuestSource", "Detection", "LanguageGuessWarning", "detect_language", "guess_language",
            "load_module_source", "SourceLike"]
@@ -176,7 +175,7 @@ def load_module_source(source: SourceLike, lang: str | None = None, *, name: str
             others = [other for other in ("python", "c", "wat") if other != lang]
             note = (f"guessed lang={lang!r} because {guess.reason}; "
                     f"pass lang={others[0]!r} (or {others[1]!r}) to run it as something else")
-            warnings.warn(note, LanguageGuessWarning, stacklevel=3)
+            warn_at_caller(note, LanguageGuessWarning)
     if lang not in known_languages():
         close = difflib.get_close_matches(lang, known_languages(), n=1)
         raise ModuleError(

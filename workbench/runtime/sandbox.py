@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import warnings
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, NamedTuple, Sequence, TypeGuard, Union
 
 import wasmtime
 
-from ..errors import CompileError, ModuleError, PolicyError, SandboxError, UnenforcedCapabilityWarning
+from ..errors import CompileError, ModuleError, PolicyError, SandboxError, UnenforcedCapabilityWarning, warn_at_caller
 from ..events import EventBus, Subscriber
 from ..languages import Program, load_module_source, prepare_program
 from ..languages.detect import SourceLike
@@ -74,11 +73,10 @@ _UNENFORCED = {("network", None), ("module", "call")}
 def _warn_unenforced(policy: Policy) -> None:
     granted = [str(c) for c in policy.grants if (c.domain, None) in _UNENFORCED or (c.domain, c.action) in _UNENFORCED]
     if granted:
-        warnings.warn(
+        warn_at_caller(
             f"{', '.join(granted)}: granted, but guests get no network and no calls to other modules yet "
             "(WASI preview 1 has no sockets); the module runs without them",
             UnenforcedCapabilityWarning,
-            stacklevel=3,
         )
 
 
