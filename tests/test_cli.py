@@ -40,13 +40,13 @@ def test_run_passes_args_after_double_dash(tmp_path: Path, capfd: pytest.Capture
 def test_run_exit_code_is_nonzero_on_violation(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     module = write(tmp_path, "bomb.wat", probes.memory_bomb())
     assert main(["run", str(module), "--cap", "memory:limit:2MB"]) == 3
-    assert "violation: memory" in capfd.readouterr().err
+    assert "! deny memory grow" in capfd.readouterr().err
 
 
 def test_run_exit_code_on_fault(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     module = write(tmp_path, "trap.wat", probes.unreachable())
     assert main(["run", str(module)]) == 4
-    assert "fault: unreachable" in capfd.readouterr().err
+    assert "fault (unreachable)" in capfd.readouterr().err
 
 
 def test_run_json(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
@@ -189,6 +189,6 @@ def test_guest_text_in_messages_cannot_restyle_the_terminal(tmp_path: Path, capf
     module = write(tmp_path, "esc.wat", probes.read_file("\x1b[2J\x1b]0;pwned\x07"))
     assert main(["run", str(module), "--root", str(tmp_path)]) == 3
     err = capfd.readouterr().err
-    assert "violation: filesystem" in err
+    assert "! deny filesystem open" in err
     assert "\x1b" not in err and "\x07" not in err
     assert "\\x1b[2J" in err  # written as an escape

@@ -157,13 +157,13 @@ def test_interrupt_stops_a_spinning_module_within_a_second(kernel: Any) -> None:
     print(f"\ninterrupt latency: {1000 * latency:.0f} ms")
     assert latency < 1.0
     assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "RunInterrupted"
-    shown = [m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] == "display_data" and m["content"]["data"].get("text/plain")]
+    shown = [m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] in ("display_data", "update_display_data") and m["content"]["data"].get("text/plain")]
     assert any("! kill lifecycle cancel" in text for text in shown), shown
     errors = [m["content"] for m in outputs if m["msg_type"] == "error"]
     assert errors and errors[0]["traceback"] == [f"KeyboardInterrupt: {errors[0]['evalue']}"]
     after = Timed(kc, "print(interrupted.outcome)")
     assert after.reply["content"]["status"] == "ok"
-    assert "stopped (lifecycle)" in "".join(m["content"]["text"] for _, m in after.of_type("stream"))
+    assert "stopped: interrupted by the user" in "".join(m["content"]["text"] for _, m in after.of_type("stream"))
 
 
 def test_interrupt_outside_a_run_is_an_ordinary_keyboard_interrupt(kernel: Any) -> None:
@@ -193,3 +193,31 @@ def test_hostile_modules_never_kill_the_kernel(kernel: Any, source: str, options
     check = Timed(kc, "print(hostile.ok)")
     assert "False" in "".join(m["content"]["text"] for _, m in check.of_type("stream"))
     assert km.is_alive()
+
+
+def test_one_display_per_run_and_one_clock(kernel: Any) -> None:
+    """A run that showed gauges ends as one display: its value, which carries the live box (gauges,
+    timeline, summary) as its final view; the live display is emptied, nothing is shown twice.  And
+    the timeline's axis and the time gauge are always sent together, from one reading."""
+    km, kc = kernel
+    run = Timed(kc, f"%%sandbox spin --timeout 1500ms\n{SPIN}")
+    assert run.reply["content"]["status"] == "ok"
+    [(_, value)] = run.of_type("execute_result")
+    final = value["content"]["data"]
+    assert final["text/plain"].startswith("RunResult spin: stopped (time) (exit code none)")
+    assert "application/vnd.jupyter.widget-view+json" in final and "workbench-result" in final["text/html"]
+    [(_, live)] = run.of_type("display_data")
+    box = live["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    assert final["application/vnd.jupyter.widget-view+json"]["model_id"] == box  # the same view, moved
+    emptied = run.of_type("update_display_data")
+    assert emptied and emptied[-1][1]["content"]["data"] == {"text/plain": ""}
+    states = [m["content"]["data"]["state"] for _, m in run.updates()]
+    timeline_at = [i for i, s in enumerate(states) if "elapsed" in s]
+    assert timeline_at, "the timeline widget was never updated"
+    for i in timeline_at:  # the time gauge's update comes right before, with the same seconds
+        gauge = states[i - 1].get("description", "")
+        assert gauge.startswith("time: "), (states[i - 1], states[i])
+        seconds = float(gauge.split()[1])
+        assert abs(seconds - states[i]["elapsed"]) <= 0.051, (gauge, states[i]["elapsed"])
+    assert states[timeline_at[-1]]["status"] == "finished"
+    assert any(g["category"] == "time" and g["decision"] == "kill" for g in states[timeline_at[-1]]["groups"])

@@ -33,6 +33,16 @@ def _outputs(cell: nbformat.NotebookNode, kind: str) -> list[nbformat.NotebookNo
     return [o for o in cell.outputs if o.output_type == kind]
 
 
+def _result(cell: nbformat.NotebookNode) -> dict[str, str]:
+    """The cell's one view of its run: its value."""
+    shown = [o.data for o in cell.outputs if o.output_type in ("execute_result", "display_data")
+             and o.data.get("text/plain", "").startswith("RunResult ")]
+    assert [o.output_type for o in cell.outputs if o.get("data", {}).get("text/plain", "").startswith("Run")] \
+        == ["execute_result"]
+    assert len(shown) == 1, cell.outputs
+    return shown[0]
+
+
 def test_magics_notebook_runs_and_every_option_works(tmp_path: Path) -> None:
     nb = nbformat.read(FILES / "magics.ipynb", as_version=4)
     _client(nb, _workspace(tmp_path)).execute()  # raises CellExecutionError on any failed assert
@@ -40,13 +50,13 @@ def test_magics_notebook_runs_and_every_option_works(tmp_path: Path) -> None:
     assert _outputs(cells[0], "stream") == [] and _outputs(cells[0], "execute_result") == []  # silent load
     hello = cells[1]
     assert "".join(o.text for o in _outputs(hello, "stream")) == "hello from the sandbox\n"
-    result = _outputs(hello, "execute_result")[0].data
+    result = _result(hello)
     assert result["text/plain"].splitlines()[0] == "RunResult hello: ok (exit code 0)"
     assert "workbench-result" in result["text/html"]
-    bomb = _outputs(cells[11], "execute_result")[0].data
+    bomb = _result(cells[11])
     assert "! deny memory grow 1 MiB of linear memory (had 983 kB) [memory:limit:1MB]" in bomb["text/plain"]
     assert "fdecea" in bomb["text/html"]  # violations highlighted
-    assert _outputs(cells[14], "execute_result") == []  # -q: no summary
+    assert _outputs(cells[14], "execute_result") == [] and _outputs(cells[14], "display_data") == []  # -q
 
 
 def test_results_have_stable_text(tmp_path: Path) -> None:

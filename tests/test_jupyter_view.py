@@ -51,8 +51,7 @@ def test_assignments_and_policy_lookup() -> None:
 
 # -- gauges -------------------------------------------------------------------------------------
 def snap(**kw: Any) -> Snapshot:
-    base = dict(wall_seconds=1.0, memory_bytes=0, cpu_seconds=1.0, cpu_share=1.0, fuel_used=None,
-                violations=(), sampled=True)
+    base = dict(wall_seconds=1.0, memory_bytes=0, cpu_seconds=1.0, cpu_share=1.0, fuel_used=None, sampled=True)
     base.update(kw)
     return Snapshot(**base)  # type: ignore[arg-type]
 
@@ -125,8 +124,8 @@ def test_live_state_from_a_real_run() -> None:
     snapshot = state.snapshot()
     assert snapshot.sampled and snapshot.memory_bytes == 65536
     assert 0.0 < snapshot.cpu_share <= 1.5
-    assert [(v.kind, v.decision) for v in snapshot.violations] == [("time", "kill")]
-    assert 0.25 < snapshot.violations[0].seconds < 1.0
+    assert [(g.category, g.decision, g.count) for g in snapshot.groups] == [("time", "kill", 1)]
+    assert 0.25 < snapshot.groups[0].first < 1.0 and snapshot.lanes[:2] == ("filesystem", "memory")
     assert len(result.samples) >= 2
 
 
@@ -135,7 +134,7 @@ def test_live_state_ignores_allowed_events() -> None:
     state(Event(run_id="r", category="lifecycle", action="start"))
     state(Event(run_id="r", category="filesystem", action="mount"))
     state(Sample(run_id="r", wall_seconds=0.1, memory_bytes=10, cpu_seconds=0.1))
-    assert state.snapshot().violations == () and state.snapshot().memory_bytes == 10
+    assert state.snapshot().groups == () and state.snapshot().memory_bytes == 10
 
 
 # -- output ---------------------------------------------------------------------------------------

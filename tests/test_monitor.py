@@ -287,7 +287,7 @@ def test_a_refused_grow_turns_the_live_memory_gauge_red_and_is_in_the_summary() 
     sandbox.subscribe(state)
     result = sandbox.run("x = bytearray(10**9)", lang="python")
     snapshot = state.snapshot()  # what the live view drew last, from the events as they came
-    assert snapshot.violations and {v.kind for v in snapshot.violations} == {"memory"}
+    assert snapshot.groups and {g.category for g in snapshot.groups} == {"memory"}
     [memory] = [r for r in readings(snapshot, sandbox.limits) if r.key == "memory"]
     assert memory.level == "danger"
     assert "of 100 MB" in memory.text and "refused" in memory.text

@@ -96,13 +96,9 @@ def _cmd_run(options: argparse.Namespace) -> int:
     if options.json:
         print(result.to_json(indent=2))
     else:
-        for violation in result.violations:
-            if failure is not None and violation.kind == "lifecycle" and violation.event is not None \
-                    and violation.event.action == "audit-failed":
-                continue  # said once, below
-            print(f"workbench: violation: {_safe(str(violation))}", file=sys.stderr)
-        if result.fault is not None:
-            print(f"workbench: fault: {_safe(str(result.fault), keep_lines=True)}", file=sys.stderr)
+        if not result.ok or result.classify().learn_mode:  # the run's one text form (RunResult's own)
+            for line in repr(result).splitlines():
+                print(f"workbench: {_safe(line)}", file=sys.stderr)
         if options.on_violation == "audit":
             suggested = " ".join(f"--cap {cap}" for cap in result.suggested_policy().to_strings())
             print(f"workbench: learn mode; the smallest policy for this run: {suggested or '(no capabilities)'}",

@@ -58,11 +58,13 @@ DEMO_CASES: tuple[DemoCase, ...] = (
 
 
 def _decision(result: RunResult) -> str:
-    if result.violations:
+    """The outcome (:meth:`RunResult.classify`, as every view words it) and what the guest was told."""
+    outcome = result.classify()
+    if outcome.kind in ("violation", "stopped", "cancelled", "audit-failed"):
         v = result.violations[0]
         return f"{v.decision}: {v.message}"
-    if result.fault is not None:
-        return f"fault: {result.fault.message}"
+    if outcome.kind == "fault":
+        return f"{outcome.label}: {result.fault.message if result.fault else ''}"
     line = (result.stdout.strip().splitlines() or [""])[0]
     if line.startswith("error:"):
         number = int(line.rsplit(" ", 1)[-1])

@@ -4,8 +4,10 @@
 
 - the magics ``%%sandbox``, ``%sandbox run``, ``%sandbox_policy`` and
   ``%sandbox_audit`` (:mod:`.magics`), configurable with ``%config SandboxMagics.*``;
-- ``text/plain`` and ``text/html`` formatters for :class:`~workbench.RunResult`
-  (:mod:`.display`), so results read well and compare stably in notebooks.
+- in terminal IPython only, a verbose text form of :class:`~workbench.RunResult`
+  (reasons and timings); everywhere else a result shows its own one rendering
+  (``RunResult._repr_mimebundle_``), stable text and rich HTML;
+- one-line warnings for this package's warnings (no host paths, no source lines).
 
 This is the only package that imports IPython, ipywidgets or matplotlib, and
 it does so lazily: importing :mod:`workbench` (or this package) pulls in none
@@ -33,8 +35,8 @@ __all__ = ["load_ipython_extension", "unload_ipython_extension", "plot_run"]
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics and result formatters on ``ipython``; silent, and safe to call twice."""
-    from ..runtime.result import RunResult
-    from .display import result_html, result_text
+    from ..runtime import RunResult
+    from .display import verbose_bundle
     from .magics import SandboxMagics
 
     existing = getattr(ipython, "_workbench_magics", None)
@@ -51,14 +53,17 @@ def load_ipython_extension(ipython: Any) -> None:
         if previous is not widget_progress:
             ipython._workbench_previous_progress = previous
     _short_warnings(ipython)
-    formatters = ipython.display_formatter.formatters
-    formatters["text/html"].for_type(RunResult, result_html)
-    formatters["text/plain"].for_type(RunResult, lambda obj, p, cycle: p.text(result_text(obj, verbose=verbose)))
+    if verbose:
+        ipython.display_formatter.mimebundle_formatter.for_type(RunResult, verbose_bundle)
+    else:  # a run that showed gauges: its value carries the final live view (gauges, timeline, summary)
+        from .widgets import final_views
+
+        ipython.display_formatter.mimebundle_formatter.for_type(RunResult, final_views)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove what :func:`load_ipython_extension` added."""
-    from ..runtime.result import RunResult
+    from ..runtime import RunResult
 
     previous = getattr(ipython, "_workbench_previous_progress", None)
     if previous is not None:
@@ -81,9 +86,7 @@ def unload_ipython_extension(ipython: Any) -> None:
         if magics in getattr(ipython, "configurables", []):
             ipython.configurables.remove(magics)
         del ipython._workbench_magics
-    formatters = ipython.display_formatter.formatters
-    for mime in ("text/html", "text/plain"):
-        formatters[mime].type_printers.pop(RunResult, None)
+    ipython.display_formatter.mimebundle_formatter.type_printers.pop(RunResult, None)
 
 
 def _short_warnings(ipython: Any) -> None:

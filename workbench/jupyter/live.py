@@ -2,9 +2,13 @@
 
 The event bus calls subscribers on the guest's thread, inside wasmtime's
 epoch callback, so :class:`LiveState` does the least possible there: it keeps
-the latest samples and the violations under a lock and returns.  The refresh
-thread takes a :class:`Snapshot` whenever it wakes and turns it into widget
-updates; nothing about widgets ever runs on the guest's thread.
+the latest samples and places violations on the run's :class:`~workbench.runtime.Timeline`
+(the one builder every view uses) and returns.  The refresh thread takes a
+:class:`Snapshot` whenever it wakes and turns it into widget updates; nothing
+about widgets ever runs on the guest's thread.
+
+One clock: a snapshot's ``wall_seconds`` is what the time gauge shows *and* where
+the timeline's axis ends, taken at one moment, so the two never disagree.
 
 Pure Python (no ipywidgets), so gauges can be computed and tested without a kernel.
 """
@@ -13,29 +17,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
-from typing import Callable, Union
+from collections import Counter, deque
+from dataclasses import dataclass, replace
+from typing import Callable, Mapping, Union
 
 from ..events import Event, Sample
+from ..runtime import Timeline, TimelineGroup
 
-__all__ = ["LiveState", "Snapshot", "TimelineEntry"]
+__all__ = ["LiveState", "Snapshot"]
 
 #: samples kept for the CPU-share window (at 10/s: the last half second)
 _CPU_WINDOW = 5
-
-
-@dataclass(frozen=True)
-class TimelineEntry:
-    """One violation, placed in time relative to the run's start."""
-
-    seconds: float
-    decision: str
-    kind: str
-    action: str
-    target: str | None
-    capability: str | None
-    message: str
 
 
 @dataclass(frozen=True)
@@ -47,9 +39,26 @@ class Snapshot:
     cpu_seconds: float
     cpu_share: float
     fuel_used: int | None
-    violations: tuple[TimelineEntry, ...]
-    sampled: bool
+    groups: tuple[TimelineGroup, ...] = ()
+    lanes: tuple[str, ...] = ()
+    sampled: bool = True
     finished: bool = False
+    #: the finished run's summary (HTML, without the gauges shown above it)
+    summary_html: str = ""
+
+    @property
+    def total(self) -> int:
+        """Violations (and learn mode's recorded refusals) so far, repeats counted."""
+        return sum(g.count for g in self.groups)
+
+    @property
+    def violated(self) -> Mapping[str, int]:
+        """Violations per category (deny and kill): what turns a gauge red."""
+        counts: Counter[str] = Counter()
+        for group in self.groups:
+            if group.decision in ("deny", "kill"):
+                counts[group.category] += group.count
+        return counts
 
 
 class LiveState:
@@ -59,9 +68,8 @@ class LiveState:
         self._clock = clock or time.monotonic
         self._lock = threading.Lock()
         self._samples: deque[Sample] = deque(maxlen=_CPU_WINDOW)
-        self._violations: list[TimelineEntry] = []
+        self.timeline = Timeline()
         self._started_wall = self._clock()
-        self._start_ts: float | None = None
         self._final: Snapshot | None = None
         self.changes = 0  # bumped on every item: lets the refresher skip idle ticks
 
@@ -72,37 +80,27 @@ class LiveState:
                 self._samples.append(item)
                 return
             if item.category == "lifecycle" and item.action == "start":
-                self._start_ts = item.ts
                 self._started_wall = self._clock()
-            if item.is_violation:
-                start = self._start_ts if self._start_ts is not None else item.ts
-                self._violations.append(
-                    TimelineEntry(
-                        seconds=max(item.ts - start, 0.0),
-                        decision=item.decision,
-                        kind=item.category,
-                        action=item.action,
-                        target=item.resolved or item.target,
-                        capability=item.capability,
-                        message=item.reason or f"{item.category} {item.action}",
-                    )
-                )
+        self.timeline.add(item)
 
     def finish(self, snapshot: Snapshot) -> None:
-        """The exact final numbers (from the RunResult); later snapshots return them."""
+        """The exact final numbers (from the RunResult); later snapshots return them, with
+        the timeline as it ended (the same one, built while the run went on)."""
         with self._lock:
-            self._final = snapshot
+            self._final = replace(snapshot, groups=tuple(self.timeline.groups()), lanes=tuple(self.timeline.lanes()),
+                                  finished=True)
             self.changes += 1
 
     def snapshot(self) -> Snapshot:
         with self._lock:
             if self._final is not None:
                 return self._final
-            violations = tuple(self._violations)
             samples = list(self._samples)
             wall = self._clock() - self._started_wall
+        groups = tuple(self.timeline.groups())
+        lanes = tuple(self.timeline.lanes())
         if not samples:
-            return Snapshot(wall, 0, 0.0, 0.0, None, violations, sampled=False)
+            return Snapshot(wall, 0, 0.0, 0.0, None, groups, lanes, sampled=False)
         last = samples[-1]
         share = 0.0
         if len(samples) >= 2:
@@ -118,6 +116,19 @@ class LiveState:
             cpu_seconds=last.cpu_seconds,
             cpu_share=max(share, 0.0),
             fuel_used=last.fuel_used,
-            violations=violations,
+            groups=groups,
+            lanes=lanes,
             sampled=True,
         )
+
+
+def final_snapshot(result: object, summary_html: str = "") -> Snapshot:
+    """A finished run's exact numbers, in the shape the gauges read (groups come from the
+    live timeline in :meth:`LiveState.finish`, or from the result's events)."""
+    u = getattr(result, "usage")
+    timeline = Timeline.from_events(getattr(result, "events"))
+    return Snapshot(wall_seconds=u.wall_seconds, memory_bytes=u.memory_peak_bytes, cpu_seconds=u.cpu_seconds,
+                    cpu_share=u.cpu_share, fuel_used=u.fuel_used, groups=tuple(timeline.groups()),
+                    lanes=tuple(timeline.lanes()), sampled=True, finished=True, summary_html=summary_html)
+
+

@@ -25,10 +25,9 @@ from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, validat
 from ..errors import SandboxError, SandboxViolation
 from ..policy import Policy
 from ..runtime import DEFAULT_LIMITS, RunResult, Sandbox
-from ..runtime.sandbox import OnViolation
 from .errors import RunInterrupted
 from .options import SHORTCUTS, default_limits, parse_assignments, resolve_policy, shortcut_capabilities
-from .runner import CellRun, run_supports
+from .runner import CellRun
 
 __all__ = ["SandboxMagics"]
 
@@ -274,7 +273,7 @@ class SandboxMagics(Magics):
             root=args.root or self.default_root,
             audit=self._audit(args.audit),
             defaults=defaults,
-            on_violation=cast(OnViolation, args.on_violation or self.on_violation),
+            on_violation=cast(Any, args.on_violation or self.on_violation),
         )
 
     def _audit(self, path: str | None) -> Any:
@@ -301,11 +300,6 @@ class SandboxMagics(Magics):
             pairs = parse_assignments(items, "--input")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        if not run_supports("inputs"):
-            raise UsageError(
-                "--input needs a runtime whose Sandbox.run accepts inputs= (this one does not yet); "
-                "for text, use --stdin VAR, or pass arguments after --"
-            )
         return {name: self._variable(var, "--input") for name, var in pairs.items()}
 
     def _stdin(self, name: str | None) -> str | bytes | None:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..runtime.result import RunResult
-from .display import final_snapshot, result_limits
+from ..runtime import RunResult, Timeline, result_limits
 
 __all__ = ["plot_run"]
 
-_DECISION_COLOUR = {"kill": "#c62828", "deny": "#ef6c00"}
+_DECISION_COLOUR = {"kill": "#c62828", "deny": "#ef6c00", "audit": "#1565c0"}
 
 
 def plot_run(result: RunResult, *, figsize: tuple[float, float] = (8.0, 4.0)) -> Any:
@@ -55,12 +54,14 @@ def plot_run(result: RunResult, *, figsize: tuple[float, float] = (8.0, 4.0)) ->
     if limits.wall_seconds and limits.wall_seconds <= 2 * max(end, 1e-3):
         for ax in (ax_mem, ax_cpu, ax_events):
             ax.axvline(limits.wall_seconds, color="#c62828", linestyle=":", linewidth=1)
-    for entry in final_snapshot(result).violations:
-        colour = _DECISION_COLOUR.get(entry.decision, "#555555")
-        ax_events.plot([entry.seconds], [0], marker="v", color=colour, markersize=9)
+    for group in Timeline.from_events(result.events).groups():  # the same groups as every view
+        colour = _DECISION_COLOUR.get(group.decision, "#555555")
+        ax_events.plot(group.marks or [group.first], [0] * max(len(group.marks), 1), marker="v", color=colour,
+                       markersize=9, linestyle="none")
+        count = f" ×{group.count}" if group.count > 1 else ""
         ax_events.annotate(
-            entry.capability or f"{entry.kind} {entry.action}",
-            (entry.seconds, 0),
+            (group.capability or f"{group.category} {group.action}") + count,
+            (group.first, 0),
             xytext=(4, 6),
             textcoords="offset points",
             fontsize="small",

@@ -9,31 +9,27 @@ the same gauges, the same streaming and the same ■ behaviour:
    guest's output into the cell as it comes);
 2. run the guest on the cell's thread inside :func:`route_interrupts`, so a
    SIGINT cancels the run at its next epoch tick;
-3. after the run, hand the exact final numbers to the view, stop the refresher
-   (it sends the last update), unsubscribe, and flush buffered output.
+3. after the run, hand the exact final numbers and the summary to the view, stop
+   the refresher (it sends the last update), unsubscribe, flush buffered output,
+   and empty the live display: its box is now the result's final view, shown as
+   the cell's value (one display per run).
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ..runtime import RunResult, Sandbox
+from ..runtime import RunResult, Sandbox, result_html
 from ..runtime.interrupt import InterruptRoute, route_interrupts
-from .display import final_snapshot
-from .live import LiveState
+from .live import LiveState, final_snapshot
 from .refresh import RefreshThread
 from .streams import StreamForwarder
 
-__all__ = ["CellRun", "run_supports"]
+__all__ = ["CellRun", "INTERRUPT_REASON"]
 
-INTERRUPT_REASON = "interrupted by the user (SIGINT)"
-
-
-def run_supports(parameter: str) -> bool:
-    """Does this runtime's ``Sandbox.run`` take ``parameter`` (e.g. ``inputs``)?"""
-    return parameter in inspect.signature(Sandbox.run).parameters
+#: the cancel reason of a run stopped by ■ (the outcome reads "stopped: interrupted by the user")
+INTERRUPT_REASON = "interrupted by the user"
 
 
 @dataclass
@@ -87,14 +83,15 @@ class CellRun:
                 result = sandbox.run(source, lang, args=args, stdin=stdin, name=name, on_output=forward, **extra)
         finally:
             if result is not None:
-                state.finish(final_snapshot(result))
+                state.finish(final_snapshot(result, summary_html=result_html(result, usage=False)))
             refresher.stop()
             if unsubscribe is not None:
                 unsubscribe()
             if self.view is not None:
-                self.view.close()
+                self.view.close(result)
             forward.finish()
         return result
+
 
     @property
     def interrupted(self) -> bool:

@@ -1,4 +1,4 @@
-"""The live view of a run: gauges and a violation timeline, in one ipywidgets box.
+"""The live view of a run: gauges and a violation timeline, one display that becomes the final view.
 
 Who does what, and why:
 
@@ -7,32 +7,39 @@ Who does what, and why:
   is unsafe under ipykernel 7 (ipywidgets issues 4001 and 4020);
 - the **refresh thread** (:class:`~.refresh.RefreshThread`) is the only one that
   touches the widgets while the run goes on: if the run lasts longer than
-  ``show_after`` seconds it fills the box with gauges (creating widgets sends
-  comm messages, which are safe from a thread), then sets their traits, each
-  widget's changes batched by ``hold_sync()`` into one message, within a
-  :class:`~.refresh.MessageBudget` of ``rate`` messages per second;
-- after the run the main thread stops the refresher (which sends the final,
-  exact numbers) and, for a run too quick to show gauges, replaces the empty
-  box's output with nothing and closes it, so quick cells leave no widget behind.
+  ``show_after`` seconds it fills the box with gauges and the timeline (creating
+  widgets sends comm messages, which are safe from a thread), then sets their traits,
+  each widget's changes batched by ``hold_sync()`` into one message, within a
+  :class:`~.refresh.MessageBudget` of ``rate`` messages per second.  The time gauge
+  and the timeline's axis are one clock: they are sent together, from one snapshot,
+  or not at all;
+- after the run the main thread hands the final numbers and the summary to the state,
+  stops the refresher (which sends them: the gauges' exact values, the finished
+  timeline, and the summary under it) and empties the live display.  The box, now the
+  final view, moves into the cell's value: the RunResult's display carries it (see
+  :func:`final_views`), next to the result's own text and HTML.  So the cell holds
+  **one display per run**, and its outputs have the same shape whether or not the run
+  lasted long enough to show gauges (nbval compares them).  A run too quick to show
+  gauges leaves no widget behind; its value is the plain summary.
 
 ipywidgets and IPython are imported here only, and only when a view is made.
 """
 
 from __future__ import annotations
 
-import html
 import time
+from collections import OrderedDict
 from typing import Any
 
 from ..policy import Limits
+from ..runtime import RunResult
 from .gauges import Reading, readings
-from .live import LiveState, Snapshot, TimelineEntry
+from .live import LiveState, Snapshot
 from .refresh import MessageBudget
 
-__all__ = ["LiveView", "widgets_available"]
+__all__ = ["LiveView", "widgets_available", "final_views"]
 
 _BAR_STYLE = {"ok": "", "warning": "warning", "danger": "danger"}
-_TIMELINE_ROWS = 50
 #: how many places a gauge's value is rounded to: finer changes are not worth a message
 _VALUE_DIGITS = 2
 
@@ -64,13 +71,28 @@ class _WidgetOutput:
         return bundle
 
 
+#: finished runs' final views (the live box, by run id), most recent last; bounded
+_FINAL_VIEWS: "OrderedDict[str, Any]" = OrderedDict()
+_FINAL_VIEWS_KEPT = 64
+
+
+def final_views(result: RunResult, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+    """A RunResult's mime bundle in a kernel: its own text and HTML, plus the widget view of
+    its final live box (gauges, timeline, summary) when the run showed one."""
+    bundle: dict[str, Any] = dict(result._repr_mimebundle_())
+    box = _FINAL_VIEWS.get(result.run_id)
+    if box is not None and getattr(box, "comm", None) is not None:
+        bundle.update({k: v for k, v in box._repr_mimebundle_().items() if k != "text/plain"})
+    return bundle
+
+
 class _Nothing:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         return {"text/plain": ""}
 
 
 class LiveView:
-    """Gauges (memory, CPU, wall time, fuel) and a violation timeline for one run."""
+    """Gauges (memory, CPU, wall time, fuel), a violation timeline and, at the end, the summary."""
 
     def __init__(
         self,
@@ -92,6 +114,7 @@ class LiveView:
         self.box = ipywidgets.VBox(layout=ipywidgets.Layout(margin="2px 0 6px 0"), _dom_classes=("workbench-live",))
         self.gauges: dict[str, Any] = {}
         self.timeline: Any = None
+        self.summary: Any = None
         self._sent: dict[str, tuple[Any, ...]] = {}
         self._sent_at: dict[str, float] = {}
         self._created = time.monotonic()
@@ -105,12 +128,17 @@ class LiveView:
 
         self._handle = display(_WidgetOutput(self.box), display_id=True)
 
-    def close(self) -> None:
-        """After the refresher stopped: a run too quick for gauges leaves no widget behind."""
-        if self.revealed:
-            return
+    def close(self, result: RunResult | None = None) -> None:
+        """After the refresher stopped: empty the live display.  A run that showed gauges hands
+        its box on as the result's final view (:func:`final_views`); a run too quick for gauges
+        leaves no widget behind."""
         if self._handle is not None:
             self._handle.update(_Nothing())
+        if self.revealed and result is not None:
+            _FINAL_VIEWS[result.run_id] = self.box
+            while len(_FINAL_VIEWS) > _FINAL_VIEWS_KEPT:
+                _FINAL_VIEWS.popitem(last=False)[1].close()
+            return
         self.box.close()
 
     # -- refresh thread -----------------------------------------------------------------------
@@ -124,22 +152,27 @@ class LiveView:
             self._reveal(self.state.snapshot())
             return True
         snap = self.state.snapshot()
-        pending = self._pending(snap, final)
-        pending.sort(key=lambda item: (item[0] != "timeline", self._sent_at.get(item[0], 0.0)))
+        pending = self._pending(snap)
+        pending.sort(key=lambda item: self._sent_at.get(item[0], 0.0))  # the stalest first: none starves
         # while running, keep one message per widget in reserve for the final update
-        reserve = 0 if final else len(self.gauges) + 1
-        for key, widget, values in pending:
-            if not self.budget.available(reserve):
+        reserve = 0 if final else len(self.gauges) + 2
+        for key, updates in pending:
+            # a unit goes whole or not at all (the time gauge and the timeline share one clock)
+            if not self.budget.available(reserve + len(updates) - 1):
                 return True
-            with widget.hold_sync():
-                for name, value in values.items():
-                    setattr(widget, name, value)
-            self._sent[key] = tuple(values.values())
+            for widget, values in updates:
+                with widget.hold_sync():
+                    for name, value in values.items():
+                        setattr(widget, name, value)
+                self.budget.spend()
+            for name, values in zip(key.split("+"), (v for _, v in updates)):
+                self._sent[name] = tuple(values.values())
             self._sent_at[key] = time.monotonic()
-            self.budget.spend()
         return False
 
     def _reveal(self, snap: Snapshot) -> None:
+        from .timeline_widget import TimelineWidget
+
         w = self._w
         layout = w.Layout(width="34em", height="18px", margin="1px 0")
         style = _progress_style_class()(description_width="18em")
@@ -150,22 +183,36 @@ class LiveView:
             )
             self.gauges[reading.key] = gauge
             self._sent[reading.key] = tuple(values.values())
-        self.timeline = w.HTML(value=self._timeline_html(snap, False))
-        self._sent["timeline"] = (self.timeline.value,)
-        self.box.children = (*self.gauges.values(), self.timeline)  # one message
+        values = TimelineWidget.values(snap, self.module)
+        self.timeline = TimelineWidget(**values)
+        self._sent["timeline"] = tuple(values.values())
+        self.summary = w.HTML(value="", _dom_classes=("workbench-summary",))
+        self._sent["summary"] = ("",)
+        self.box.children = (*self.gauges.values(), self.timeline, self.summary)  # one message
         self.budget.spend()
         self.revealed = True
 
-    def _pending(self, snap: Snapshot, final: bool) -> list[tuple[str, Any, dict[str, Any]]]:
-        pending = []
+    def _pending(self, snap: Snapshot) -> list[tuple[str, list[tuple[Any, dict[str, Any]]]]]:
+        from .timeline_widget import TimelineWidget
+
+        changed: dict[str, tuple[Any, dict[str, Any]]] = {}
         for reading in readings(snap, self.limits):
             gauge = self.gauges.get(reading.key)
             values = self._gauge_values(reading)
             if gauge is not None and self._sent.get(reading.key) != tuple(values.values()):
-                pending.append((reading.key, gauge, values))
-        timeline = {"value": self._timeline_html(snap, final)}
-        if self._sent.get("timeline") != (timeline["value"],):
-            pending.append(("timeline", self.timeline, timeline))
+                changed[reading.key] = (gauge, values)
+        timeline = TimelineWidget.values(snap, self.module)
+        if self._sent.get("timeline") != tuple(timeline.values()):
+            changed["timeline"] = (self.timeline, timeline)
+        if snap.summary_html and self._sent.get("summary") != (snap.summary_html,):
+            changed["summary"] = (self.summary, {"value": snap.summary_html})
+        pending: list[tuple[str, list[tuple[Any, dict[str, Any]]]]] = []
+        if "time" in self.gauges and ("time" in changed or "timeline" in changed):  # one clock, one unit
+            time_values = self._gauge_values(next(r for r in readings(snap, self.limits) if r.key == "time"))
+            changed.pop("time", None)
+            changed.pop("timeline", None)
+            pending.append(("time+timeline", [(self.gauges["time"], time_values), (self.timeline, timeline)]))
+        pending.extend((key, [item]) for key, item in changed.items())
         return pending
 
     @staticmethod
@@ -176,36 +223,9 @@ class LiveView:
             "bar_style": _BAR_STYLE[reading.level],
         }
 
-    def _timeline_html(self, snap: Snapshot, final: bool) -> str:
-        status = "finished" if final or snap.finished else "running…"
-        head = f"<div style='font-size:90%;color:#555'><b>{html.escape(self.module)}</b> · {status}"
-        if not snap.violations:
-            return head + " · no violations</div>"
-        rows = "".join(_timeline_row(v) for v in snap.violations[-_TIMELINE_ROWS:])
-        more = len(snap.violations) - _TIMELINE_ROWS
-        extra = f"<div>… {more} earlier violations not shown</div>" if more > 0 else ""
-        return (
-            head + f" · {len(snap.violations)} violation{'s' if len(snap.violations) != 1 else ''}</div>"
-            "<table class='workbench-timeline' style='font-size:90%;border-collapse:collapse'>"
-            f"{rows}</table>{extra}"
-        )
-
 
 def _progress_style_class() -> Any:
     """ipywidgets 8 does not export ProgressStyle at the top level; one shared style for all gauges."""
     from ipywidgets.widgets.widget_int import ProgressStyle
 
     return ProgressStyle
-
-
-def _timeline_row(entry: TimelineEntry) -> str:
-    colour = "#c62828" if entry.decision == "kill" else "#ef6c00"
-    cells = [
-        f"+{entry.seconds:.3f} s",
-        f"<b style='color:{colour}'>{html.escape(entry.decision)}</b>",
-        html.escape(f"{entry.kind} {entry.action}"),
-        html.escape(entry.target or ""),
-        f"<code>{html.escape(entry.capability or '')}</code>",
-        html.escape(entry.message),
-    ]
-    return "<tr>" + "".join(f"<td style='padding:0 8px 0 0'>{c}</td>" for c in cells) + "</tr>"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -11,6 +10,9 @@ from typing import Any
 from ..errors import SuggestionWarning
 from ..events import Event, Sample, SubscriberFailure, Violation
 from .mounts import Mount
+from .outcome import Outcome, classify
+from .render import result_html, result_text
+from .sizes import human_size
 
 __all__ = ["RunResult", "Usage", "Fault", "PolicySuggestion", "human_size"]
 
@@ -47,21 +49,6 @@ class Fault:
     def __str__(self) -> str:
         trace = "".join(f"\n    at {frame}" for frame in self.backtrace)
         return f"{self.kind}: {self.message}{trace}"
-
-
-def human_size(n: int | None) -> str:
-    """Sizes for people (3 significant digits); capability strings use format_size.
-
-    Binary units for whole mebibytes (a 256 MiB cap reads "256 MiB", not "268 MB"),
-    decimal units otherwise."""
-    if n is None:
-        return "-"
-    if n >= 2**20 and n % 2**20 == 0:
-        return f"{n // 2**30} GiB" if n % 2**30 == 0 else f"{n // 2**20} MiB"
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n} B"
 
 
 @dataclass(frozen=True)
@@ -116,19 +103,17 @@ class RunResult:
         return (self.exit_code == 0 and self.fault is None and self.audit_failure is None
                 and not any(e.is_violation for e in self.events))
 
+    def classify(self) -> Outcome:
+        """How the run ended (:func:`~workbench.runtime.outcome.classify`, the one place that decides)."""
+        return classify(self.events, exit_code=self.exit_code,
+                        fault_kind=None if self.fault is None else self.fault.kind,
+                        audit_failed=self.audit_failure is not None)
+
     @property
     def outcome(self) -> str:
-        """One word: ``ok``, ``exit N``, ``violation`` (the first one's kind) or ``fault``."""
-        if self.audit_failure is not None:
-            return "stopped (audit log failed)"
-        stops = [e for e in self.events if e.decision == "kill"]
-        if stops:
-            return f"stopped ({stops[0].category})"
-        if self.fault is not None:
-            return f"fault ({self.fault.kind})"
-        if any(e.is_violation for e in self.events):
-            return "violation"
-        return "ok" if self.exit_code == 0 else f"exit {self.exit_code}"
+        """:meth:`classify`'s label: ``ok``, ``exit N``, ``violation``, ``stopped (time)``,
+        ``stopped: interrupted by the user``, ``fault (unreachable)``; learn mode says so."""
+        return self.classify().label
 
     def suggestion(self) -> PolicySuggestion:
         """The smallest policy that grants what this run used, and the paths it could not name.
@@ -221,30 +206,9 @@ class RunResult:
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, default=str, **kwargs)
 
-    def summary_lines(self) -> list[str]:
-        """Stable text (no times, ids or addresses) so notebooks can compare it."""
-        lines = [f"RunResult {self.module}: {self.outcome}, exit code {self.exit_code}"]
-        u = self.usage
-        limit = f" of {human_size(u.memory_limit_bytes)}" if u.memory_limit_bytes else ""
-        lines.append(f"  memory peak {human_size(u.memory_peak_bytes)}{limit}")
-        for mount in self.mounts:
-            lines.append(f"  mount {mount.guest_path} ({'read-write' if mount.writable else 'read-only'})")
-        for violation in self.violations:
-            lines.append(f"  violation {violation}")
-        if self.fault is not None:
-            lines.append(f"  fault {self.fault.kind}: {self.fault.message}")
-        for failure in self.subscriber_failures:  # an audit log's failure is already a violation line
-            if not failure.critical:
-                lines.append(f"  subscriber failed: {failure}")
-        return lines
-
     def __repr__(self) -> str:
-        return "\n".join(self.summary_lines())
+        return result_text(self)
 
-    def _repr_html_(self) -> str:
-        rows = "".join(f"<li>{html.escape(line.strip())}</li>" for line in self.summary_lines()[1:])
-        colour = "#2e7d32" if self.ok else "#c62828"
-        return (
-            f"<div><b>{html.escape(self.module)}</b>: <span style='color:{colour}'>{html.escape(self.outcome)}</span>"
-            f"<ul>{rows}</ul></div>"
-        )
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Stable ``text/plain`` and rich ``text/html`` (:mod:`.render`): what notebooks show."""
+        return {"text/plain": result_text(self), "text/html": result_html(self)}

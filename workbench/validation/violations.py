@@ -78,15 +78,8 @@ CASES: tuple[ViolationCase, ...] = (
 
 
 def classify(result: RunResult) -> str:
-    """How a run ended, in the ``expect`` vocabulary of :class:`ViolationCase`."""
-    if result.violations:
-        first = result.violations[0]
-        return f"{first.kind}/{first.decision}"
-    if result.fault is not None:
-        return f"fault:{result.fault.kind}"
-    if result.exit_code == 0:
-        return "ok"
-    return f"exit:{result.exit_code}"
+    """How a run ended, in the ``expect`` vocabulary of :class:`ViolationCase` (``Outcome.code``)."""
+    return result.classify().code
 
 
 def run_case(case: ViolationCase, root: Path) -> tuple[str, bool]:
