@@ -204,8 +204,10 @@ def test_quiet_returns_nothing(ip: Any) -> None:
 def test_audit_log(ip: Any, tmp_path: Path) -> None:
     log = tmp_path / "audit.jsonl"
     cell(ip, f"--audit {log}", probes.hello())
-    frame = ip.run_line_magic("sandbox_audit", "-o frame --last")
-    assert frame is ip.user_ns["frame"] and len(frame) > 0
+    view = ip.run_line_magic("sandbox_audit", "-o frame --last")
+    frame = ip.user_ns["frame"]
+    assert len(frame) > 0 and set(frame["run_id"].astype(str)) == {ip._workbench_magics.last_result.run_id}
+    assert list(view.runs["run"]) == [ip._workbench_magics.last_result.run_id[:8]]
 
 
 def test_audit_without_a_log_is_a_usage_error(ip: Any) -> None:

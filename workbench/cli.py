@@ -96,7 +96,7 @@ def _cmd_run(options: argparse.Namespace) -> int:
     if options.json:
         print(result.to_json(indent=2))
     else:
-        if not result.ok or result.classify().learn_mode:  # the run's one text form (RunResult's own)
+        if failure is None and (not result.ok or result.classify().learn_mode):  # the run's one text form
             for line in repr(result).splitlines():
                 print(f"workbench: {_safe(line)}", file=sys.stderr)
         if options.on_violation == "audit":

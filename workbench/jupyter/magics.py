@@ -338,12 +338,19 @@ class SandboxMagics(Magics):
     # -- %sandbox_audit ---------------------------------------------------------------------------
     @_plain_help("%")
     @magic_arguments()
+    @kwds(epilog="examples:\n  %sandbox_audit audit.jsonl\n  %sandbox_audit --decision deny --run 3f2a\n"
+                 "  %sandbox_audit --since '2026-01-31 12:00' -o records\n  %sandbox_audit --full")
     @argument("file", nargs="?", help="the audit log (default: the last --audit file, or SandboxMagics.audit_log)")
-    @argument("-o", "--out", dest="out", metavar="VAR", help="store the DataFrame in variable VAR")
+    @argument("-o", "--out", dest="out", metavar="VAR", help="store the selected records (a DataFrame) in VAR")
     @argument("--last", action="store_true", help="only the records of the last run")
+    @argument("--run", metavar="ID", help="only the run whose id starts with ID")
+    @argument("--decision", choices=["allow", "deny", "kill", "audit"], help="only records with this decision")
+    @argument("--since", metavar="TIME", help="only records at or after TIME (UTC, e.g. '2026-01-31 12:00')")
+    @argument("--full", action="store_true", help="the full frame, every column in storage order")
+    @argument("--rows", type=int, default=200, metavar="N", help="most decision rows drawn (default 200)")
     @line_magic
     def sandbox_audit(self, line: str) -> Any:
-        """Show an audit log as a pandas DataFrame (one row per decision)."""
+        """Review an audit log: its verification, a summary per run, then the decisions, useful columns first."""
         args = self.sandbox_audit.parser.parse_argstring(line)
         path = args.file or self._last_audit or self.audit_log or None
         if path is None:
@@ -351,12 +358,29 @@ class SandboxMagics(Magics):
         path = os.path.expanduser(path)
         if not os.path.isfile(path):
             raise SandboxError(f"audit log {path} does not exist", hint="run a cell with --audit FILE first")
-        frame = _audit_log_class()(path).frame()
-        if args.last and self.last_result is not None and "run_id" in frame.columns:
-            frame = frame[frame["run_id"] == self.last_result.run_id]
+        from ..audit.review import compact, runs, select
+
+        log = _audit_log_class()(path)
+        frame = log.frame()
+        run = args.run
+        if args.last and self.last_result is not None:
+            run = self.last_result.run_id
+        try:
+            frame = select(frame, run=run, decision=args.decision, since=args.since)
+        except ValueError as exc:  # a --since pandas cannot read
+            raise UsageError(f"--since {args.since!r}: {exc}") from None
         if args.out:
             self._namespace[args.out] = frame
-        return frame
+        if args.full:
+            return frame
+        from .audit_view import AuditView
+
+        try:
+            check = log.verify()
+            verdict = f"verified, {check.records} records" if check.ok else f"NOT verified: {check}"
+        except SandboxError as exc:  # a keyed log read without its key, ...
+            verdict = f"not verified: {exc}"
+        return AuditView(path=path, verdict=verdict, runs=runs(frame), frame=compact(frame), rows=args.rows)
 
 
 def _audit_log_class() -> Any:

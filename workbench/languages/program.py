@@ -64,6 +64,10 @@ class Program:
       must really be compiled (seconds) can show progress;
     - ``debug_info``: the module carries DWARF worth reading (C built with ``-g``), so the
       engine should turn wasm backtraces into ``file.c:line``;
+    - ``source_sha256`` and ``source_name`` identify the guest's own code (its source text, or the
+      module's bytes), which ``sha256`` does not for an interpreter: every Python run has the
+      interpreter's hash.  The run's start record carries them, so audit trails can tell two
+      Python runs with different code apart;
     - ``housekeeping``: guest paths the language runtime itself looks for, never the user's code
       (an interpreter's own source files, to quote them in a traceback; a trailing ``/`` marks a
       prefix).  The guard answers them "not found" and records them apart from the guest's own
@@ -84,6 +88,8 @@ class Program:
     compiling: Callable[[], ContextManager[None]] | None = None
     debug_info: bool = False
     housekeeping: tuple[str, ...] = ()
+    source_sha256: str = ""
+    source_name: str = ""
 
     @classmethod
     def from_wasm(cls, lang: str, name: str, wasm: bytes) -> "Program":

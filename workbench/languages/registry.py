@@ -7,6 +7,7 @@ Python, whose Program is the shared interpreter plus the user's code in its argv
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import functools
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
@@ -58,11 +59,15 @@ def prepare_program(
         from . import python
         from .pyruntime import current_settings
 
-        return _python_memo(content, name, path, python.encode_inputs(inputs), current_settings())
-    if inputs is not None:
+        program = _python_memo(content, name, path, python.encode_inputs(inputs), current_settings())
+    elif inputs is not None:
         raise ModuleError(f"inputs= is supported for lang='python' only, not {lang!r}",
                           hint="pass data to other modules with stdin=, args= or a granted file")
-    return _prepare_memo(lang, content, name)
+    else:
+        program = _prepare_memo(lang, content, name)
+    source = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else bytes(content)
+    return dataclasses.replace(program, source_sha256=hashlib.sha256(source).hexdigest(),
+                               source_name=path.name if path is not None else name)
 
 
 @functools.lru_cache(maxsize=32)

@@ -262,6 +262,9 @@ class _Run:
                 "limits": {k: v for k, v in vars(limits).items() if v is not None},
                 "mounts": [str(m) for m in mounts],
                 "args": len(args),
+                # the guest's own code (an interpreter's module hash is the same for every script)
+                "source": {"name": self.program.source_name, "sha256": self.program.source_sha256,
+                           "lang": self.program.lang},
             },
         )
         for mount in mounts:
