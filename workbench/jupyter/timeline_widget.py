@@ -42,10 +42,13 @@ function node(tag, attrs, parent) {
   return el;
 }
 
-function fmt(s) { return s >= 10 ? s.toFixed(1) : s >= 0.1 ? s.toFixed(2) : (s * 1000).toFixed(0) + " m"; }
+function fmt(s) {  // seconds for people, with their unit
+  if (s <= 0) return "0 s";
+  return s >= 10 ? `${s.toFixed(1)} s` : s >= 0.1 ? `${s.toFixed(2)} s` : `${(s * 1000).toFixed(0)} ms`;
+}
 
 function details(g) {
-  const when = g.count > 1 ? `+${fmt(g.first)} s … +${fmt(g.last)} s` : `+${fmt(g.first)} s`;
+  const when = g.count > 1 ? `+${fmt(g.first)} … +${fmt(g.last)}` : `+${fmt(g.first)}`;
   return [g.label, when, g.rule ? `rule ${g.rule}` : "no rule granted it", g.errno ? `guest told ${g.errno}` : "",
           g.reason].filter(Boolean).join(" · ");
 }
@@ -68,7 +71,7 @@ function render({ model, el }) {
     const elapsed = Math.max(model.get("elapsed") || 0, 0.001);
     const status = model.get("status");
     const total = groups.reduce((n, g) => n + g.count, 0);
-    head.textContent = `${model.get("module")} · ${status} · ${fmt(elapsed)} s · ` +
+    head.textContent = `${model.get("module")} · ${status} · ${fmt(elapsed)} · ` +
       (total ? `${total} violation${total === 1 ? "" : "s"} in ${groups.length} group${groups.length === 1 ? "" : "s"}`
              : "no violations");
     const height = lanes.length * LANE_H + AXIS_H;
@@ -86,7 +89,7 @@ function render({ model, el }) {
       const s = (elapsed * t) / ticks;
       const label = node("text", { x: x(s), y: height - 4, "text-anchor": t === 0 ? "start" : t === ticks ? "end" : "middle",
                                    class: "wb-axis" }, svg);
-      label.textContent = t === ticks ? `${fmt(s)} s` : fmt(s);
+      label.textContent = fmt(s);
     }
     for (const g of groups) {
       const row = lanes.indexOf(g.lane);
