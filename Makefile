@@ -24,7 +24,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
-	$(BIN)/python -m pytest -q --nbval notebooks/
+	$(BIN)/python -m pytest -q --nbval notebooks/ --nbval-sanitize-with notebooks/nbval-sanitize.cfg
 
 # The real-browser test (tests/browser, marked `browser`): JupyterLab + Debian's Chromium + Playwright.
 # Installs what it needs: chromium through apt-get (as root, or with sudo), playwright and jupyterlab
