@@ -8,7 +8,10 @@ the latest samples and places violations on the run's :class:`~workbench.runtime
 about widgets ever runs on the guest's thread.
 
 One clock: a snapshot's ``wall_seconds`` is what the time gauge shows *and* where
-the timeline's axis ends, taken at one moment, so the two never disagree.
+the timeline's axis ends, taken at one moment, so the two never disagree.  The clock
+starts at the run's ``lifecycle start``, not when the cell started: compiling (a first
+C compile takes 25-40 s) is shown as compiling by its own progress display, never on
+the guest's time gauge.
 
 Pure Python (no ipywidgets), so gauges can be computed and tested without a kernel.
 """
@@ -69,7 +72,7 @@ class LiveState:
         self._lock = threading.Lock()
         self._samples: deque[Sample] = deque(maxlen=_CPU_WINDOW)
         self.timeline = Timeline()
-        self._started_wall = self._clock()
+        self._started_wall: float | None = None  # the run's start (its lifecycle start event)
         self._final: Snapshot | None = None
         self.changes = 0  # bumped on every item: lets the refresher skip idle ticks
 
@@ -82,6 +85,11 @@ class LiveState:
             if item.category == "lifecycle" and item.action == "start":
                 self._started_wall = self._clock()
         self.timeline.add(item)
+
+    def running_seconds(self) -> float | None:
+        """Seconds since the guest started; None while it has not (the module is still compiling)."""
+        with self._lock:
+            return None if self._started_wall is None else self._clock() - self._started_wall
 
     def finish(self, snapshot: Snapshot) -> None:
         """The exact final numbers (from the RunResult); later snapshots return them, with
@@ -96,7 +104,7 @@ class LiveState:
             if self._final is not None:
                 return self._final
             samples = list(self._samples)
-            wall = self._clock() - self._started_wall
+            wall = 0.0 if self._started_wall is None else self._clock() - self._started_wall
         groups = tuple(self.timeline.groups())
         lanes = tuple(self.timeline.lanes())
         if not samples:

@@ -117,7 +117,6 @@ class LiveView:
         self.summary: Any = None
         self._sent: dict[str, tuple[Any, ...]] = {}
         self._sent_at: dict[str, float] = {}
-        self._created = time.monotonic()
         self._handle: Any = None
         self.revealed = False
 
@@ -145,7 +144,8 @@ class LiveView:
     def refresh(self, final: bool) -> bool:
         """Bring the widgets up to date within the budget; True when updates are still pending."""
         if not self.revealed:
-            if final or time.monotonic() - self._created < self.show_after:
+            running = self.state.running_seconds()  # None while compiling: no gauges yet, no clock
+            if final or running is None or running < self.show_after:
                 return False
             if not self.budget.available(reserve=4):
                 return True

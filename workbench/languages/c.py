@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..errors import CompileError, ModuleError
 from .messages import source_text
+from .progress import step_progress
 
 __all__ = ["COptions", "DEFAULT_OPTIONS", "compile", "compile_c", "zig_path", "INSTALL_HINT"]
 
@@ -136,6 +137,28 @@ def _explain(stderr: str, file_name: str, source: str) -> CompileError:
     return CompileError(summary, line=first[0] if first else None, column=first[1] if first else None, hint=hint)
 
 
+#: seconds the first C compile on a machine takes (zig builds its WASI libc once): 25-40 s on two cores
+FIRST_COMPILE_SECONDS = 30.0
+
+
+def zig_global_cache() -> Path:
+    """zig's global cache folder (where it keeps the libc it built), as zig finds it."""
+    if os.environ.get("ZIG_GLOBAL_CACHE_DIR"):
+        return Path(os.environ["ZIG_GLOBAL_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "zig"
+
+
+def zig_libc_cached(cache: Path | None = None) -> bool:
+    """Has zig built its wasm32-wasi libc on this machine already?  (Then a compile takes ~1 s,
+    else 25-40 s: the progress display says which to expect.)"""
+    objects = (cache or zig_global_cache()) / "o"
+    try:
+        return any(objects.glob("*/__wasilibc_initialize_environ.o"))
+    except OSError:
+        return False
+
+
 def compile_c(source: str | bytes, name: str = "main", options: COptions = DEFAULT_OPTIONS) -> bytes:
     """Compile C ``source`` to a wasm32-wasi module (from the on-disk cache when seen before)."""
     source = source_text(source, "C")
@@ -151,11 +174,14 @@ def compile_c(source: str | bytes, name: str = "main", options: COptions = DEFAU
     work = root / key if usable else Path(tempfile.mkdtemp(prefix="workbench-c-"))
     work.mkdir(parents=True, exist_ok=True, mode=0o700)
     (work / file_name).write_text(source, encoding="utf-8")
+    warm = zig_libc_cached()
+    label = f"compiling {file_name} with zig" + ("" if warm else " (the first C compile also builds zig's WASI libc)")
     try:
-        proc = subprocess.run(
-            [str(zig), "cc", *flags, file_name, "-o", "module.wasm"],
-            cwd=work, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_SECONDS,
-        )
+        with step_progress(label, 2.0 if warm else FIRST_COMPILE_SECONDS):
+            proc = subprocess.run(
+                [str(zig), "cc", *flags, file_name, "-o", "module.wasm"],
+                cwd=work, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_SECONDS,
+            )
     except subprocess.TimeoutExpired as exc:
         raise CompileError(f"the C compiler did not finish within {COMPILE_TIMEOUT_SECONDS} s",
                            hint="simplify the program or compile it yourself and run the .wasm") from exc

@@ -20,7 +20,8 @@ import threading
 import time
 from typing import Callable, ContextManager, Iterator
 
-__all__ = ["ProgressHook", "set_progress_hook", "get_progress_hook", "compile_progress", "terminal_progress"]
+__all__ = ["ProgressHook", "set_progress_hook", "get_progress_hook", "compile_progress", "step_progress",
+           "terminal_progress"]
 
 ProgressHook = Callable[[str, float], ContextManager[None]]
 
@@ -81,10 +82,14 @@ def get_progress_hook() -> ProgressHook:
     return _hook
 
 
-@contextlib.contextmanager
-def compile_progress(label: str, size_bytes: int) -> Iterator[None]:
+def compile_progress(label: str, size_bytes: int) -> ContextManager[None]:
     """Show progress around a compile of ``size_bytes`` of wasm, with whatever hook is installed."""
-    expected = max(1.0, size_bytes / 1e6 * SECONDS_PER_MB)
+    return step_progress(label, max(1.0, size_bytes / 1e6 * SECONDS_PER_MB))
+
+
+@contextlib.contextmanager
+def step_progress(label: str, expected: float) -> Iterator[None]:
+    """Show progress around any slow step expected to take ``expected`` seconds (a C compile)."""
     try:
         display = _hook(label, expected)
         display.__enter__()
