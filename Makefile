@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-fast test-browser bench clean env
+.PHONY: demo test test-fast test-browser binder-check bench clean env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ $(BROWSER_STAMP): $(STAMP)
 test-browser: $(BROWSER_STAMP)
 	test -x $(CHROMIUM) || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
 	WORKBENCH_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q -m browser tests/browser
+
+# CI's stand-in for mybinder.org: a fresh venv from exactly binder/, its postBuild, notebook 01, and
+# jupyter-repo2docker --no-build rendering the Dockerfile (binder/check.sh).
+binder-check:
+	bash binder/check.sh
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
