@@ -12,7 +12,8 @@ What it draws (one SVG, redrawn on every change of its traits):
   ``run`` for stops and traps when there is one);
 - each group of identical violations (:class:`~workbench.runtime.TimelineGroup`) as a band
   from its first to its last time with a tick per kept mark and ``×N``, coloured by
-  decision (deny amber, kill red, learn mode's audit blue);
+  decision (deny amber, kill red, learn mode's audit blue); groups sharing a lane take
+  turns on three thin sub-rows, so they do not hide each other;
 - hover shows a group's details (an SVG ``<title>``), click pins them under the chart;
 - while the run goes on, the five largest groups are listed under it; the final summary
   below the widget lists them all (in a box of bounded height).
@@ -91,19 +92,21 @@ function render({ model, el }) {
                                    class: "wb-axis" }, svg);
       label.textContent = fmt(s);
     }
+    const inLane = {};  // groups sharing a lane get their own thin band (three sub-rows, then again)
     for (const g of groups) {
       const row = lanes.indexOf(g.lane);
       if (row < 0) continue;
+      const sub = (inLane[g.lane] = (inLane[g.lane] ?? -1) + 1) % 3;
       const y = row * LANE_H;
       const colour = COLOURS[g.decision] || "#c62828";
       const mark = node("g", { class: "wb-group", "data-count": g.count, "data-decision": g.decision }, svg);
       node("title", {}, mark).textContent = details(g);
       if (g.count > 1 && g.last > g.first) {
-        node("rect", { x: x(g.first), y: y + 4, width: Math.max(x(g.last) - x(g.first), 2), height: LANE_H - 8,
-                       fill: colour, opacity: 0.3 }, mark);
+        node("rect", { x: x(g.first), y: y + 2 + sub * 4, width: Math.max(x(g.last) - x(g.first), 2), height: 4,
+                       fill: colour, opacity: 0.45 }, mark);
       }
       for (const m of g.marks) {
-        node("rect", { x: x(m) - 1, y: y + 2, width: 2, height: LANE_H - 4, fill: colour }, mark);
+        node("rect", { x: x(m) - 1, y: y + 2 + sub * 4, width: 2, height: 4, fill: colour }, mark);
       }
       if (g.count > 1) {
         const label = node("text", { x: Math.min(x(g.last) + 3, WIDTH - 32), y: y + LANE_H - 4, class: "wb-count",
