@@ -15,8 +15,10 @@ What it draws (one SVG, redrawn on every change of its traits):
   decision (deny amber, kill red, learn mode's audit blue); groups sharing a lane take
   turns on three thin sub-rows, so they do not hide each other;
 - hover shows a group's details (an SVG ``<title>``), click pins them under the chart;
-- while the run goes on, the five largest groups are listed under it; the final summary
-  below the widget lists them all (in a box of bounded height).
+- while the run goes on, the five largest groups are listed under it; when it ends, the
+  result's summary (``summary``, the runtime's HTML without the gauges) is shown below the
+  chart and lists them all, in a box of bounded height.  It arrives in the same message as
+  the finished timeline, so the final view costs one message, not two.
 
 Its height depends on the number of lanes only (at most eight), never on the number of
 violations: 500 of them take the same room as five.
@@ -55,7 +57,11 @@ function details(g) {
 }
 
 function render({ model, el }) {
-  el.classList.add("workbench-timeline");
+  const box = document.createElement("div");  // the chart: its height never depends on the count
+  box.className = "workbench-timeline";
+  const summary = document.createElement("div");  // after the run: the result's summary (groups, mounts, ...)
+  summary.className = "workbench-summary";
+  el.append(box, summary);
   const head = document.createElement("div");
   head.className = "wb-head";
   const chart = document.createElement("div");
@@ -64,9 +70,10 @@ function render({ model, el }) {
   pinned.className = "wb-details";
   const list = document.createElement("div");
   list.className = "wb-list";
-  el.append(head, chart, pinned, list);
+  box.append(head, chart, pinned, list);
 
   function draw() {
+    summary.innerHTML = model.get("summary") || "";  // our own HTML (runtime.render), every value escaped
     const lanes = model.get("lanes") || [];
     const groups = model.get("groups") || [];
     const elapsed = Math.max(model.get("elapsed") || 0, 0.001);
@@ -160,6 +167,7 @@ class TimelineWidget(anywidget.AnyWidget):  # type: ignore[misc]
     elapsed = traitlets.Float(0.0).tag(sync=True)
     lanes = traitlets.List(traitlets.Unicode()).tag(sync=True)
     groups = traitlets.List(traitlets.Dict()).tag(sync=True)
+    summary = traitlets.Unicode("").tag(sync=True)
 
     @staticmethod
     def values(snap: Any, module: str) -> dict[str, Any]:
@@ -170,4 +178,5 @@ class TimelineWidget(anywidget.AnyWidget):  # type: ignore[misc]
             "elapsed": round(snap.wall_seconds, 2),
             "lanes": list(snap.lanes),
             "groups": [g.to_dict() for g in snap.groups],
+            "summary": snap.summary_html,
         }

@@ -105,6 +105,9 @@ class LiveView:
     ) -> None:
         import ipywidgets
 
+        from . import timeline_widget  # noqa: F401  (imported here, on the cell's thread: anywidget takes
+        # ~0.5 s to import the first time, which on the refresh thread would delay the gauges)
+
         self._w = ipywidgets
         self.module = module
         self.limits = limits
@@ -114,7 +117,6 @@ class LiveView:
         self.box = ipywidgets.VBox(layout=ipywidgets.Layout(margin="2px 0 6px 0"), _dom_classes=("workbench-live",))
         self.gauges: dict[str, Any] = {}
         self.timeline: Any = None
-        self.summary: Any = None
         self._sent: dict[str, tuple[Any, ...]] = {}
         self._sent_at: dict[str, float] = {}
         self._handle: Any = None
@@ -155,7 +157,7 @@ class LiveView:
         pending = self._pending(snap)
         pending.sort(key=lambda item: self._sent_at.get(item[0], 0.0))  # the stalest first: none starves
         # while running, keep one message per widget in reserve for the final update
-        reserve = 0 if final else len(self.gauges) + 2
+        reserve = 0 if final else len(self.gauges) + 1
         for key, updates in pending:
             # a unit goes whole or not at all (the time gauge and the timeline share one clock)
             if not self.budget.available(reserve + len(updates) - 1):
@@ -186,9 +188,7 @@ class LiveView:
         values = TimelineWidget.values(snap, self.module)
         self.timeline = TimelineWidget(**values)
         self._sent["timeline"] = tuple(values.values())
-        self.summary = w.HTML(value="", _dom_classes=("workbench-summary",))
-        self._sent["summary"] = ("",)
-        self.box.children = (*self.gauges.values(), self.timeline, self.summary)  # one message
+        self.box.children = (*self.gauges.values(), self.timeline)  # one message
         self.budget.spend()
         self.revealed = True
 
@@ -204,8 +204,6 @@ class LiveView:
         timeline = TimelineWidget.values(snap, self.module)
         if self._sent.get("timeline") != tuple(timeline.values()):
             changed["timeline"] = (self.timeline, timeline)
-        if snap.summary_html and self._sent.get("summary") != (snap.summary_html,):
-            changed["summary"] = (self.summary, {"value": snap.summary_html})
         pending: list[tuple[str, list[tuple[Any, dict[str, Any]]]]] = []
         if "time" in self.gauges and ("time" in changed or "timeline" in changed):  # one clock, one unit
             time_values = self._gauge_values(next(r for r in readings(snap, self.limits) if r.key == "time"))

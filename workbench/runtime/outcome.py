@@ -49,10 +49,14 @@ class Outcome:
         return self.label
 
 
+#: categories whose ``audit`` decision means only "written down", never learn mode: a trap (the guest's
+#: own fault), the interpreter's housekeeping look-ups, the audit log's own notes
+_RECORD_ONLY = ("trap", "runtime", "lifecycle")
+
+
 def is_learned(event: Event) -> bool:
-    """A learn-mode record: allowed and recorded, refused under a deny policy.  (A trap is also
-    recorded with ``audit``, meaning only "written down": it is the guest's fault, not learned.)"""
-    return event.decision == "audit" and event.category != "trap"
+    """A learn-mode record: allowed and recorded, refused under a deny policy."""
+    return event.decision == "audit" and event.category not in _RECORD_ONLY
 
 
 def _count(event: Event) -> int:
