@@ -46,12 +46,9 @@ import json
 import math
 import re
 import time
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping, Protocol
 
 import rfc8785
-
-if TYPE_CHECKING:
-    from .keys import AuditKey
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -68,6 +65,14 @@ __all__ = [
     "build_record",
     "record_problem",
 ]
+
+
+class RecordKey(Protocol):
+    """What a record needs of the log's key (:class:`~workbench.audit.keys.AuditKey`, which
+    builds on this module: the protocol keeps the dependency one way)."""
+
+    def record_mac(self, digest: str, /) -> str: ...
+
 
 #: schema version written as ``v`` in every new record
 SCHEMA_VERSION = 2
@@ -261,7 +266,7 @@ def _splice(body: bytes, hash: str, mac: str | None) -> bytes:
 
 
 def build_record(
-    event: Mapping[str, Any], seq: int, prev_hash: str, key: "AuditKey | None" = None
+    event: Mapping[str, Any], seq: int, prev_hash: str, key: RecordKey | None = None
 ) -> tuple[dict[str, Any], bytes]:
     """The record for ``event`` (an ``Event.to_dict()``) at ``seq`` after ``prev_hash``.
 

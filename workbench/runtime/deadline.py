@@ -31,8 +31,8 @@ import threading
 import time
 from typing import Any, Callable
 
-from wasmtime import _bindings as ffi
 
+from .._wasmtime_ffi import ffi
 from .engine import kick_engines, tick_seconds
 
 __all__ = ["RunWatch", "install_watch", "KILL_PREFIX", "MAX_TICKS"]

@@ -16,8 +16,8 @@ import time
 from typing import Any, Callable
 
 import wasmtime
-from wasmtime import _bindings as ffi
 
+from .._wasmtime_ffi import ffi, memory_handle
 from .errnos import WASI, wasi_errno
 from .fdtable import FdEntry, FdTable, MountRoot
 from .guard_decisions import Decisions, Verdict, inside
@@ -191,7 +191,7 @@ class GuardCore:
         if cached is not None:
             return cached
         assert self.memory is not None
-        raw = ctypes.byref(self.memory._memory)
+        raw = ctypes.byref(memory_handle(self.memory))
         size = ffi.wasmtime_memory_data_size(self.context, raw)
         base = ctypes.addressof(ffi.wasmtime_memory_data(self.context, raw).contents)
         self._memory_view = (base, size)

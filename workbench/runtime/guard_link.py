@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import wasmtime
-from wasmtime import _bindings as ffi
 
+from .._wasmtime_ffi import ffi, store_context
 from . import rawlink
 from .deadline import KILL_PREFIX
 from .guard import Guard
@@ -180,7 +180,7 @@ def _func_type(name: str, engine: wasmtime.Engine) -> wasmtime.FuncType:
 def _raw_func(store: wasmtime.Store, name: str, callback: Any, env: int) -> ffi.wasmtime_func_t:
     func = ffi.wasmtime_func_t()
     ffi.wasmtime_func_new_unchecked(
-        store._context(), _func_type(name, store.engine).ptr(), callback, ctypes.c_void_p(env), _NO_FINALIZER,
+        store_context(store), _func_type(name, store.engine).ptr(), callback, ctypes.c_void_p(env), _NO_FINALIZER,
         ctypes.byref(func),
     )
     return func
@@ -218,7 +218,7 @@ def instantiate_guarded(
         if not isinstance(memory, wasmtime.Memory):
             raise wasmtime.WasmtimeError("missing required memory export")
         guard.memory = memory
-        guard.context = store._context()
+        guard.context = store_context(store)
         layout = plan.layout
         n_imports = 1 + len(plan.wasi_keys) + len(layout.checked) + bool(layout.has_done)
         guard_imports = (ffi.wasmtime_extern_t * n_imports)()

@@ -43,8 +43,8 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from wasmtime import _bindings as ffi
 
+from .._wasmtime_ffi import ffi
 from .wasi_streams import keep_forever
 
 __all__ = [

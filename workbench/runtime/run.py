@@ -1,9 +1,11 @@
 """One run, start to finish: the per-run half of :class:`~workbench.runtime.Sandbox`.
 
-A :class:`_Run` is made for each ``Sandbox.run`` and used once: it builds the
-fresh Store (limits, WASI, mounts), installs the deadline watch, the monitor and,
-for modules that touch the filesystem or clocks, the guard; calls the guest; turns
-what happened into events (:mod:`verdicts`) and returns the :class:`RunResult`.
+A :class:`_Run` is made for each ``Sandbox.run`` and used once.  It gets the sandbox's
+:class:`~.plan.RunPlan` (what every run obeys) and its event bus, never the sandbox: it
+opens the planned mounts, builds the fresh Store (limits, WASI), installs the deadline
+watch, the monitor and, for modules that touch the filesystem or clocks, the guard;
+calls the guest; turns what happened into events (:mod:`verdicts`, through the typed
+:class:`~.context.RunContext`) and returns the :class:`RunResult`.
 This path is hot (a trivial module runs in ~0.2 ms), so it does no work a run
 does not need.
 """
@@ -11,7 +13,6 @@ does not need.
 from __future__ import annotations
 
 import ctypes
-import os
 import shutil
 import tempfile
 import threading
@@ -20,16 +21,16 @@ import uuid
 import warnings
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import wasmtime
-from wasmtime import _bindings as ffi
 
+from .._wasmtime_ffi import ffi, instance_handle
 from ..errors import SubscriberWarning
-from ..events import Event, Sample, SubscriberFailure
+from ..events import Event, EventBus, Sample, SubscriberFailure
 from ..languages import Entry, Program
 from ..languages.protocol import filtered_output
-from ..policy import format_size
+from .context import ActiveRuns, RunContext
 from .deadline import RunWatch, install_watch
 from . import rawlink
 from .engine import apply_store_caps
@@ -37,19 +38,17 @@ from .data_image import image_of
 from .event_budget import EventBudget
 from .fdtable import MountRoot
 from .guard import Guard
-from .guard_link import GuardPlan, empty_root, guard_plan, instantiate_guarded
+from .guard_link import GuardPlan, empty_root, instantiate_guarded
 from .linear_memory import MemoryAccount, Refusal, charging
 from .monitor import Monitor
-from .mounts import OpenMounts, file_grants_of, learn_mounts, open_mounts, plan_mounts
+from .mounts import Mount, OpenMounts, open_mounts
 from .output import OutputCapture
+from .plan import RunPlan
 from .result import Fault, RunResult, Usage, human_size
 from .shutdown import running
 from .wasi_streams import OutputStreams
 from .table_watch import connect as connect_table_hooks
-from .verdicts import classify_trap, limit_rule, report_memory_refusal, report_overrun, report_table_refusal
-
-if TYPE_CHECKING:
-    from .sandbox import Sandbox
+from .verdicts import classify_trap, report_memory_refusal, report_overrun, report_table_refusal
 
 __all__ = ["_Run"]
 
@@ -71,18 +70,22 @@ class _Run:
 
     def __init__(
         self,
-        sandbox: Sandbox,
+        plan: RunPlan,
+        bus: EventBus,
+        active: ActiveRuns,
         program: Program,
         module: wasmtime.Module,
         handle: Any,
         on_output: Callable[[str, bytes], None] | None,
-        plan: GuardPlan | None = None,
+        guard_plan: GuardPlan | None = None,
     ) -> None:
-        self.sandbox = sandbox
-        self.policy = sandbox.policy
-        self.limits = sandbox.limits
-        self.program = program
         self.plan = plan
+        self.bus = bus
+        self.active = active
+        self.policy = plan.policy
+        self.limits = plan.limits
+        self.program = program
+        self.guard_plan = guard_plan
         self.module_name = program.name
         self.sha = program.sha256
         self.module = module
@@ -110,6 +113,7 @@ class _Run:
             pause=self.watch.pause,
         )
         self.watch.on_tick = self.monitor.tick
+        self.context = RunContext(plan, self.emit, self.watch, self.events)
         self.started = 0.0
         self.guest_env: tuple[tuple[str, str], ...] = ()  # set by _wasi_config; handed to Program.enter
         self.streams = OutputStreams()
@@ -134,13 +138,13 @@ class _Run:
         return event
 
     def _on_memory_refused(self, refusal: Refusal) -> None:
-        report_memory_refusal(self, refusal)
+        report_memory_refusal(self.context, refusal)
 
     def _on_table_refused(self, table: int, requested: int, current: int, maximum: int | None) -> None:
-        report_table_refusal(self, table, requested, current, maximum)
+        report_table_refusal(self.context, table, requested, current, maximum)
 
     def _publish(self, item: Event | Sample) -> None:
-        failures = self.sandbox.bus.publish(item)
+        failures = self.bus.publish(item)
         if failures:
             self._subscribers_failed(failures)
 
@@ -176,18 +180,16 @@ class _Run:
 
     def _on_output_cap(self, stream: str, attempted: int) -> None:
         cap = self.limits.output_bytes or 0
-        kill = self.sandbox.on_violation == "kill"
         self.emit(
             "output",
             "write",
-            "kill" if kill else "deny",
+            self.context.refusal,
             target=stream,
-            capability=limit_rule(self.policy, "output", format_size(cap)),
+            capability=self.plan.rule_for("output_bytes"),
             reason=f"output cap of {human_size(cap)} reached on {stream}; the rest is cut",
             detail={"cap_bytes": cap, "write_bytes": attempted},
         )
-        if kill:
-            self.watch.stop("output", "output cap reached")
+        self.context.refused("output", "output cap reached")
 
     # -- the run ------------------------------------------------------------------------------
     def execute(
@@ -206,15 +208,11 @@ class _Run:
     def _mounted(
         self, entry: str, args: Sequence[str], stdin: str | bytes | None, env: Mapping[str, str] | None
     ) -> RunResult:
-        """Plan and open the run's mounts, run, and release them (descriptors, private folders)."""
-        learn = self.sandbox.on_violation == "audit"
-        scratch = self._scratch_folder(learn)
+        """Open the planned mounts, run, and release them (descriptors, private folders)."""
+        mounts = list(self.plan.mounts)
+        scratch = self._scratch_folder()
         try:
-            if learn:
-                mounts = learn_mounts(self.sandbox.root, scratch)
-            else:
-                mounts = plan_mounts(self.policy, self.sandbox.root)
-            opened = open_mounts(mounts, self.sandbox.root, scratch)
+            opened = open_mounts(mounts, self.plan.root, scratch)
         except BaseException:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -232,15 +230,12 @@ class _Run:
         args: Sequence[str],
         stdin: str | bytes | None,
         env: Mapping[str, str] | None,
-        mounts: list[Any],
+        mounts: list[Mount],
         opened: OpenMounts,
         scratch: Path | None,
     ) -> RunResult:
         limits = self.limits
-        fine = any(m.fine for m in mounts)
-        plan = self.plan
-        if plan is not None and plan.layout.fine != fine:  # the host changed what a grant names since planning
-            plan = guard_plan(self.module, self.sha, self.handle, plan.layout.coarse_ns, fine)
+        plan = self.guard_plan
         preopens = list(opened.preopens)
         roots = list(opened.roots)
         for system in self.program.system_mounts:
@@ -249,21 +244,13 @@ class _Run:
         if plan is not None and not any(m.guest_path == "/" for m in mounts):
             preopens.append(("/", empty_root(), False))  # so attempts outside every grant reach the guard
             roots.append(MountRoot("/", empty_root()))
+        self.emit("lifecycle", "start", detail={**self.plan.record(), "args": len(args)})  # the run's first event
         store = self._store = wasmtime.Store(self.handle.engine)
         apply_store_caps(store)  # table/instance caps (engine.STORE_CAPS); the memory cap is memory_account's
         if limits.fuel is not None:
             store.set_fuel(limits.fuel)
         store.set_wasi(self._wasi_config(preopens, args, stdin, env))
 
-        self.emit(
-            "lifecycle",
-            "start",
-            detail={
-                "limits": {k: v for k, v in vars(limits).items() if v is not None},
-                "mounts": [str(m) for m in mounts],
-                "args": len(args),
-            },
-        )
         for mount in mounts:
             detail: dict[str, Any] = {"writable": mount.writable, "scratch": mount.scratch}
             if mount.files:
@@ -299,7 +286,7 @@ class _Run:
         exports: Any = None
         detach_guard: Callable[[], None] | None = None
         cpu0 = time.thread_time()
-        self.started = time.monotonic()
+        self.started = self.context.started = time.monotonic()
         self.monitor.start()
         if limits.wall_seconds is not None:
             self.watch.deadline = self.started + limits.wall_seconds
@@ -311,17 +298,17 @@ class _Run:
         try:
             self.handle.ticker.acquire()
             ticking = True
-            self.sandbox._active.add(self.watch)
+            self.active.add(self.watch)
             if plan is None:
                 instance = self.handle.linker.instantiate(store, self.module)
-                exports = rawlink.Exports(store, instance._instance, self.module)  # by name, never enumerated
+                exports = rawlink.Exports(store, instance_handle(instance), self.module)  # by name, never enumerated
             else:
                 guard = Guard(
                     self.policy,
                     roots,
-                    self.sandbox.on_violation,
+                    self.plan.on_violation,
                     self.emit,
-                    file_grants=file_grants_of(mounts),
+                    file_grants=self.plan.file_grants,
                     housekeeping=self.program.housekeeping,
                     deadline=lambda: self.watch.deadline,
                     stop=self.watch.stop,
@@ -344,19 +331,20 @@ class _Run:
         except wasmtime.ExitTrap as exc:
             exit_code = exc.code
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            fault = classify_trap(self, exc, exports is None)
+            fault = classify_trap(self.context, exc, exports is None, cpu_used=self.monitor.cpu_used(),
+                                  memory_refusal=self.memory_account.last)
         finally:
             memory_scope.__exit__(None, None, None)
             if detach_guard is not None:
                 detach_guard()
-            self.sandbox._active.discard(self.watch)
+            self.active.discard(self.watch)
             if ticking:
                 self.handle.ticker.release()
             remove_watch()
             wall = time.monotonic() - self.started
             cpu = time.thread_time() - cpu0
 
-        report_overrun(self, wall)
+        report_overrun(self.context, wall)
         final = self.monitor.sample()  # one last reading: exact peak memory and fuel
         memory_peak = max(self.monitor.memory_peak, self._memory_size(store, exports))
         fuel_used = final.fuel_used
@@ -373,7 +361,7 @@ class _Run:
         )
         for summary in self.budget.close():  # what was counted rather than kept, before the exit
             self.events.append(summary)
-            self.sandbox.bus.publish(summary)
+            self.bus.publish(summary)
         self.emit(
             "lifecycle",
             "exit",
@@ -398,10 +386,11 @@ class _Run:
             events=tuple(self.events),
             usage=usage,
             mounts=tuple(mounts),
-            policy=str(self.policy),
+            policy=self.policy,
             fault=fault,
             samples=tuple(self.monitor.samples),
             subscriber_failures=self._report_failures(),
+            plan=self.plan,
         )
 
     def _report_failures(self) -> tuple[SubscriberFailure, ...]:
@@ -414,9 +403,9 @@ class _Run:
                           + "; ".join(map(str, views)), SubscriberWarning, stacklevel=4)
         return failures
 
-    def _scratch_folder(self, learn: bool) -> Path | None:
-        """A fresh private folder for ``/tmp``, made only when the policy grants ``/tmp`` as scratch."""
-        if not learn and not any(m.scratch for m in self.sandbox.mounts):
+    def _scratch_folder(self) -> Path | None:
+        """A fresh private folder for ``/tmp``, made only when the plan has a scratch mount."""
+        if not self.plan.scratch:
             return None
         return Path(tempfile.mkdtemp(prefix="workbench-tmp-"))
 
@@ -430,7 +419,7 @@ class _Run:
         wasi = wasmtime.WasiConfig()
         wasi.argv = [*self.program.argv, *map(str, args)]
         variables = dict(self.program.env)
-        variables.update(self.policy.environment(os.environ))
+        variables.update(self.plan.environment)
         if env:
             variables.update({str(k): str(v) for k, v in env.items()})
         if variables:  # a WasiConfig starts with an empty environment

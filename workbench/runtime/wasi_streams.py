@@ -24,8 +24,8 @@ import itertools
 from typing import Callable, TypeVar
 
 import wasmtime
-from wasmtime import _bindings as ffi
 
+from .._wasmtime_ffi import ffi
 __all__ = ["OutputStreams", "keep_forever"]
 
 Writer = Callable[[bytes], int]
