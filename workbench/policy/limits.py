@@ -18,7 +18,7 @@ from workbench.errors import PolicyError
 from workbench.policy import units
 from workbench.policy.capability import Capability
 
-__all__ = ["Limits", "limit_field", "limit_value", "limit_sources", "LIMIT_DOMAINS"]
+__all__ = ["Limits", "limit_field", "limit_value", "limit_sources", "FIELD_DOMAINS"]
 
 _INT_FIELDS = ("memory_bytes", "fuel", "output_bytes", "stack_bytes")
 _SIZE_FIELDS = {"memory": "memory_bytes", "output": "output_bytes", "stack": "stack_bytes"}
@@ -109,7 +109,7 @@ class Limits:
 
 
 #: the capability domain that sets each :class:`Limits` field (``cpu`` sets two)
-LIMIT_DOMAINS: dict[str, str] = {
+FIELD_DOMAINS: dict[str, str] = {
     "memory_bytes": "memory",
     "output_bytes": "output",
     "stack_bytes": "stack",

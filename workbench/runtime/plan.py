@@ -18,7 +18,7 @@ from typing import Any, Literal, Mapping, Union
 
 from ..errors import PolicyError, SandboxError
 from ..policy import Capability, Limits, Policy, format_duration, format_size
-from ..policy.limits import LIMIT_DOMAINS, limit_sources
+from ..policy.limits import FIELD_DOMAINS, limit_sources
 from .mounts import SCRATCH, Mount, file_grants_of, plan_mounts
 
 __all__ = ["OnViolation", "OnViolationLike", "LimitRule", "RunPlan", "CLOCK_GRAIN_NS"]
@@ -121,7 +121,7 @@ class RunPlan:
             if source is not None:
                 rules.append(LimitRule(name, str(source), False))
             else:
-                text = f"{LIMIT_DOMAINS[name]}:limit:{_spelled(name, value)}"
+                text = f"{FIELD_DOMAINS[name]}:limit:{_spelled(name, value)}"
                 rules.append(LimitRule(name, str(Capability.parse(text)), True))  # canonical, as a policy's
         if mode.learns:
             mounts: tuple[Mount, ...] = (

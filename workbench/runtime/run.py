@@ -12,21 +12,17 @@ does not need.
 
 from __future__ import annotations
 
-import ctypes
 import shutil
 import tempfile
-import threading
 import time
 import uuid
-import warnings
 import weakref
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import wasmtime
 
-from .._wasmtime_ffi import ffi, instance_handle
-from ..errors import SubscriberWarning
+from .._wasmtime_ffi import instance_handle
 from ..events import Event, EventBus, Sample, SubscriberFailure
 from ..languages import Entry, Program
 from ..languages.protocol import filtered_output
@@ -36,17 +32,19 @@ from . import rawlink
 from .engine import apply_store_caps
 from .data_image import image_of
 from .event_budget import EventBudget
+from .failures import FailureBook
 from .fdtable import MountRoot
 from .guard import Guard
 from .guard_link import GuardPlan, empty_root, instantiate_guarded
 from .linear_memory import MemoryAccount, Refusal, charging
 from .monitor import Monitor
+from .mount_record import record_mounts
 from .mounts import Mount, OpenMounts, open_mounts
 from .output import OutputCapture
 from .plan import RunPlan
 from .result import Fault, RunResult, Usage, human_size
 from .shutdown import running
-from .wasi_streams import OutputStreams
+from .wasi_streams import OutputStreams, set_stdin
 from .table_watch import connect as connect_table_hooks
 from .verdicts import classify_trap, report_memory_refusal, report_overrun, report_table_refusal
 
@@ -99,10 +97,7 @@ class _Run:
         # wasmtime drops late, a view) never holds a finished run
         self.output = OutputCapture(self.limits.output_bytes, _weakly(self._on_output_cap), on_output)
         self.watch = RunWatch(None)
-        # subscriber failures of this run, by (subscriber, critical): [first failure, count]
-        self._failures: dict[tuple[str, bool], list[Any]] = {}
-        self._failure_lock = threading.Lock()
-        self._audit_stopped = False
+        self.failures = FailureBook()
         self.monitor = Monitor(
             self.run_id,
             self._publish,
@@ -155,17 +150,7 @@ class _Run:
         ``lifecycle``/``audit-failed`` kill event says why (the audit log may still take
         it, if the failure was passing; the RunResult always has it).
         """
-        stop: SubscriberFailure | None = None
-        with self._failure_lock:
-            for failure in failures:
-                kept = self._failures.get((failure.subscriber, failure.critical))
-                if kept is None:
-                    self._failures[(failure.subscriber, failure.critical)] = [failure, 1]
-                else:
-                    kept[1] += 1
-                if failure.critical and not self._audit_stopped:
-                    self._audit_stopped = True
-                    stop = failure
+        stop = self.failures.add(failures)
         if stop is not None:
             reason = f"the audit log could not record an event ({stop.error}): the run is stopped"
             self.watch.stop("audit", reason)
@@ -174,9 +159,7 @@ class _Run:
 
     def subscriber_failures(self) -> tuple[SubscriberFailure, ...]:
         """This run's subscriber failures, one per subscriber, with how often each failed."""
-        with self._failure_lock:
-            kept = [(f, n) for f, n in self._failures.values()]
-        return tuple(SubscriberFailure(f.subscriber, f.critical, f.error, n, f.exception) for f, n in kept)
+        return self.failures.failures()
 
     def _on_output_cap(self, stream: str, attempted: int) -> None:
         cap = self.limits.output_bytes or 0
@@ -251,35 +234,7 @@ class _Run:
             store.set_fuel(limits.fuel)
         store.set_wasi(self._wasi_config(preopens, args, stdin, env))
 
-        for mount in mounts:
-            detail: dict[str, Any] = {"writable": mount.writable, "scratch": mount.scratch}
-            if mount.files:
-                detail["files"] = [guest for guest, _ in mount.files]
-                created = [g for g in opened.created if any(g == f for f, _ in mount.files)]
-                copied = [g for g in opened.copied if any(g == f for f, _ in mount.files)]
-                if created:
-                    detail["created"] = created
-                if copied:
-                    detail["copied"] = copied
-            if mount.fine:
-                detail["fine"] = True
-            self.emit(
-                "filesystem",
-                "mount",
-                target=mount.guest_path,
-                resolved=mount.guest_path,
-                capability=mount.capability,
-                detail=detail,
-            )
-        for system in self.program.system_mounts:
-            self.emit(
-                "filesystem",
-                "mount",
-                target=system.guest_path,
-                resolved=system.guest_path,
-                reason=f"read-only {system.purpose}, provided by the {self.program.lang} runtime",
-                detail={"writable": False, "system": True},
-            )
+        record_mounts(self.emit, mounts, opened, self.program)
 
         exit_code: int | None = None
         fault: Fault | None = None
@@ -389,19 +344,9 @@ class _Run:
             policy=self.policy,
             fault=fault,
             samples=tuple(self.monitor.samples),
-            subscriber_failures=self._report_failures(),
+            subscriber_failures=self.failures.report(self.module_name),
             plan=self.plan,
         )
-
-    def _report_failures(self) -> tuple[SubscriberFailure, ...]:
-        if not self._failures:  # the usual case, on every run's hot path
-            return ()
-        failures = self.subscriber_failures()
-        views = [f for f in failures if not f.critical]
-        if views:  # on the caller's thread, after the run: a view's bug is told, never swallowed
-            warnings.warn(f"a subscriber failed during the run of {self.module_name} (the run went on): "
-                          + "; ".join(map(str, views)), SubscriberWarning, stacklevel=4)
-        return failures
 
     def _scratch_folder(self) -> Path | None:
         """A fresh private folder for ``/tmp``, made only when the plan has a scratch mount."""
@@ -430,11 +375,7 @@ class _Run:
         if stdin is None:
             stdin = self.program.stdin
         if stdin is not None:
-            data = stdin.encode("utf-8") if isinstance(stdin, str) else bytes(stdin)
-            vec = ffi.wasm_byte_vec_t()
-            buffer = ctypes.cast(ctypes.create_string_buffer(data, len(data)), ctypes.POINTER(ctypes.c_uint8))
-            ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), buffer)  # copied; the config owns it
-            ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
+            set_stdin(wasi, stdin.encode("utf-8") if isinstance(stdin, str) else bytes(stdin))
         self.streams.attach(wasi, self.output.writer("stdout"), self.output.writer("stderr"))
         for guest, host, writable in preopens:
             wasi.preopen_dir(host, guest, writable)
