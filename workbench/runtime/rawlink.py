@@ -38,7 +38,7 @@ from .._wasmtime_ffi import (
 )
 __all__ = ["ExternArray", "Exports", "ExportNames", "export_names", "instantiate", "linker_get", "export_get", "fill_func_table", "func_extern", "global_i32"]
 
-ExternArray = ctypes.Array  # of ffi.wasmtime_extern_t
+ExternArray = ctypes.Array[ffi.wasmtime_extern_t]  # an import array for wasmtime_instance_new
 
 
 def linker_get(linker: wasmtime.Linker, store: wasmtime.Store, module: bytes, name: bytes, out: ffi.wasmtime_extern_t) -> None:

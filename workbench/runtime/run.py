@@ -53,7 +53,7 @@ __all__ = ["_Run"]
 
 def _weakly(method: Callable[[str, int], None]) -> Callable[[str, int], None]:
     """``method`` holding its object only weakly: once the object is gone, calls do nothing."""
-    ref = weakref.WeakMethod(method)  # type: ignore[arg-type]
+    ref = weakref.WeakMethod(method)
 
     def call(stream: str, attempted: int) -> None:
         bound = ref()
