@@ -40,7 +40,6 @@ proves the two agree on random values (hypothesis, with ``rfc8785`` as the oracl
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -49,6 +48,8 @@ import time
 from typing import Any, Mapping, Protocol
 
 import rfc8785
+
+from ..caches import memoized
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -166,7 +167,7 @@ def to_microseconds(ts: float | int) -> int:
     return int(round(ts * 1_000_000))
 
 
-@functools.lru_cache(maxsize=4096)
+@memoized("detail key names")
 def _is_secret_key(key: str) -> bool:
     words = (w.lower() for w in _WORD.findall(key))
     return any(w in SECRET_WORDS for w in words)

@@ -7,10 +7,10 @@ Python, whose Program is the shared interpreter plus the user's code in its argv
 from __future__ import annotations
 
 import dataclasses
-import functools
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
+from ..caches import memoized
 from ..errors import ModuleError
 from . import c, wasm, wat
 from .program import Program
@@ -29,7 +29,7 @@ def known_languages() -> list[str]:
     return [*_ADAPTERS, *_INTERPRETED]
 
 
-@functools.lru_cache(maxsize=32)
+@memoized("compiled sources")
 def compile_to_wasm(lang: str, content: Union[str, bytes], name: str = "module") -> bytes:
     """Compile ``content`` of language ``lang`` to the bytes of a core wasm module.
 
@@ -65,7 +65,7 @@ def prepare_program(
     return _prepare_memo(lang, content, name)
 
 
-@functools.lru_cache(maxsize=32)
+@memoized("prepared programs")
 def _prepare_memo(lang: str, content: Union[str, bytes], name: str) -> Program:
     program = Program.from_wasm(lang, name, compile_to_wasm(lang, content, name))
     if lang == "c" and c.DEFAULT_OPTIONS.debug:
@@ -73,7 +73,7 @@ def _prepare_memo(lang: str, content: Union[str, bytes], name: str) -> Program:
     return program
 
 
-@functools.lru_cache(maxsize=32)
+@memoized("python programs")
 def _python_memo(content: Union[str, bytes], name: str, path: Path | None, inputs_json: str, settings: Any) -> Program:
     from . import python
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, 
 
 import wasmtime
 
+from ..caches import BoundedCache
 from ..errors import CompileError, ModuleError, UnenforcedCapabilityWarning
 from ..events import EventBus, Subscriber
 from ..languages import Program, load_module_source, prepare_program
@@ -52,9 +53,8 @@ PolicyLike = Union[Policy, str, Iterable[str], None]
 
 #: languages whose runnable module is a function of the source text alone (Python's depends on its
 #: inputs and interpreter settings, C's on the compiler): a sandbox keeps the last few of these
-#: ready, so running the same text again skips detection, compile-cache lookup and checks
+#: ready (workbench.caches), so running the same text again skips detection, lookup and checks
 _PURE_LANGS = frozenset({"wat", "wasm"})
-_PREPARED_MAX = 32
 
 
 class _Prepared(NamedTuple):
@@ -137,8 +137,7 @@ class Sandbox:
             audit.open()  # fail closed: a log that cannot be written refuses the sandbox now
         _warn_unenforced(self.policy)
         self._active = ActiveRuns()
-        self._prepared: dict[tuple[Any, ...], _Prepared] = {}  # insertion order: oldest first
-        self._prepared_lock = threading.Lock()
+        self._prepared: BoundedCache[tuple[Any, ...], _Prepared] = BoundedCache("prepared per sandbox")
 
     def cancel(self, reason: str = "run cancelled") -> int:
         """Stop every run of this sandbox that is in progress, at its next epoch tick
@@ -201,10 +200,7 @@ class Sandbox:
         if prepared is None:
             prepared = self._prepare(source, lang, name, entry, inputs)
             if key is not None and prepared.program.lang in _PURE_LANGS:
-                with self._prepared_lock:
-                    self._prepared[key] = prepared
-                    while len(self._prepared) > _PREPARED_MAX:
-                        self._prepared.pop(next(iter(self._prepared)))
+                self._prepared.put(key, prepared)
         program, module, handle, plan = prepared
         # per run, not per module: the calling thread's native stack must hold the wasm stack, or a
         # deep recursion would crash the process instead of trapping
@@ -229,7 +225,7 @@ class Sandbox:
         if (program.sha256, entry) not in _checked_modules:  # imports and exports depend only on the bytes
             check_imports(module)
             self._check_entry(module, entry)
-            _checked_modules.add((program.sha256, entry))
+            _checked_modules.put((program.sha256, entry), True)
         plan = guard_plan(module, program.sha256, handle, self.plan.clock_grain_ns, fine=self.plan.fine)
         return _Prepared(program, module, handle, plan)
 
@@ -259,7 +255,7 @@ class Sandbox:
 
 
 #: (module sha256, entry) pairs whose imports and entry point were already checked
-_checked_modules: set[tuple[str, str]] = set()
+_checked_modules: BoundedCache[tuple[str, str], bool] = BoundedCache("checked modules")
 
 _cache_singleton: CompileCache | None = None
 _cache_lock = threading.Lock()
