@@ -258,17 +258,7 @@ class _Run:
                 instance = self.handle.linker.instantiate(store, self.module)
                 exports = rawlink.Exports(store, instance_handle(instance), self.module)  # by name, never enumerated
             else:
-                guard = Guard(
-                    self.policy,
-                    roots,
-                    self.plan.on_violation,
-                    self.emit,
-                    file_grants=self.plan.file_grants,
-                    housekeeping=self.program.housekeeping,
-                    deadline=lambda: self.watch.deadline,
-                    stop=self.watch.stop,
-                    must_stop=self.watch.check,
-                )
+                guard = Guard(self.context, roots, housekeeping=self.program.housekeeping)
                 exports, detach_guard = instantiate_guarded(store, self.handle.linker, self.module, plan, guard)
             connect_table_hooks(store, exports, self._on_table_refused)  # instrumented modules only
             self.monitor.attach(store, exports)
