@@ -42,11 +42,11 @@ from .mount_record import record_mounts
 from .mounts import Mount, OpenMounts, open_mounts
 from .output import OutputCapture
 from .plan import RunPlan
-from .result import Fault, RunResult, Usage, human_size
+from .result import Fault, RunResult, Usage
 from .shutdown import running
 from .wasi_streams import OutputStreams, set_stdin
 from .table_watch import connect as connect_table_hooks
-from .verdicts import classify_trap, report_memory_refusal, report_overrun, report_table_refusal
+from .verdicts import classify_trap, report_memory_refusal, report_output_cap, report_overrun, report_table_refusal
 
 __all__ = ["_Run"]
 
@@ -162,17 +162,7 @@ class _Run:
         return self.failures.failures()
 
     def _on_output_cap(self, stream: str, attempted: int) -> None:
-        cap = self.limits.output_bytes or 0
-        self.emit(
-            "output",
-            "write",
-            self.context.refusal,
-            target=stream,
-            capability=self.plan.rule_for("output_bytes"),
-            reason=f"output cap of {human_size(cap)} reached on {stream}; the rest is cut",
-            detail={"cap_bytes": cap, "write_bytes": attempted},
-        )
-        self.context.refused("output", "output cap reached")
+        report_output_cap(self.context, stream, attempted)
 
     # -- the run ------------------------------------------------------------------------------
     def execute(

@@ -20,7 +20,15 @@ from .linear_memory import Refusal
 from .result import Fault, human_size
 from .traps import backtrace_of
 
-__all__ = ["classify_trap", "report_memory_refusal", "report_table_refusal", "report_overrun", "seconds", "PAGE"]
+__all__ = [
+    "classify_trap",
+    "report_memory_refusal",
+    "report_table_refusal",
+    "report_output_cap",
+    "report_overrun",
+    "seconds",
+    "PAGE",
+]
 
 PAGE = 65536
 
@@ -181,6 +189,22 @@ def report_table_refusal(run: RunContext, table: int, requested: int, current: i
         detail={"requested_elements": requested, "current_elements": current, "limit_elements": cap, "table": table},
     )
     run.refused("memory", reason)
+
+
+def report_output_cap(run: RunContext, stream: str, attempted: int) -> None:
+    """Record the write that met the output cap (the rest of the output is cut, the guest's
+    write fails with EFBIG); kill mode stops the run."""
+    cap = run.plan.limits.output_bytes or 0
+    run.emit(
+        "output",
+        "write",
+        run.refusal,
+        target=stream,
+        capability=run.plan.rule_for("output_bytes"),
+        reason=f"output cap of {human_size(cap)} reached on {stream}; the rest is cut",
+        detail={"cap_bytes": cap, "write_bytes": attempted},
+    )
+    run.refused("output", "output cap reached")
 
 
 def report_overrun(run: RunContext, wall: float) -> None:
