@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Mapping, Union
 
@@ -168,7 +169,12 @@ class RunPlan:
 
     def record(self) -> dict[str, Any]:
         """What ``lifecycle/start`` records: every limit and its rule, the mounts, the names of the
-        environment variables (never their values), the clock grain and the violation mode."""
+        environment variables (never their values), the clock grain and the violation mode.
+        Worked out once (the plan is frozen); a fresh top-level dict each call."""
+        return dict(self._record)
+
+    @cached_property
+    def _record(self) -> dict[str, Any]:
         return {
             "limits": {k: v for k, v in vars(self.limits).items() if v is not None},
             "rules": {rule.field: rule.capability for rule in self.rules},
