@@ -179,6 +179,7 @@ def _concat(parts: list["pd.DataFrame"]) -> "pd.DataFrame":
     from pandas.api.types import union_categoricals
 
     columns = parts[0].columns
+    parts = [p for p in parts if len(p)] or parts[:1]  # an empty segment's frame has untyped categories
     out: dict[str, Any] = {}
     for column in columns:
         values = [p[column] for p in parts]
