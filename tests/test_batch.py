@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 def client() -> Iterator[Client]:
     # allowed-failures 0, as run_many sets on its own LocalCluster: every retry is the batch's own, and recorded
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                silence_logs=logging.ERROR)
     client = Client(cluster, set_as_default=False)
     yield client
@@ -338,3 +338,25 @@ def test_bad_input_is_a_result_not_an_error(client: Client, root: Path) -> None:
     with pytest.raises(CompileError) as info:
         Sandbox(None, root=root).run(jobs[0]["source"], "wat")
     assert frame.error[0] == str(info.value)
+
+
+def test_the_batch_command_writes_every_row_and_exits_2_on_bad_input(root: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "good.py").write_text("print('hi')\nresult = 7\n")
+    (jobs / "peek.wat").write_text(probes.read_file("secret.txt"))
+    (jobs / "broken.wat").write_text("(module (func (bogus)))\n")
+    env = {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}  # a native abort at exit must show
+    proc = subprocess.run([sys.executable, "-m", "workbench.cli", "batch", str(jobs), "--cap", "time:limit:5s",
+                           "--workers", "1", "--root", str(root), "--audit", str(tmp_path / "audit"),
+                           "--no-progress", "-o", str(tmp_path / "results.parquet")],
+                          capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "bad input: job broken.wat" in proc.stderr and "Traceback" not in proc.stderr
+    frame = pd.read_parquet(tmp_path / "results.parquet")
+    assert dict(zip(frame.job_id, frame.outcome)) == {"broken.wat": "error (CompileError)", "good.py": "ok",
+                                                      "peek.wat": "violation"}
+    assert frame.loc[frame.job_id == "good.py", "value"].item() == "7"
+    assert AuditTrail(tmp_path / "audit").verify().ok

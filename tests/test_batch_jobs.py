@@ -209,3 +209,38 @@ def test_the_sandbox_and_the_results_frame_agree_on_usage(tmp_path: Path) -> Non
     assert frame.violations.item() == len(result.result.violations) >= 1
     direct = Sandbox(Policy.parse(list(job.policy)), root=tmp_path).run(probes.memory_bomb(), "wat")
     assert direct.outcome == result.outcome
+
+
+def test_the_cli_refuses_bad_job_files_before_starting_anything(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.cli import main
+
+    bad_json = tmp_path / "jobs.jsonl"
+    bad_json.write_text('{"id": "a", "source": "print(1)", "lang": "python"}\n{"id": "b", "source": \n')
+    assert main(["batch", str(bad_json), "-o", str(tmp_path / "r.csv")]) == 2
+    assert "jobs.jsonl:2: not JSON" in capsys.readouterr().err
+
+    greedy = tmp_path / "greedy.jsonl"
+    greedy.write_text('{"id": "g", "source": "print(1)", "lang": "python", "caps": ["filesystem:read:/"]}\n')
+    assert main(["batch", str(greedy), "--cap", "time:limit:1s", "-o", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "job 'g'" in err and "hint:" in err and "Traceback" not in err
+
+    assert main(["batch", str(tmp_path), "-o", str(tmp_path / "r.txt")]) == 2
+    assert ".parquet or .csv" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["batch", str(empty), "-o", str(tmp_path / "r.csv")]) == 2
+    assert "no source files" in capsys.readouterr().err
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_job_files_name_their_paths_relative_to_themselves(tmp_path: Path) -> None:
+    from workbench.batch.commands import read_jobs
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "one.py").write_text("print(1)\n")
+    (tmp_path / "jobs.jsonl").write_text('{"id": "x", "path": "src/one.py", "inputs": {"a": 1}}\n\n')
+    [job] = read_jobs(tmp_path / "jobs.jsonl")
+    [parsed] = as_jobs([job], BATCH)
+    assert parsed.source == b"print(1)\n" and parsed.lang == "python" and parsed.inputs == {"a": 1}
+    assert [j["id"] for j in read_jobs(tmp_path / "src")] == ["one.py"]
