@@ -244,3 +244,27 @@ def test_job_files_name_their_paths_relative_to_themselves(tmp_path: Path) -> No
     [parsed] = as_jobs([job], BATCH)
     assert parsed.source == b"print(1)\n" and parsed.lang == "python" and parsed.inputs == {"a": 1}
     assert [j["id"] for j in read_jobs(tmp_path / "src")] == ["one.py"]
+
+
+def test_progress_counts_jobs_and_shows_the_dashboard_link_in_a_notebook(monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import IPython.display
+
+    from workbench.batch import JobResult, progress
+
+    shown: list[object] = []
+    monkeypatch.setattr(progress, "in_notebook", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    bar = progress.Progress(3, None, "http://127.0.0.1:8787/status")
+    assert bar._bar is not None  # on by default in a notebook
+    for result in (JobResult("a", error="x", error_type="CompileError"), JobResult("b", error_type="cancelled"),
+                   JobResult("c", error_type="lost")):
+        bar.update(result)
+    assert bar.not_ok == 3 and bar._bar.n == 3
+    bar.close()
+    assert len(shown) == 1 and 'href="http://127.0.0.1:8787/status"' in shown[0].data  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(progress, "in_notebook", lambda: False)
+    quiet = progress.Progress(3, None, "http://127.0.0.1:8787/status")  # pytest's stderr is not a terminal
+    assert quiet._bar is None and len(shown) == 1
+    capsys.readouterr()

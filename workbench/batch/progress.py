@@ -3,6 +3,7 @@ a link to the Dask dashboard.  IPython is imported only when a notebook kernel i
 
 from __future__ import annotations
 
+import html
 import sys
 from typing import Any
 
@@ -38,7 +39,8 @@ class Progress:
         if notebook and dashboard_link:
             from IPython.display import HTML, display
 
-            display(HTML(f'<a href="{dashboard_link}" target="_blank">Dask dashboard</a>'))
+            link = html.escape(dashboard_link, quote=True)
+            display(HTML(f'<a href="{link}" target="_blank">Dask dashboard: {link}</a>'))
         from tqdm.auto import tqdm
 
         self._bar = tqdm(total=total, desc="batch", unit="job", dynamic_ncols=True)
