@@ -63,6 +63,8 @@ def test_bad_job_lists_are_refused_with_our_error(tmp_path: Path) -> None:
         as_jobs([{"id": "a", "source": "x", "capz": []}], BATCH)
     with pytest.raises(BatchError, match="cannot read"):
         as_jobs([{"id": "a", "path": str(tmp_path / "missing.py")}], BATCH)
+    with pytest.raises(BatchError, match="reserved"):  # a guest's records must not pass for the batch's own
+        as_jobs([{"id": "a", "source": "x", "name": "workbench.batch"}], BATCH)
     with pytest.raises(BatchError, match="not one source"):
         as_jobs("print(1)", BATCH)  # type: ignore[arg-type]
     with pytest.raises(BatchError, match="not int"):

@@ -134,6 +134,10 @@ def as_jobs(items: Iterable[JobLike], policy: Policy) -> list[Job]:
             job = _from_mapping(item, position)
         else:
             job = _with_source(Job(id=str(position), source=b""), item)
+        if job.name is not None and (job.name == "workbench" or job.name.startswith("workbench.")):
+            raise BatchError(f"job {job.id!r}: the module name {job.name!r} is reserved",
+                             hint="the audit trail marks the batch's own records with module 'workbench.batch': "
+                                  "name the job's module otherwise")
         if job.id in seen:
             raise BatchError(f"two jobs have the id {job.id!r}", hint="give every job its own id")
         seen.add(job.id)
