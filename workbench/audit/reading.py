@@ -110,3 +110,13 @@ class LogReader:
         from .frames import frame
 
         return frame(self.files())
+
+    @classmethod
+    def open_many(cls, folder: str | os.PathLike[str], *, key: KeyLike | None = None) -> "pd.DataFrame":
+        """Verify every segment of a batch's audit folder and load them as one frame, with a
+        ``worker`` column; raises :class:`~workbench.errors.AuditError` when any segment or
+        manifest does not verify.  See :mod:`workbench.audit.segments` (``AuditTrail`` for the
+        per-segment results and a lazy ``dask.dataframe`` view)."""
+        from .segments import open_many
+
+        return open_many(folder, key=key)
