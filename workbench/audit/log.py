@@ -48,13 +48,11 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import errno as errnos
 import os
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from ..errors import AuditError, AuditKeyError
 from ..events import Event, Sample
@@ -67,11 +65,15 @@ from .files import (
     rotated_files,
     rotated_path,
     scan_tail,
+    unwritable,
 )
-from .keys import AuditKey, KeyLike, as_key
+from .keys import KeyLike
 from .reading import LogReader
 from .record import GENESIS_HASH, build_record
 from .verify import RECOVERY_MODULE
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 try:
     import fcntl
@@ -130,10 +132,9 @@ class AuditLog(LogReader):
                  fsync: bool = False, key: KeyLike | None = None) -> None:
         if max_bytes is not None and max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, not {max_bytes}")
-        self.path = Path(path)
+        super().__init__(path, key=key)
         self.max_bytes = max_bytes
         self.fsync = fsync
-        self.key: AuditKey | None = as_key(key)
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._head_fd: int | None = None
@@ -168,7 +169,7 @@ class AuditLog(LogReader):
                             break
                     self._close_live()
             except OSError as exc:
-                raise _unwritable(self.path, exc) from exc
+                raise unwritable(self.path, exc) from exc
         return self
 
     def append(self, event: Event | Mapping[str, Any]) -> dict[str, Any]:
@@ -374,19 +375,12 @@ class AuditLog(LogReader):
         except (AttributeError, OSError):
             pass
 
+    @classmethod
+    def open_many(cls, folder: str | os.PathLike[str], *, key: KeyLike | None = None) -> "pd.DataFrame":
+        """Verify every segment of a batch's audit folder and load them as one frame, with a
+        ``worker`` column; raises :class:`~workbench.errors.AuditError` when any segment or
+        manifest does not verify.  See :mod:`workbench.audit.segments` (``AuditTrail`` for the
+        per-segment results and a lazy ``dask.dataframe`` view)."""
+        from .segments import open_many
 
-_HINTS = {
-    errnos.ENOTDIR: "a part of the folder path is a file: choose another audit path",
-    errnos.EISDIR: "the audit path is a folder: name a file in it, e.g. audit.jsonl",
-    errnos.EACCES: "the file or its folder is not writable for this user: choose another path or fix its permissions",
-    errnos.EPERM: "the file or its folder is not writable for this user: choose another path or fix its permissions",
-    errnos.EROFS: "the file system is read-only: choose an audit path on a writable one",
-    errnos.ENOSPC: "the disk is full: free space or choose another audit path",
-}
-
-
-def _unwritable(path: Path, exc: OSError) -> AuditError:
-    """The one clear error for an audit log that cannot be opened for writing."""
-    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
-    return AuditError(f"cannot write the audit log {path}: {exc.strerror or exc}{where}",
-                      hint=_HINTS.get(exc.errno or 0, "check the audit path and its permissions"))
+        return open_many(folder, key=key)

@@ -27,8 +27,9 @@ __all__ = ["LogReader"]
 class LogReader:
     """What can be read of the log at ``path`` (keyed with ``key``, if it has one)."""
 
-    path: Path
-    key: AuditKey | None
+    def __init__(self, path: str | os.PathLike[str], *, key: KeyLike | None = None) -> None:
+        self.path = Path(path)
+        self.key: AuditKey | None = as_key(key)
 
     def files(self) -> list[Path]:
         """The log's files in chain order (rotated oldest first, then the live file)."""
@@ -110,13 +111,3 @@ class LogReader:
         from .frames import frame
 
         return frame(self.files())
-
-    @classmethod
-    def open_many(cls, folder: str | os.PathLike[str], *, key: KeyLike | None = None) -> "pd.DataFrame":
-        """Verify every segment of a batch's audit folder and load them as one frame, with a
-        ``worker`` column; raises :class:`~workbench.errors.AuditError` when any segment or
-        manifest does not verify.  See :mod:`workbench.audit.segments` (``AuditTrail`` for the
-        per-segment results and a lazy ``dask.dataframe`` view)."""
-        from .segments import open_many
-
-        return open_many(folder, key=key)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from ..errors import AuditError
 from .files import chain_files
 from .keys import KeyLike, as_key
-from .log import AuditLog
+from .reading import LogReader
 from .verify import VerifyResult
 
 if TYPE_CHECKING:
@@ -108,9 +108,9 @@ class AuditTrail:
         found = {m.group(1) for n in names if (m := _LIVE.match(n) or _ROTATED.match(n))}
         return sorted(found)
 
-    def segments(self) -> dict[str, AuditLog]:
-        """Each segment as a (read-only until appended to) :class:`AuditLog`, by label."""
-        return {label: AuditLog(self.folder / f"{label}.jsonl", key=self.key) for label in self.labels()}
+    def segments(self) -> dict[str, LogReader]:
+        """Each segment, to read and verify (an :class:`AuditLog` of the same path appends to it), by label."""
+        return {label: LogReader(self.folder / f"{label}.jsonl", key=self.key) for label in self.labels()}
 
     def verify(self) -> TrailVerifyResult:
         """Check every segment's chain and every manifest (see the module docstring)."""
@@ -152,7 +152,6 @@ class AuditTrail:
         """The same frame as :meth:`frame`, lazily: one ``dask.dataframe`` partition per file,
         read only when computed (a trail larger than memory can be filtered and grouped)."""
         import dask.dataframe as dd
-        import pandas as pd
 
         files = self.files()
         labels = self.labels()
@@ -194,7 +193,7 @@ def _concat(parts: list["pd.DataFrame"]) -> "pd.DataFrame":
     return pd.DataFrame(out, columns=columns)
 
 
-def _check_manifest(client: str, claims: Mapping[str, Any], segments: Mapping[str, AuditLog],
+def _check_manifest(client: str, claims: Mapping[str, Any], segments: Mapping[str, LogReader],
                     results: Mapping[str, VerifyResult]) -> list[str]:
     problems = []
     for label, claim in sorted(claims.items()):
