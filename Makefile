@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-fast test-browser binder-check bench clean env
+.PHONY: demo test test-fast test-timing test-browser binder-check bench clean env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m pytest -q --nbval notebooks/ --nbval-sanitize-with notebooks/nbval-sanitize.cfg
+
+# Real-time checks (marker `timing`): the arithmetic they rest on is tested with a manual clock in
+# `make test`; these few confirm it against the real clocks, on a machine left alone.
+test-timing: $(STAMP)
+	$(BIN)/python -m pytest -q -m timing
 
 # The real-browser test (tests/browser, marked `browser`): JupyterLab + Debian's Chromium + Playwright.
 # Installs what it needs: chromium through apt-get (as root, or with sudo), playwright and jupyterlab

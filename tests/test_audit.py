@@ -36,8 +36,8 @@ def test_all_names_are_exported_and_nothing_else_is_public():
     for name in audit.__all__:
         assert getattr(audit, name) is not None, name
     public = {n for n in dir(audit) if not n.startswith("_")}
-    submodules = {"log", "record", "verify", "files", "frames", "forensics", "commands", "keys", "checkpoint", "review",
-                  "annotations"}
+    submodules = {"log", "record", "verify", "files", "frames", "forensics", "commands", "keys", "checkpoint",
+                  "annotations", "reading", "verify_result", "frame_columns", "segments", "review"}
     assert public - submodules - {"TYPE_CHECKING", "Any"} == set(audit.__all__)
 
 

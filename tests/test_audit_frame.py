@@ -121,7 +121,7 @@ def test_fast_and_slow_paths_agree_on_escapes_unicode_and_look_alike_details(tmp
 
 
 def test_a_line_that_is_not_canonical_goes_the_slow_way(tmp_path):
-    from workbench.audit.frames import _Unusual
+    from workbench.audit.frame_columns import Unusual
 
     path = tmp_path / "audit.jsonl"
     make_log(path, HAND_MADE[:3])
@@ -129,7 +129,7 @@ def test_a_line_that_is_not_canonical_goes_the_slow_way(tmp_path):
     raw[1] = raw[1].replace(b'"detail":{', b'"detail": {')
     data = b"".join(raw)
     path.write_bytes(data)
-    with pytest.raises(_Unusual):
+    with pytest.raises(Unusual):
         _fast(data, len(data))
     df = frame(path)
     assert len(df) == 3 and json.loads(df["detail"].iloc[1]) == {"t": pytest.approx(0.1)}

@@ -11,6 +11,8 @@ import threading
 import time
 from typing import Callable
 
+import pytest
+
 from workbench import probes
 from workbench.events import Sample
 from workbench.runtime import RunResult, Sandbox
@@ -40,6 +42,7 @@ def run_in_threads(jobs: dict[str, Callable[[], RunResult]]) -> dict[str, RunRes
     return results
 
 
+@pytest.mark.timing
 def test_a_spinning_guest_does_not_hold_up_a_quick_one() -> None:
     sandbox = Sandbox(["time:limit:1s", "memory:limit:4MB"])  # one sandbox: one bus for both runs
     seen: list[Sample] = []
@@ -71,6 +74,7 @@ def test_a_spinning_guest_does_not_hold_up_a_quick_one() -> None:
     assert {s.run_id for s in seen} == {spin.run_id, fast.run_id}
 
 
+@pytest.mark.timing
 def test_one_guests_loop_does_not_delay_anothers_deadline() -> None:
     results = run_in_threads(
         {

@@ -222,10 +222,10 @@ attempt("read", lambda: os.read(fd, 100))
 def test_write_rights_wasmtime_treats_as_write_are_judged_as_write(tree: Path) -> None:
     """FD_DATASYNC alone is not "write" by name, but the guard judges every right that lets a
     descriptor change its file; and a write through a read descriptor is refused (recorded)."""
-    from workbench import probes
+    from workbench.probes import _wat
 
     path = "/work/sub/ro/r.txt"
-    wat = probes._resolving_probe(probes._resolved_open(path, 0, (1 << 1) | (1 << 0)), path)  # FD_READ | FD_DATASYNC
+    wat = _wat._resolving_probe(_wat._resolved_open(path, 0, (1 << 1) | (1 << 0)), path)  # FD_READ | FD_DATASYNC
     policy = ["filesystem:write:/work", "!filesystem:write:/work/sub/ro"]
     result = Sandbox(policy, root=tree).run(wat)
     assert any(e.decision == "deny" and e.detail.get("rights") == "write" for e in result.events), fs(result)

@@ -24,6 +24,7 @@ def _send_sigint_after(delay: float) -> list[float]:
     return sent
 
 
+@pytest.mark.timing
 def test_sigint_cancels_a_spinning_guest_at_once() -> None:
     sandbox = Sandbox(["time:limit:20s"])
     sandbox.run(probes.hello())  # compile caches warm

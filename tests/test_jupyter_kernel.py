@@ -68,6 +68,7 @@ def _live_cell() -> str:
     return nb.cells[1].source  # %%sandbox spin --timeout 2s
 
 
+@pytest.mark.timing
 def test_gauge_updates_arrive_while_the_cell_runs_within_the_throttle(kernel: Any) -> None:
     km, kc = kernel
     run = Timed(kc, _live_cell())
@@ -137,6 +138,7 @@ def test_guest_output_streams_while_it_runs(kernel: Any) -> None:
     assert run.reply_at - streams[0][0] > 0.5, "the line arrived only at the end"
 
 
+@pytest.mark.timing
 def test_interrupt_stops_a_spinning_module_within_a_second(kernel: Any) -> None:
     km, kc = kernel
     msg_id = kc.execute(f"%%sandbox spin --timeout 60s -o interrupted\n{SPIN}")

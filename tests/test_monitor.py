@@ -35,6 +35,7 @@ from workbench.validation.limits import PAUSE_SLACK
 TOLERANCE = 0.05
 
 
+@pytest.mark.timing
 def test_samples_arrive_during_the_run_spread_over_it() -> None:
     arrivals: list[tuple[float, Sample]] = []
     sandbox = Sandbox(["time:limit:1s"])
@@ -53,6 +54,7 @@ def test_samples_arrive_during_the_run_spread_over_it() -> None:
     assert times == sorted(times)
 
 
+@pytest.mark.timing
 def test_sample_rate_is_bounded_to_ten_per_second() -> None:
     result = Sandbox(["time:limit:0.5s"]).run(probes.infinite_loop())
     assert len(result.samples) <= 0.5 * 10 + 2  # plus the final reading
@@ -73,6 +75,7 @@ def test_usage_reports_peak_memory_cpu_wall_and_fuel() -> None:
     assert usage.throttled_seconds == 0 and usage.fuel_used is None
 
 
+@pytest.mark.timing
 def test_cpu_share_holds_within_five_percent_over_three_seconds() -> None:
     result = Sandbox(["cpu:limit:50%", "time:limit:3s"]).run(probes.infinite_loop())
     usage = result.usage
@@ -92,6 +95,7 @@ def test_cpu_share_holds_within_five_percent_over_three_seconds() -> None:
     assert all(share <= 0.5 * (1 + TOLERANCE) for share in shares)  # held throughout, not only on average
 
 
+@pytest.mark.timing
 def test_cpu_time_budget_holds_within_five_percent() -> None:
     result = Sandbox(["cpu:limit:2s", "time:limit:30s"]).run(probes.infinite_loop())
     assert [(v.kind, v.decision) for v in result.violations] == [("cpu", "kill")]
@@ -99,6 +103,7 @@ def test_cpu_time_budget_holds_within_five_percent() -> None:
     assert "2s" in result.violations[0].message
 
 
+@pytest.mark.timing
 def test_throttled_guest_still_meets_its_deadline() -> None:
     # at 1% a guest runs ~2 ms and is paused ~200 ms; the deadline falls mid-pause, which must
     # end at the deadline rather than ~100 ms after it
@@ -239,6 +244,7 @@ def _run_watched(watch: RunWatch, monitor: Monitor, source: str) -> None:
         remove()
 
 
+@pytest.mark.timing
 def test_a_plain_run_is_called_back_about_ten_times_a_second_not_every_tick() -> None:
     # every callback takes the GIL and costs a spinning guest tens of µs: only the needed ones are made
     watch = RunWatch(time.monotonic() + 0.5)
@@ -251,6 +257,7 @@ def test_a_plain_run_is_called_back_about_ten_times_a_second_not_every_tick() ->
     assert len(monitor.samples) >= 4
 
 
+@pytest.mark.timing
 def test_a_cpu_share_is_paced_at_every_tick() -> None:
     watch = RunWatch(time.monotonic() + 0.5)
     monitor = Monitor("paced", lambda sample: None, watch.stop, cpu_share=0.5, pause=watch.pause)

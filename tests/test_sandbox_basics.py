@@ -102,7 +102,7 @@ def test_safe_defaults_apply_without_limits() -> None:
     quick = Sandbox(defaults=Limits(wall_seconds=0.3))
     result = quick.run(probes.infinite_loop())
     assert [v.kind for v in result.violations] == ["time"]
-    assert result.violations[0].capability == "time:limit:0.3s"
+    assert result.violations[0].capability == "time:limit:300ms"  # the default, written as a policy would be
 
 
 def test_policy_limit_overrides_default() -> None:

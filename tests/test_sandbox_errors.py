@@ -187,11 +187,11 @@ def test_a_granted_folder_the_host_cannot_look_at_is_a_policy_error(
 ) -> None:
     import errno
 
-    from workbench.runtime import sandbox as sandbox_module
+    from workbench.runtime import plan as plan_module
 
     def refuse(*_: object) -> None:
         raise PermissionError(errno.EACCES, "Permission denied", "/root/secret")
 
-    monkeypatch.setattr(sandbox_module, "plan_mounts", refuse)
+    monkeypatch.setattr(plan_module, "plan_mounts", refuse)
     with pytest.raises(PolicyError, match="cannot use a granted folder: Permission denied ./root/secret."):
         Sandbox(["filesystem:read:/docs;host=/root/secret"], root=tmp_path)

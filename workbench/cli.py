@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .audit.commands import register as register_audit
 
     register_audit(commands)
+
+    from .batch.commands import register as register_batch
+
+    register_batch(commands)
     return parser
 
 

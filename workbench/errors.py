@@ -12,6 +12,8 @@ The tree, so a reader sees every failure mode at once::
     │   ├── CompileError                 invalid WAT, bytes that are not wasm, a C/Python
     │   │                                compile failure; carries line/column when known
     │   └── LinkError                    the module imports something not granted
+    ├── BatchError (ValueError)          a batch that cannot be run as given (two jobs with
+    │                                    one id, a job without a source, ...)
     ├── SandboxViolation (PermissionError)
     │                                    raised only on request (strict mode): a run ended
     │                                    in a violation; the RunResult is attached
@@ -44,6 +46,7 @@ __all__ = [
     "CompileError",
     "LinkError",
     "SandboxViolation",
+    "BatchError",
     "AuditError",
     "AuditKeyError",
     "WorkbenchWarning",
@@ -126,6 +129,11 @@ class LinkError(ModuleError):
     def __init__(self, message: str, *, imports: list[str] | None = None, hint: str | None = None) -> None:
         self.imports = imports or []
         super().__init__(message, hint=hint)
+
+
+class BatchError(SandboxError, ValueError):
+    """A batch (``workbench.batch.run_many``) that cannot be run as given: raised before any job
+    runs.  What a guest does in a job is never a ``BatchError``: it is that job's result."""
 
 
 class SandboxViolation(SandboxError, PermissionError):

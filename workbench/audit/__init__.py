@@ -7,6 +7,7 @@ Layout, one job per module::
     checkpoint.py Checkpoint: a log's state signed with ed25519, checkable without any secret
     files.py      where records live: live file, rotated files (audit.N.jsonl), head file
     log.py        AuditLog: thread- and process-safe writer, resume, torn-tail recovery, reader
+    segments.py   AuditTrail: a folder of per-worker segments (a batch) verified and read as one
     verify.py     VerifyResult: what a sound chain is and the first place it is not
     frames.py     frame(): logs as typed pandas DataFrames (fast path for millions of rows)
     forensics.py  run_summary, denied_targets, call_chain, timeline
@@ -27,6 +28,7 @@ from .checkpoint import Checkpoint
 from .keys import AuditKey, load_public_key, load_signing_key
 from .log import AuditLog
 from .record import GENESIS_HASH, SCHEMA_VERSION, SECRET_WORDS, canonical_json, chain_hash, scrub_detail
+from .segments import AuditTrail, TrailVerifyResult
 from .verify import RecordRef, VerifyResult
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ __all__ = [
     "load_public_key",
     "VerifyResult",
     "RecordRef",
+    "AuditTrail",
+    "TrailVerifyResult",
     "frame",
     "details",
     "run_summary",

@@ -25,6 +25,7 @@ O(last record), not O(file).
 
 from __future__ import annotations
 
+import errno as errnos
 import hashlib
 import json
 import os
@@ -33,8 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import AuditError
+
 __all__ = ["rotated_path", "chain_files", "rotated_files", "head_path", "Head", "read_head",
-           "encode_head", "Tail", "TornLine", "scan_tail", "torn_claim"]
+           "encode_head", "Tail", "TornLine", "scan_tail", "torn_claim", "unwritable"]
 
 HEAD_SIZE = 256  # fixed size, so a rewrite in place never leaves old bytes behind (v1 heads were 128)
 
@@ -195,3 +198,19 @@ def scan_tail(fd: int, size: int) -> Tail:
         if start == 0:
             return Tail(None, tuple(reversed(torn)), ends_with_newline)
         window *= 4
+
+_UNWRITABLE_HINTS = {
+    errnos.ENOTDIR: "a part of the folder path is a file: choose another audit path",
+    errnos.EISDIR: "the audit path is a folder: name a file in it, e.g. audit.jsonl",
+    errnos.EACCES: "the file or its folder is not writable for this user: choose another path or fix its permissions",
+    errnos.EPERM: "the file or its folder is not writable for this user: choose another path or fix its permissions",
+    errnos.EROFS: "the file system is read-only: choose an audit path on a writable one",
+    errnos.ENOSPC: "the disk is full: free space or choose another audit path",
+}
+
+
+def unwritable(path: Path, exc: OSError) -> AuditError:
+    """The one clear error for an audit log that cannot be opened for writing."""
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+    return AuditError(f"cannot write the audit log {path}: {exc.strerror or exc}{where}",
+                      hint=_UNWRITABLE_HINTS.get(exc.errno or 0, "check the audit path and its permissions"))

@@ -48,12 +48,10 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import errno as errnos
 import os
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from ..errors import AuditError, AuditKeyError
@@ -61,22 +59,21 @@ from ..events import Event, Sample
 from .files import (
     Head,
     Tail,
-    chain_files,
     encode_head,
     head_path,
     read_head,
     rotated_files,
     rotated_path,
     scan_tail,
+    unwritable,
 )
-from .keys import AuditKey, KeyLike, as_key
+from .keys import KeyLike
+from .reading import LogReader
 from .record import GENESIS_HASH, build_record
-from .verify import RECOVERY_MODULE, VerifyResult, verify_files
+from .verify import RECOVERY_MODULE
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from .checkpoint import Checkpoint
 
 try:
     import fcntl
@@ -106,7 +103,7 @@ def _flocked(fd: int) -> Iterator[None]:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-class AuditLog:
+class AuditLog(LogReader):
     """A hash-chained JSON Lines audit log (design.md §4).
 
     - ``path``: the live file (``audit.jsonl``); rotated files and the head file
@@ -135,10 +132,9 @@ class AuditLog:
                  fsync: bool = False, key: KeyLike | None = None) -> None:
         if max_bytes is not None and max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, not {max_bytes}")
-        self.path = Path(path)
+        super().__init__(path, key=key)
         self.max_bytes = max_bytes
         self.fsync = fsync
-        self.key: AuditKey | None = as_key(key)
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._head_fd: int | None = None
@@ -173,7 +169,7 @@ class AuditLog:
                             break
                     self._close_live()
             except OSError as exc:
-                raise _unwritable(self.path, exc) from exc
+                raise unwritable(self.path, exc) from exc
         return self
 
     def append(self, event: Event | Mapping[str, Any]) -> dict[str, Any]:
@@ -379,102 +375,12 @@ class AuditLog:
         except (AttributeError, OSError):
             pass
 
-    # -- reading ---------------------------------------------------------------------------------
+    @classmethod
+    def open_many(cls, folder: str | os.PathLike[str], *, key: KeyLike | None = None) -> "pd.DataFrame":
+        """Verify every segment of a batch's audit folder and load them as one frame, with a
+        ``worker`` column; raises :class:`~workbench.errors.AuditError` when any segment or
+        manifest does not verify.  See :mod:`workbench.audit.segments` (``AuditTrail`` for the
+        per-segment results and a lazy ``dask.dataframe`` view)."""
+        from .segments import open_many
 
-    def files(self) -> list[Path]:
-        """The log's files in chain order (rotated oldest first, then the live file)."""
-        return chain_files(self.path)
-
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Every record in chain order, parsed.  Torn lines are skipped: use :meth:`verify` to judge."""
-        import json
-
-        for path in self.files():
-            with open(path, "rb") as f:
-                for raw in f:
-                    if not raw.endswith(b"\n"):
-                        break  # torn last line: not a record
-                    try:
-                        obj = json.loads(raw)
-                    except (ValueError, RecursionError):
-                        continue
-                    if isinstance(obj, dict) and "seq" in obj:
-                        yield obj
-
-    def verify(self, *, key: KeyLike | None = None, checkpoint: "Checkpoint | str | os.PathLike[str] | None" = None,
-               public_key: Any = None) -> VerifyResult:
-        """Check the whole chain (all files); see :mod:`workbench.audit.verify` for what is checked.
-
-        - ``key``: the log's key (default: the key this ``AuditLog`` was opened with);
-          every record's MAC and the head's are checked, so forgeries without the key fail
-        - ``checkpoint``: a :class:`~workbench.audit.checkpoint.Checkpoint` (or its
-          file): the log must still hold the records it vouches for
-        - ``public_key``: the ed25519 public key trusted to have signed ``checkpoint``
-          (a key object, PEM bytes or file, or 32 raw bytes); required with one
-        """
-        from .checkpoint import Checkpoint
-
-        use_key = as_key(key) if key is not None else self.key
-        if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
-            checkpoint = Checkpoint.load(checkpoint)
-        if checkpoint is not None and public_key is None:
-            raise AuditKeyError("a checkpoint is checked against the public key you trust, not the one it names",
-                                hint="pass public_key= (CLI: --public-key FILE)")
-        files = self.files()
-        numbers = [n for n, _ in rotated_files(self.path)]
-        missing = [rotated_path(self.path, n) for n in range(1, max(numbers, default=0) + 1)
-                   if n not in set(numbers)]
-        head_file = head_path(self.path)
-        head: Head | None = None
-        head_error: str | None = None
-        try:
-            head = read_head(head_file)
-        except ValueError as exc:
-            head_error = f"head file {head_file.name} is unreadable ({exc}): it was altered"
-        return verify_files(files, head=head, head_error=head_error, missing=missing, key=use_key,
-                            checkpoint=checkpoint, public_key=public_key)
-
-    def checkpoint(self, signing_key: Any) -> "Checkpoint":
-        """Verify the log (with its key, if it has one) and sign its last record: a :class:`Checkpoint`.
-
-        ``signing_key``: an ed25519 private key (a key object, PEM bytes or file, or
-        32 raw bytes).  Anyone with the matching public key can later check that
-        the log still begins with these records: ``verify(checkpoint=...,
-        public_key=...)``.  Refuses (AuditError) an empty log, a log that does not
-        verify, and a keyed log whose key this ``AuditLog`` was not given.
-        """
-        from .checkpoint import Checkpoint
-
-        result = self.verify()
-        if not result.ok:
-            raise AuditError(f"the audit log {self.path} does not verify, so it is not signed: {result.reason}")
-        if result.last_seq is None or result.last_hash is None:
-            raise AuditError(f"the audit log {self.path} has no records to vouch for")
-        if result.keyed and not result.authenticated:
-            raise AuditKeyError(f"the audit log {self.path} is keyed: its MACs must be checked before it is "
-                                "signed", hint="open it with AuditLog(path, key=...) (CLI: --key-file/--key-env)")
-        return Checkpoint.sign(signing_key, log=self.path.name, seq=result.last_seq, hash=result.last_hash,
-                               keyed=result.authenticated)
-
-    def frame(self) -> "pd.DataFrame":
-        """All records as a typed pandas DataFrame (see :func:`workbench.audit.frame`)."""
-        from .frames import frame
-
-        return frame(self.files())
-
-
-_HINTS = {
-    errnos.ENOTDIR: "a part of the folder path is a file: choose another audit path",
-    errnos.EISDIR: "the audit path is a folder: name a file in it, e.g. audit.jsonl",
-    errnos.EACCES: "the file or its folder is not writable for this user: choose another path or fix its permissions",
-    errnos.EPERM: "the file or its folder is not writable for this user: choose another path or fix its permissions",
-    errnos.EROFS: "the file system is read-only: choose an audit path on a writable one",
-    errnos.ENOSPC: "the disk is full: free space or choose another audit path",
-}
-
-
-def _unwritable(path: Path, exc: OSError) -> AuditError:
-    """The one clear error for an audit log that cannot be opened for writing."""
-    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
-    return AuditError(f"cannot write the audit log {path}: {exc.strerror or exc}{where}",
-                      hint=_HINTS.get(exc.errno or 0, "check the audit path and its permissions"))
+        return open_many(folder, key=key)

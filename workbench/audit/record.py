@@ -40,18 +40,16 @@ proves the two agree on random values (hypothesis, with ``rfc8785`` as the oracl
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
 import re
 import time
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping, Protocol
 
 import rfc8785
 
-if TYPE_CHECKING:
-    from .keys import AuditKey
+from ..caches import memoized
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -68,6 +66,14 @@ __all__ = [
     "build_record",
     "record_problem",
 ]
+
+
+class RecordKey(Protocol):
+    """What a record needs of the log's key (:class:`~workbench.audit.keys.AuditKey`, which
+    builds on this module: the protocol keeps the dependency one way)."""
+
+    def record_mac(self, digest: str, /) -> str: ...
+
 
 #: schema version written as ``v`` in every new record
 SCHEMA_VERSION = 2
@@ -161,7 +167,7 @@ def to_microseconds(ts: float | int) -> int:
     return int(round(ts * 1_000_000))
 
 
-@functools.lru_cache(maxsize=4096)
+@memoized("detail key names")
 def _is_secret_key(key: str) -> bool:
     words = (w.lower() for w in _WORD.findall(key))
     return any(w in SECRET_WORDS for w in words)
@@ -261,7 +267,7 @@ def _splice(body: bytes, hash: str, mac: str | None) -> bytes:
 
 
 def build_record(
-    event: Mapping[str, Any], seq: int, prev_hash: str, key: "AuditKey | None" = None
+    event: Mapping[str, Any], seq: int, prev_hash: str, key: RecordKey | None = None
 ) -> tuple[dict[str, Any], bytes]:
     """The record for ``event`` (an ``Event.to_dict()``) at ``seq`` after ``prev_hash``.
 

@@ -11,7 +11,6 @@ papermill.  A run that ends in a violation is a result, not an error, unless
 
 from __future__ import annotations
 
-import difflib
 import os
 from pathlib import Path
 from typing import Any, cast
@@ -27,6 +26,11 @@ from ..policy import Policy
 from ..runtime import DEFAULT_LIMITS, RunResult, Sandbox
 from .errors import RunInterrupted
 from .options import SHORTCUTS, default_limits, parse_assignments, resolve_policy, shortcut_capabilities
+from .magic_helpers import audit_log_class as _audit_log_class
+from .magic_helpers import close_match as _close
+from .magic_helpers import kernel_present as _kernel_present
+from .magic_helpers import plain_help as _plain_help
+from .magic_helpers import split_argv as _split_argv
 from .runner import CellRun
 
 __all__ = ["SandboxMagics"]
@@ -49,31 +53,6 @@ _EXAMPLES = dedent(
     stops a running module: the run ends with a cancel violation.
     """
 )
-
-
-def _plain_help(prefix: str) -> Any:
-    """IPython's ``magic_arguments`` writes help as reStructuredText: ``::`` then the usage,
-    indented.  A person reading ``%%sandbox?`` sees that ``::`` first; start with ``usage:``
-    (and the magic's real prefix) instead."""
-
-    def fix(func: Any) -> Any:
-        doc = func.__doc__ or ""
-        if doc.startswith("::\n\n"):
-            lines = doc[len("::\n\n"):].split("\n")
-            usage: list[str] = []
-            while lines and lines[0].strip():
-                usage.append(lines.pop(0)[2:])
-            usage[0] = "usage: " + prefix + usage[0].lstrip().lstrip("%")
-            usage[1:] = ["       " + line[1:] if line.startswith(" ") else line for line in usage[1:]]
-            func.__doc__ = "\n".join(usage + lines)
-        return func
-
-    return fix
-
-
-def _close(word: str, choices: list[str]) -> str:
-    found = difflib.get_close_matches(word, choices, n=1)
-    return f" — did you mean {found[0]!r}?" if found else ""
 
 
 @magics_class
@@ -381,35 +360,3 @@ class SandboxMagics(Magics):
         except SandboxError as exc:  # a keyed log read without its key, ...
             verdict = f"not verified: {exc}"
         return AuditView(path=path, verdict=verdict, runs=runs(frame), frame=compact(frame), rows=args.rows)
-
-
-def _audit_log_class() -> Any:
-    """``workbench.audit.AuditLog``, imported only when an audit log is asked for."""
-    try:
-        from ..audit import AuditLog
-    except ImportError as exc:
-        raise SandboxError(
-            "the audit log is not available in this installation", hint="run without --audit"
-        ) from exc
-    return AuditLog
-
-
-def _split_argv(line: str) -> tuple[list[str], list[str]]:
-    """Options before ``--``, module arguments after it."""
-    from IPython.utils.process import arg_split
-
-    try:
-        argv = arg_split(line, posix=True, strict=True)
-    except ValueError as exc:
-        raise UsageError(f"cannot split the options: {exc}") from None
-    if "--" in argv:
-        at = argv.index("--")
-        return argv[:at], argv[at + 1 :]
-    return argv, []
-
-
-def _kernel_present(shell: Any) -> bool:
-    """Widgets can render only behind a kernel (not in terminal IPython)."""
-    from .widgets import widgets_available
-
-    return getattr(shell, "kernel", None) is not None and widgets_available()

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from typing import Callable, ContextManager, Sequence
 
 import wasmtime
-from wasmtime import _bindings as ffi
 
+from .._wasmtime_ffi import ffi, store_context
 from .guest_driver import SNAPSHOT_MARKER
 from .program import Entry
 from .pyruntime import STACK_POINTER_EXPORT
@@ -247,7 +247,7 @@ class SnapshotBuilder:
                 state["memory"] = _memory_bytes(memory, caller)  # type: ignore[arg-type]
                 state["sp"] = caller[STACK_POINTER_EXPORT].value(caller)  # type: ignore[union-attr]
                 # stop at the next epoch check; the instance is thrown away
-                ffi.wasmtime_context_set_epoch_deadline(caller._context(), 0)
+                ffi.wasmtime_context_set_epoch_deadline(store_context(caller), 0)
             now = _CLOCKS.get(clock_id, time.monotonic_ns)()
             memory.write(caller, now.to_bytes(8, "little"), out)  # type: ignore[union-attr]
             return 0

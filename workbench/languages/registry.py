@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import functools
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
+from ..caches import memoized
 from ..errors import ModuleError
 from . import c, wasm, wat
 from .program import Program
@@ -30,7 +30,7 @@ def known_languages() -> list[str]:
     return [*_ADAPTERS, *_INTERPRETED]
 
 
-@functools.lru_cache(maxsize=32)
+@memoized("compiled sources")
 def compile_to_wasm(lang: str, content: Union[str, bytes], name: str = "module") -> bytes:
     """Compile ``content`` of language ``lang`` to the bytes of a core wasm module.
 
@@ -70,7 +70,7 @@ def prepare_program(
                                source_name=path.name if path is not None else name)
 
 
-@functools.lru_cache(maxsize=32)
+@memoized("prepared programs")
 def _prepare_memo(lang: str, content: Union[str, bytes], name: str) -> Program:
     program = Program.from_wasm(lang, name, compile_to_wasm(lang, content, name))
     if lang == "c" and c.DEFAULT_OPTIONS.debug:
@@ -78,7 +78,7 @@ def _prepare_memo(lang: str, content: Union[str, bytes], name: str) -> Program:
     return program
 
 
-@functools.lru_cache(maxsize=32)
+@memoized("python programs")
 def _python_memo(content: Union[str, bytes], name: str, path: Path | None, inputs_json: str, settings: Any) -> Program:
     from . import python
 

@@ -16,9 +16,9 @@ Rules, in the order they apply:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Iterable, Literal
 
+from workbench.caches import memoized
 from workbench.policy import paths
 from workbench.policy.capability import Capability
 from workbench.policy.decision import SUBJECT, AccessDecision
@@ -43,7 +43,7 @@ Coverage = Literal["folder", "exact"]
 Reach = Literal["glob", "at", "below", "above"]
 
 
-@lru_cache(maxsize=4096)
+@memoized("path shapes")
 def _shape(scope: str) -> tuple[str, bool]:
     """(static folder, is glob) of a filesystem scope; cached because checks run per syscall."""
     glob = paths.is_glob(scope)

@@ -18,7 +18,7 @@ from workbench.errors import PolicyError
 from workbench.policy import units
 from workbench.policy.capability import Capability
 
-__all__ = ["Limits", "limit_field", "limit_value"]
+__all__ = ["Limits", "limit_field", "limit_value", "limit_sources", "FIELD_DOMAINS"]
 
 _INT_FIELDS = ("memory_bytes", "fuel", "output_bytes", "stack_bytes")
 _SIZE_FIELDS = {"memory": "memory_bytes", "output": "output_bytes", "stack": "stack_bytes"}
@@ -102,17 +102,41 @@ class Limits:
     @classmethod
     def from_capabilities(cls, capabilities: Iterable[Capability]) -> Limits:
         """The ceilings stated by limit capabilities; the smaller wins when one is stated twice."""
-        best: dict[str, tuple[Decimal, Capability]] = {}
-        for cap in capabilities:
-            if not cap.is_limit:
-                continue
-            field, value = limit_field(cap), limit_value(cap)
-            if field not in best or value < best[field][0]:
-                best[field] = (value, cap)
         values: dict[str, int | float] = {}
-        for field, (value, _) in best.items():
+        for field, (value, _) in _tightest(capabilities).items():
             values[field] = int(value) if field in _INT_FIELDS else float(value)
         return cls(**values)  # type: ignore[arg-type]
+
+
+#: the capability domain that sets each :class:`Limits` field (``cpu`` sets two)
+FIELD_DOMAINS: dict[str, str] = {
+    "memory_bytes": "memory",
+    "output_bytes": "output",
+    "stack_bytes": "stack",
+    "cpu_share": "cpu",
+    "cpu_seconds": "cpu",
+    "wall_seconds": "time",
+    "fuel": "fuel",
+}
+
+
+def _tightest(capabilities: Iterable[Capability]) -> dict[str, tuple[Decimal, Capability]]:
+    best: dict[str, tuple[Decimal, Capability]] = {}
+    for cap in capabilities:
+        if not cap.is_limit:
+            continue
+        field, value = limit_field(cap), limit_value(cap)
+        if field not in best or value < best[field][0]:
+            best[field] = (value, cap)
+    return best
+
+
+def limit_sources(capabilities: Iterable[Capability]) -> dict[str, Capability]:
+    """The rule that set each :class:`Limits` field: the tightest limit capability for it.
+
+    ``Limits`` keeps numbers only; a violation must name the rule it broke, and under
+    ``cpu:limit:10% cpu:limit:200ms`` that is a different rule for the share and the budget."""
+    return {field: cap for field, (_, cap) in _tightest(capabilities).items()}
 
 
 def limit_field(cap: Capability) -> str:

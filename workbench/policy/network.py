@@ -7,9 +7,9 @@ scheme's default (80, 443), so ``network:https:example.com:443`` allows
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Iterable
 
+from workbench.caches import memoized
 from workbench.policy import hosts
 from workbench.policy.capability import Capability
 from workbench.policy.decision import AccessDecision
@@ -20,7 +20,7 @@ __all__ = ["DEFAULT_PORTS", "check_network", "covers", "matches"]
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-@lru_cache(maxsize=4096)
+@memoized("host patterns")
 def _scope(scope: str) -> tuple[str, int | None]:
     return hosts.parse_host_scope(scope)
 

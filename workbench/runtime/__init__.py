@@ -13,11 +13,36 @@ from .mounts import Mount
 from .outcome import Outcome
 from .readings import Reading, level_for, readings
 from .render import mount_line, result_html, result_limits, result_text, usage_readings
+from .plan import LimitRule, OnViolation, RunPlan
 from .result import Fault, RunResult, Usage
 from .sandbox import DEFAULT_LIMITS, Sandbox
 from .sizes import human_size
 from .timeline import LANES, Timeline, TimelineGroup
 
-__all__ = ["Sandbox", "RunResult", "Usage", "Fault", "Mount", "CompileCache", "default_cache_dir", "DEFAULT_LIMITS",
-           "Outcome", "Timeline", "TimelineGroup", "LANES", "Reading", "readings", "level_for", "usage_readings",
-           "result_text", "result_html", "result_limits", "mount_line", "human_size"]
+__all__ = [
+    "Sandbox",
+    "RunResult",
+    "Usage",
+    "Fault",
+    "Mount",
+    "CompileCache",
+    "default_cache_dir",
+    "DEFAULT_LIMITS",
+    "RunPlan",
+    "LimitRule",
+    "OnViolation",
+    # how a finished run is told (the views import these)
+    "Outcome",
+    "Timeline",
+    "TimelineGroup",
+    "LANES",
+    "Reading",
+    "readings",
+    "level_for",
+    "usage_readings",
+    "result_text",
+    "result_html",
+    "result_limits",
+    "mount_line",
+    "human_size",
+]

@@ -90,7 +90,7 @@ class DataImage:
         if self.length > _round_up(accessible, _HOST_PAGE):
             return False
         address = _mmap(base, self.length, _PROT_RW, _MAP_PRIVATE_FIXED, self._memfd(), 0)
-        return address == base
+        return bool(address == base)
 
     def __del__(self) -> None:
         if self._fd is not None:

@@ -28,11 +28,11 @@ from __future__ import annotations
 import ctypes
 import itertools
 import threading
-import time
 from typing import Any, Callable
 
-from wasmtime import _bindings as ffi
 
+from .._wasmtime_ffi import ffi
+from .clock import SYSTEM_CLOCK, Clock
 from .engine import kick_engines, tick_seconds
 
 __all__ = ["RunWatch", "install_watch", "KILL_PREFIX", "MAX_TICKS"]
@@ -63,8 +63,11 @@ class RunWatch:
       how many seconds it can wait before it must look again (None or 0: next tick).
     """
 
-    def __init__(self, deadline: float | None, on_tick: Callable[[], float | None] | None = None) -> None:
+    def __init__(
+        self, deadline: float | None, on_tick: Callable[[], float | None] | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.deadline = deadline
+        self.clock = clock
         self.on_tick = on_tick
         self.stop_reason: str | None = None
         self.stop_kind: str | None = None
@@ -87,17 +90,18 @@ class RunWatch:
         Why not ``time.sleep``: a pause must never outlast the run's deadline, nor keep
         a cancelled guest waiting for the end of its pause.
         """
+        wall = self.clock.wall
         if self.deadline is not None:
-            seconds = min(seconds, self.deadline - time.monotonic())
+            seconds = min(seconds, self.deadline - wall())
         if seconds <= 0 or self._stopped.is_set():
             return 0.0
-        started = time.monotonic()
-        self._stopped.wait(seconds)
-        return time.monotonic() - started
+        started = wall()
+        self.clock.wait(self._stopped, seconds)
+        return wall() - started
 
     def check(self) -> bool:
         """True when the guest must stop now (asked to, or past its deadline)."""
-        if self.stop_kind is None and self.deadline is not None and time.monotonic() >= self.deadline:
+        if self.stop_kind is None and self.deadline is not None and self.clock.wall() >= self.deadline:
             self.stop("time", "wall-clock deadline reached")
         return self.stop_kind is not None
 
@@ -138,7 +142,7 @@ def _tick(data: int | None, delta: Any, kind: Any) -> int:
     if watch.deadline is not None:
         # ticks run a little long (and much longer on a loaded machine), so aim at half the time
         # left: the callbacks close in on the deadline and the last step is a single tick
-        wait = min(wait, (watch.deadline - time.monotonic()) / 2)
+        wait = min(wait, (watch.deadline - watch.clock.wall()) / 2)
     delta[0] = max(1, min(MAX_TICKS, int(wait / tick_seconds())))
     kind[0] = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
     return 0

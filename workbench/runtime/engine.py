@@ -36,8 +36,8 @@ import threading
 from dataclasses import dataclass
 
 import wasmtime
-from wasmtime import _bindings as ffi
 
+from .._wasmtime_ffi import ffi
 from ..errors import PolicyError
 from . import data_image, linear_memory, table_watch
 

@@ -38,6 +38,7 @@ import stat as st
 import time
 from typing import Any, Callable
 
+from .context import RunContext
 from .fdtable import FdEntry, MountRoot
 from .guard_abi import PathFilestatGet, PathOpen, decode
 from .guard_core import (
@@ -71,8 +72,8 @@ EMFILE = 33
 class Guard(NameCalls, DescriptorCalls):
     """The guard for one run: dispatches each checked call to its handler, and records outcomes."""
 
-    def __init__(self, policy: Any, mounts: list[MountRoot], mode: str, emit: Callable[..., Any], **options: Any) -> None:
-        super().__init__(policy, mounts, mode, emit, **options)
+    def __init__(self, run: RunContext, mounts: list[MountRoot], *, housekeeping: tuple[str, ...] = ()) -> None:
+        super().__init__(run, mounts, housekeeping=housekeeping)
         self._handlers: dict[str, Callable[[Any], int]] = {
             "path_open": self._path_open,
             "path_create_directory": self._mkdir,

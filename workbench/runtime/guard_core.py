@@ -16,8 +16,9 @@ import time
 from typing import Any, Callable
 
 import wasmtime
-from wasmtime import _bindings as ffi
 
+from .._wasmtime_ffi import ffi, memory_handle
+from .context import Emit, RunContext
 from .errnos import WASI, wasi_errno
 from .fdtable import FdEntry, FdTable, MountRoot
 from .guard_decisions import Decisions, Verdict, inside
@@ -123,35 +124,24 @@ class Pending:
 class GuardCore:
     """The host side of the guard for one run: its state and the steps every call shares.
 
+    - ``run``: the run's plan (policy, single-file grants, ``on_violation``), its record and its stop;
     - ``mounts``: every preopened folder, in preopen order (fd 3, 4, ...);
-    - ``file_grants``: guest paths of single-file grants (they cover exactly that file);
     - ``housekeeping``: guest paths (a trailing ``/`` for a prefix) that the language runtime
       itself looks for (an interpreter's own source files): answered ``ENOENT`` and recorded in
       their own category rather than as the guest's violations.
     """
 
-    def __init__(
-        self,
-        policy: Any,
-        mounts: list[MountRoot],
-        mode: str,
-        emit: Callable[..., Any],
-        *,
-        file_grants: frozenset[str] = frozenset(),
-        housekeeping: tuple[str, ...] = (),
-        deadline: Callable[[], float | None] = lambda: None,
-        stop: Callable[[str, str], None] = lambda kind, reason: None,
-        must_stop: Callable[[], bool] = lambda: False,
-    ) -> None:
-        self.policy = policy
-        self.must_stop = must_stop  # the run was asked to stop (deadline, cancel): trap at the next call
-        self.deadline = deadline  # time.monotonic() value the run must end by, or None
+    def __init__(self, run: RunContext, mounts: list[MountRoot], *, housekeeping: tuple[str, ...] = ()) -> None:
+        plan, watch = run.plan, run.watch
+        policy = self.policy = plan.policy
+        self.must_stop = watch.check  # the run was asked to stop (deadline, cancel): trap at the next call
+        self.deadline: Callable[[], float | None] = lambda: watch.deadline  # the run must end by then, or None
         self.clock_base_ns = time.monotonic_ns()  # ~ when the guest's monotonic clock started
-        self.stop = stop
+        self.stop = watch.stop
         self.stop_now = False  # set when a call returns past the deadline: trap before the guest goes on
-        self.mode = mode
-        self.emit = emit
-        self.file_grants = file_grants
+        self.mode: str = plan.on_violation
+        self.emit: Emit = run.emit
+        file_grants = self.file_grants = plan.file_grants
         self.decisions = Decisions(policy, file_grants, housekeeping)
         self.fds = FdTable()
         for index, mount in enumerate(mounts):
@@ -191,7 +181,7 @@ class GuardCore:
         if cached is not None:
             return cached
         assert self.memory is not None
-        raw = ctypes.byref(self.memory._memory)
+        raw = ctypes.byref(memory_handle(self.memory))
         size = ffi.wasmtime_memory_data_size(self.context, raw)
         base = ctypes.addressof(ffi.wasmtime_memory_data(self.context, raw).contents)
         self._memory_view = (base, size)

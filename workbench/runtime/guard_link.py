@@ -14,14 +14,13 @@ import ctypes
 import itertools
 import os
 import tempfile
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import wasmtime
-from wasmtime import _bindings as ffi
 
+from ..caches import BoundedCache
+from .._wasmtime_ffi import ffi, store_context
 from . import rawlink
 from .deadline import KILL_PREFIX
 from .guard import Guard
@@ -49,11 +48,10 @@ class GuardPlan:
     wasi_keys: tuple[bytes, ...]
 
 
-#: guard plans by (module sha256, engine settings, clock grain, fine), least recently used first; each
-#: holds two small compiled modules, so a batch of many distinct guests keeps only the latest
-_PLANS_MAX = 256
-_plans: OrderedDict[tuple[str, str, int, bool], GuardPlan | None] = OrderedDict()
-_plan_lock = threading.Lock()
+#: guard plans by (module sha256, engine settings, clock grain, fine); each holds two small compiled
+#: modules, so a batch of many distinct guests keeps only the latest (bound: workbench.caches)
+_plans: BoundedCache[tuple[str, str, int, bool], GuardPlan | None] = BoundedCache("guard plans")
+_NO_PLAN_YET = object()
 
 
 def guard_plan(module: wasmtime.Module, sha: str, handle: Any, coarse_ns: int, fine: bool = False) -> GuardPlan | None:
@@ -62,10 +60,9 @@ def guard_plan(module: wasmtime.Module, sha: str, handle: Any, coarse_ns: int, f
     ``fine``: the sandbox has mounts whose rules are finer than a folder (calls on descriptors
     are then checked too)."""
     key = (sha, handle.settings.fingerprint(), coarse_ns, fine)
-    with _plan_lock:
-        if key in _plans:
-            _plans.move_to_end(key)
-            return _plans[key]
+    known = _plans.get(key, _NO_PLAN_YET)  # type: ignore[arg-type]
+    if known is not _NO_PLAN_YET:
+        return known
     imports = tuple((imp.module, imp.name or "") for imp in module.imports)
     imported = {name for mod, name in imports if mod == WASI_MODULE}
     layout = GuardLayout.for_imports(imported, coarse_ns, fine)
@@ -79,10 +76,7 @@ def guard_plan(module: wasmtime.Module, sha: str, handle: Any, coarse_ns: int, f
             tuple((m.encode(), n.encode(), m == WASI_MODULE and n in wrapped) for m, n in imports),
             tuple(n.encode() for n in layout.reals),
         )
-    with _plan_lock:
-        _plans[key] = plan
-        while len(_plans) > _PLANS_MAX:
-            _plans.popitem(last=False)
+    _plans.put(key, plan)
     return plan
 
 
@@ -180,7 +174,7 @@ def _func_type(name: str, engine: wasmtime.Engine) -> wasmtime.FuncType:
 def _raw_func(store: wasmtime.Store, name: str, callback: Any, env: int) -> ffi.wasmtime_func_t:
     func = ffi.wasmtime_func_t()
     ffi.wasmtime_func_new_unchecked(
-        store._context(), _func_type(name, store.engine).ptr(), callback, ctypes.c_void_p(env), _NO_FINALIZER,
+        store_context(store), _func_type(name, store.engine).ptr(), callback, ctypes.c_void_p(env), _NO_FINALIZER,
         ctypes.byref(func),
     )
     return func
@@ -218,7 +212,7 @@ def instantiate_guarded(
         if not isinstance(memory, wasmtime.Memory):
             raise wasmtime.WasmtimeError("missing required memory export")
         guard.memory = memory
-        guard.context = store._context()
+        guard.context = store_context(store)
         layout = plan.layout
         n_imports = 1 + len(plan.wasi_keys) + len(layout.checked) + bool(layout.has_done)
         guard_imports = (ffi.wasmtime_extern_t * n_imports)()

@@ -28,7 +28,8 @@ from .guard_abi import (
     PathSymlink,
     PathUnlinkFile,
 )
-from .guard_core import EACCES, EEXIST, EINVAL, ENOENT, EPERM, GuardCore, Pending, Refusal, Target, WASI
+from .errnos import WASI
+from .guard_core import EACCES, EEXIST, EINVAL, ENOENT, EPERM, GuardCore, Pending, Refusal, Target
 from .guard_decisions import Verdict, inside
 from .guard_wasm import HANDLED
 from .hostwalk import Walk

@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import struct
 import sys
-from functools import lru_cache
+
+from ..caches import memoized
 
 __all__ = ["siphash13", "wasi_inode"]
 
@@ -94,7 +95,7 @@ def _sip_pair(first: int, second: int) -> int:
     return v0 ^ v1 ^ v2 ^ v3
 
 
-@lru_cache(maxsize=65536)
+@memoized("inode hashes")
 def _inode(dev: int, ino: int) -> int:
     if sys.byteorder == "little":
         return _sip_pair(dev & _MASK, ino & _MASK)

@@ -43,8 +43,8 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from wasmtime import _bindings as ffi
 
+from .._wasmtime_ffi import ffi
 from .wasi_streams import keep_forever
 
 __all__ = [
@@ -249,7 +249,7 @@ def _new_memory(env: object, ty: object, minimum: int, maximum: int, reserved: i
         committed = _round_up(minimum, HOST_PAGE)
         ok = committed == 0 or _mprotect(base, committed, _PROT_READ | _PROT_WRITE) == 0
         if ok and image is not None:
-            ok = image.map_into(base, minimum)  # type: ignore[attr-defined]
+            ok = image.map_into(base, minimum)
         if not ok:
             _munmap(base, total)
             return _error(f"workbench: could not map a linear memory of {minimum} bytes")

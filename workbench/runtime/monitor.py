@@ -23,23 +23,18 @@ counts as the guest's; keep them quick (set a trait, append to a list).
 
 from __future__ import annotations
 
-import time
+import threading
 from typing import Any, Callable
 
 import wasmtime
 
 from ..events import Sample
+from .clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["Monitor", "SAMPLE_INTERVAL"]
 
 #: seconds between published samples (10/s)
 SAMPLE_INTERVAL = 0.1
-
-
-def _sleep(seconds: float) -> float:
-    started = time.monotonic()
-    time.sleep(seconds)
-    return time.monotonic() - started
 
 
 class Monitor:
@@ -50,7 +45,8 @@ class Monitor:
     - ``cpu_share``: share of one core, in (0, 1]; ``cpu_seconds``: CPU-time budget;
     - ``fuel_limit``: the store's fuel at the start, to report fuel used;
     - ``pause(seconds) -> paused``: how the guest is held for its CPU share; the run's
-      ``RunWatch.pause`` (cut short by a stop or the deadline), ``time.sleep`` if not given.
+      ``RunWatch.pause`` (cut short by a stop or the deadline), a plain wait if not given;
+    - ``clock``: where wall and CPU time are read (:mod:`.clock`; a test passes a manual one).
     """
 
     def __init__(
@@ -64,11 +60,13 @@ class Monitor:
         fuel_limit: int | None = None,
         sample_interval: float = SAMPLE_INTERVAL,
         pause: Callable[[float], float] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.run_id = run_id
         self._publish = publish
         self._stop = stop
-        self._pause = pause or _sleep
+        self._clock = clock
+        self._pause = pause or self._sleep
         self.cpu_share = cpu_share
         self.cpu_budget = cpu_seconds
         self.fuel_limit = fuel_limit
@@ -82,10 +80,15 @@ class Monitor:
         self._cpu0 = 0.0
         self._next_sample = 0.0
 
+    def _sleep(self, seconds: float) -> float:
+        started = self._clock.wall()
+        self._clock.wait(threading.Event(), seconds)
+        return self._clock.wall() - started
+
     def start(self) -> None:
         """Call on the guest's thread right before the guest starts."""
-        self._wall0 = time.monotonic()
-        self._cpu0 = time.thread_time()
+        self._wall0 = self._clock.wall()
+        self._cpu0 = self._clock.cpu()
         self._next_sample = self._wall0 + self.sample_interval
 
     def detach(self) -> None:
@@ -106,7 +109,7 @@ class Monitor:
 
     def cpu_used(self) -> float:
         """CPU seconds of the guest's thread since :meth:`start` (call on that thread)."""
-        return time.thread_time() - self._cpu0
+        return self._clock.cpu() - self._cpu0
 
     def memory_bytes(self) -> int:
         """Linear-memory size now (and the peak so far, which is the same: it never shrinks)."""
@@ -134,8 +137,8 @@ class Monitor:
         the time the CPU budget could last (CPU time never runs faster than wall time;
         halving closes in on the budget however long the ticks run).
         """
-        now = time.monotonic()
-        cpu = time.thread_time() - self._cpu0
+        now = self._clock.wall()
+        cpu = self._clock.cpu() - self._cpu0
         if self.cpu_budget is not None and cpu >= self.cpu_budget:
             self._stop("cpu", f"CPU-time budget of {self.cpu_budget:g}s used up")
             return 0.0
@@ -144,7 +147,7 @@ class Monitor:
             owed = cpu / self.cpu_share - (now - self._wall0)
             if owed > 0:
                 self.throttled_seconds += self._pause(owed)
-                now = time.monotonic()
+                now = self._clock.wall()
         if now >= self._next_sample:
             self._next_sample += self.sample_interval
             if self._next_sample <= now:  # a long pause or a slow subscriber: do not burst to catch up
@@ -159,7 +162,7 @@ class Monitor:
 
     def sample(self, now: float | None = None, cpu: float | None = None) -> Sample:
         """Take, keep and publish one reading (the sandbox takes a last one after the run)."""
-        now = time.monotonic() if now is None else now
+        now = self._clock.wall() if now is None else now
         sample = Sample(
             run_id=self.run_id,
             wall_seconds=now - self._wall0,

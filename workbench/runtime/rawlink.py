@@ -25,25 +25,31 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import wasmtime
-from wasmtime import _bindings as ffi
-from wasmtime._extern import wrap_extern
-from wasmtime._ffi import WASMTIME_EXTERN_FUNC, WASMTIME_FUNCREF, WASMTIME_I32
-from wasmtime._func import enter_wasm
 
+from .._wasmtime_ffi import (
+    WASMTIME_EXTERN_FUNC,
+    WASMTIME_FUNCREF,
+    WASMTIME_I32,
+    enter_wasm,
+    error_from,
+    ffi,
+    store_context,
+    wrap_extern,
+)
 __all__ = ["ExternArray", "Exports", "ExportNames", "export_names", "instantiate", "linker_get", "export_get", "fill_func_table", "func_extern", "global_i32"]
 
-ExternArray = ctypes.Array  # of ffi.wasmtime_extern_t
+ExternArray = ctypes.Array[ffi.wasmtime_extern_t]  # an import array for wasmtime_instance_new
 
 
 def linker_get(linker: wasmtime.Linker, store: wasmtime.Store, module: bytes, name: bytes, out: ffi.wasmtime_extern_t) -> None:
     """Write the linker's definition of ``module``/``name`` (store-bound) into ``out``."""
-    if not ffi.wasmtime_linker_get(linker.ptr(), store._context(), module, len(module), name, len(name), ctypes.byref(out)):
+    if not ffi.wasmtime_linker_get(linker.ptr(), store_context(store), module, len(module), name, len(name), ctypes.byref(out)):
         raise wasmtime.WasmtimeError(f"the linker defines no {module.decode()}::{name.decode()}")
 
 
 def export_get(store: wasmtime.Store, instance: ffi.wasmtime_instance_t, name: bytes, out: ffi.wasmtime_extern_t) -> None:
     """Write ``instance``'s export ``name`` into ``out``."""
-    if not ffi.wasmtime_instance_export_get(store._context(), ctypes.byref(instance), name, len(name), ctypes.byref(out)):
+    if not ffi.wasmtime_instance_export_get(store_context(store), ctypes.byref(instance), name, len(name), ctypes.byref(out)):
         raise wasmtime.WasmtimeError(f"the instance exports no {name.decode()!r}")
 
 
@@ -61,9 +67,9 @@ def instantiate(store: wasmtime.Store, module: wasmtime.Module, imports: ExternA
         imports = array
     instance = ffi.wasmtime_instance_t()
     with enter_wasm(store) as trap:
-        error = ffi.wasmtime_instance_new(store._context(), module.ptr(), imports, len(imports), ctypes.byref(instance), trap)
+        error = ffi.wasmtime_instance_new(store_context(store), module.ptr(), imports, len(imports), ctypes.byref(instance), trap)
         if error:
-            raise wasmtime.WasmtimeError._from_ptr(error)
+            raise error_from(error)
     return instance
 
 
@@ -75,30 +81,30 @@ def global_i32(store: wasmtime.Store, instance: ffi.wasmtime_instance_t, name: b
 
     def read() -> int:
         value = ffi.wasmtime_val_t()
-        ffi.wasmtime_global_get(store._context(), ctypes.byref(handle), ctypes.byref(value))
+        ffi.wasmtime_global_get(store_context(store), ctypes.byref(handle), ctypes.byref(value))
         return int(value.of.i32)
 
     def write(number: int) -> None:
         value = ffi.wasmtime_val_t()
         value.kind = WASMTIME_I32
         value.of.i32 = number
-        error = ffi.wasmtime_global_set(store._context(), ctypes.byref(handle), ctypes.byref(value))
+        error = ffi.wasmtime_global_set(store_context(store), ctypes.byref(handle), ctypes.byref(value))
         if error:
-            raise wasmtime.WasmtimeError._from_ptr(error)
+            raise error_from(error)
 
     return read, write
 
 
 def fill_func_table(store: wasmtime.Store, table: ffi.wasmtime_table_t, funcs: Sequence[ffi.wasmtime_func_t]) -> None:
     """Set ``table[i] = funcs[i]`` for a funcref table."""
-    context = store._context()
+    context = store_context(store)
     value = ffi.wasmtime_val_t()
     value.kind = WASMTIME_FUNCREF
     for index, func in enumerate(funcs):
         value.of.funcref = func
         error = ffi.wasmtime_table_set(context, ctypes.byref(table), index, ctypes.byref(value))
         if error:
-            raise wasmtime.WasmtimeError._from_ptr(error)
+            raise error_from(error)
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,7 @@ class Exports:
             return default
         item = ffi.wasmtime_extern_t()
         found = ffi.wasmtime_instance_export_get(
-            self._store._context(), ctypes.byref(self._instance), key, len(key), ctypes.byref(item)
+            store_context(self._store), ctypes.byref(self._instance), key, len(key), ctypes.byref(item)
         )
         return wrap_extern(item) if found else default
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SuggestionWarning
 from ..events import Event, Sample, SubscriberFailure, Violation
+from ..policy import Limits, Policy
 from .mounts import Mount
 from .outcome import Outcome, classify
 from .render import result_html, result_text
 from .sizes import human_size
+
+if TYPE_CHECKING:  # a result is made by a run, which has a plan; nothing here needs the class
+    from .plan import RunPlan
 
 __all__ = ["RunResult", "Usage", "Fault", "PolicySuggestion", "human_size"]
 
@@ -56,7 +60,7 @@ class PolicySuggestion:
     """Learn mode's answer: ``policy`` grants what the run used; ``omitted`` lists guest paths it
     used that no capability can name exactly (they are not granted)."""
 
-    policy: Any
+    policy: Policy
     omitted: tuple[str, ...] = ()
 
 
@@ -81,13 +85,19 @@ class RunResult:
     events: tuple[Event, ...]
     usage: Usage
     mounts: tuple[Mount, ...]
-    policy: str
+    policy: Policy
     fault: Fault | None = None
     value: Any = None
     samples: tuple[Sample, ...] = field(default=(), repr=False)
     stdout_bytes: bytes = field(default=b"", repr=False)
     stderr_bytes: bytes = field(default=b"", repr=False)
     subscriber_failures: tuple[SubscriberFailure, ...] = ()
+    plan: RunPlan | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def limits(self) -> Limits | None:
+        """The limits the run ran under (the policy's, with the sandbox's defaults filled in)."""
+        return None if self.plan is None else self.plan.limits
 
     @property
     def violations(self) -> list[Violation]:
@@ -130,10 +140,9 @@ class RunResult:
         glob, a parameter such as ``;host=``, or an error, so it is left out and listed in
         ``omitted`` instead.
         """
-        from ..policy import Policy
         from ..policy.filesystem import literal_grant
 
-        base = Policy.parse(self.policy)
+        base = Policy.parse(self.policy)  # a Policy is taken as it is
         keep = [str(c) for c in base.capabilities if c.domain != "filesystem"]
         reads: set[str] = set()
         writes: set[str] = set()
@@ -161,7 +170,7 @@ class RunResult:
                 grants.append(grant)
         return PolicySuggestion(Policy.parse([*keep, *grants]), tuple(omitted))
 
-    def suggested_policy(self) -> Any:
+    def suggested_policy(self) -> Policy:
         """:meth:`suggestion`'s policy; warns (:class:`~workbench.errors.SuggestionWarning`) when
         paths were left out because no capability names them exactly."""
         suggestion = self.suggestion()
@@ -185,7 +194,8 @@ class RunResult:
             "exit_code": self.exit_code,
             "stdout": self.stdout,
             "stderr": self.stderr,
-            "policy": self.policy,
+            "policy": str(self.policy),
+            "limits": None if self.plan is None else {k: v for k, v in vars(self.plan.limits).items() if v is not None},
             "mounts": [asdict(m) for m in self.mounts],
             "usage": asdict(self.usage),
             "fault": None if self.fault is None else asdict(self.fault),

@@ -1,62 +1,59 @@
 """One run, start to finish: the per-run half of :class:`~workbench.runtime.Sandbox`.
 
-A :class:`_Run` is made for each ``Sandbox.run`` and used once: it builds the
-fresh Store (limits, WASI, mounts), installs the deadline watch, the monitor and,
-for modules that touch the filesystem or clocks, the guard; calls the guest; turns
-what happened into events (:mod:`verdicts`) and returns the :class:`RunResult`.
+A :class:`_Run` is made for each ``Sandbox.run`` and used once.  It gets the sandbox's
+:class:`~.plan.RunPlan` (what every run obeys) and its event bus, never the sandbox: it
+opens the planned mounts, builds the fresh Store (limits, WASI), installs the deadline
+watch, the monitor and, for modules that touch the filesystem or clocks, the guard;
+calls the guest; turns what happened into events (:mod:`verdicts`, through the typed
+:class:`~.context.RunContext`) and returns the :class:`RunResult`.
 This path is hot (a trivial module runs in ~0.2 ms), so it does no work a run
 does not need.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
 import shutil
 import tempfile
-import threading
 import time
 import uuid
-import warnings
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import wasmtime
-from wasmtime import _bindings as ffi
 
-from ..errors import SubscriberWarning
-from ..events import Event, Sample, SubscriberFailure
+from .._wasmtime_ffi import instance_handle
+from ..events import Event, EventBus, Sample, SubscriberFailure
 from ..languages import Entry, Program
 from ..languages.protocol import filtered_output
-from ..policy import format_size
+from .context import ActiveRuns, RunContext
 from .deadline import RunWatch, install_watch
 from . import rawlink
 from .engine import apply_store_caps
 from .data_image import image_of
 from .event_budget import EventBudget
+from .failures import FailureBook
 from .fdtable import MountRoot
 from .guard import Guard
-from .guard_link import GuardPlan, empty_root, guard_plan, instantiate_guarded
+from .guard_link import GuardPlan, empty_root, instantiate_guarded
 from .linear_memory import MemoryAccount, Refusal, charging
 from .monitor import Monitor
-from .mounts import OpenMounts, file_grants_of, learn_mounts, open_mounts, plan_mounts
+from .mount_record import record_mounts
+from .mounts import Mount, OpenMounts, open_mounts
 from .output import OutputCapture
-from .result import Fault, RunResult, Usage, human_size
+from .plan import RunPlan
+from .result import Fault, RunResult, Usage
 from .shutdown import running
-from .wasi_streams import OutputStreams
+from .wasi_streams import OutputStreams, set_stdin
 from .table_watch import connect as connect_table_hooks
-from .verdicts import classify_trap, limit_rule, report_memory_refusal, report_overrun, report_table_refusal
-
-if TYPE_CHECKING:
-    from .sandbox import Sandbox
+from .verdicts import classify_trap, report_memory_refusal, report_output_cap, report_overrun, report_table_refusal
 
 __all__ = ["_Run"]
 
 
 def _weakly(method: Callable[[str, int], None]) -> Callable[[str, int], None]:
     """``method`` holding its object only weakly: once the object is gone, calls do nothing."""
-    ref = weakref.WeakMethod(method)  # type: ignore[arg-type]
+    ref = weakref.WeakMethod(method)
 
     def call(stream: str, attempted: int) -> None:
         bound = ref()
@@ -71,18 +68,22 @@ class _Run:
 
     def __init__(
         self,
-        sandbox: Sandbox,
+        plan: RunPlan,
+        bus: EventBus,
+        active: ActiveRuns,
         program: Program,
         module: wasmtime.Module,
         handle: Any,
         on_output: Callable[[str, bytes], None] | None,
-        plan: GuardPlan | None = None,
+        guard_plan: GuardPlan | None = None,
     ) -> None:
-        self.sandbox = sandbox
-        self.policy = sandbox.policy
-        self.limits = sandbox.limits
-        self.program = program
         self.plan = plan
+        self.bus = bus
+        self.active = active
+        self.policy = plan.policy
+        self.limits = plan.limits
+        self.program = program
+        self.guard_plan = guard_plan
         self.module_name = program.name
         self.sha = program.sha256
         self.module = module
@@ -96,10 +97,7 @@ class _Run:
         # wasmtime drops late, a view) never holds a finished run
         self.output = OutputCapture(self.limits.output_bytes, _weakly(self._on_output_cap), on_output)
         self.watch = RunWatch(None)
-        # subscriber failures of this run, by (subscriber, critical): [first failure, count]
-        self._failures: dict[tuple[str, bool], list[Any]] = {}
-        self._failure_lock = threading.Lock()
-        self._audit_stopped = False
+        self.failures = FailureBook()
         self.monitor = Monitor(
             self.run_id,
             self._publish,
@@ -110,6 +108,7 @@ class _Run:
             pause=self.watch.pause,
         )
         self.watch.on_tick = self.monitor.tick
+        self.context = RunContext(plan, self.emit, self.watch, self.events)
         self.started = 0.0
         self.guest_env: tuple[tuple[str, str], ...] = ()  # set by _wasi_config; handed to Program.enter
         self.streams = OutputStreams()
@@ -134,13 +133,13 @@ class _Run:
         return event
 
     def _on_memory_refused(self, refusal: Refusal) -> None:
-        report_memory_refusal(self, refusal)
+        report_memory_refusal(self.context, refusal)
 
     def _on_table_refused(self, table: int, requested: int, current: int, maximum: int | None) -> None:
-        report_table_refusal(self, table, requested, current, maximum)
+        report_table_refusal(self.context, table, requested, current, maximum)
 
     def _publish(self, item: Event | Sample) -> None:
-        failures = self.sandbox.bus.publish(item)
+        failures = self.bus.publish(item)
         if failures:
             self._subscribers_failed(failures)
 
@@ -151,17 +150,7 @@ class _Run:
         ``lifecycle``/``audit-failed`` kill event says why (the audit log may still take
         it, if the failure was passing; the RunResult always has it).
         """
-        stop: SubscriberFailure | None = None
-        with self._failure_lock:
-            for failure in failures:
-                kept = self._failures.get((failure.subscriber, failure.critical))
-                if kept is None:
-                    self._failures[(failure.subscriber, failure.critical)] = [failure, 1]
-                else:
-                    kept[1] += 1
-                if failure.critical and not self._audit_stopped:
-                    self._audit_stopped = True
-                    stop = failure
+        stop = self.failures.add(failures)
         if stop is not None:
             reason = f"the audit log could not record an event ({stop.error}): the run is stopped"
             self.watch.stop("audit", reason)
@@ -170,24 +159,10 @@ class _Run:
 
     def subscriber_failures(self) -> tuple[SubscriberFailure, ...]:
         """This run's subscriber failures, one per subscriber, with how often each failed."""
-        with self._failure_lock:
-            kept = [(f, n) for f, n in self._failures.values()]
-        return tuple(SubscriberFailure(f.subscriber, f.critical, f.error, n, f.exception) for f, n in kept)
+        return self.failures.failures()
 
     def _on_output_cap(self, stream: str, attempted: int) -> None:
-        cap = self.limits.output_bytes or 0
-        kill = self.sandbox.on_violation == "kill"
-        self.emit(
-            "output",
-            "write",
-            "kill" if kill else "deny",
-            target=stream,
-            capability=limit_rule(self.policy, "output", format_size(cap)),
-            reason=f"output cap of {human_size(cap)} reached on {stream}; the rest is cut",
-            detail={"cap_bytes": cap, "write_bytes": attempted},
-        )
-        if kill:
-            self.watch.stop("output", "output cap reached")
+        report_output_cap(self.context, stream, attempted)
 
     # -- the run ------------------------------------------------------------------------------
     def execute(
@@ -206,15 +181,11 @@ class _Run:
     def _mounted(
         self, entry: str, args: Sequence[str], stdin: str | bytes | None, env: Mapping[str, str] | None
     ) -> RunResult:
-        """Plan and open the run's mounts, run, and release them (descriptors, private folders)."""
-        learn = self.sandbox.on_violation == "audit"
-        scratch = self._scratch_folder(learn)
+        """Open the planned mounts, run, and release them (descriptors, private folders)."""
+        mounts = list(self.plan.mounts)
+        scratch = self._scratch_folder()
         try:
-            if learn:
-                mounts = learn_mounts(self.sandbox.root, scratch)
-            else:
-                mounts = plan_mounts(self.policy, self.sandbox.root)
-            opened = open_mounts(mounts, self.sandbox.root, scratch)
+            opened = open_mounts(mounts, self.plan.root, scratch)
         except BaseException:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -232,15 +203,12 @@ class _Run:
         args: Sequence[str],
         stdin: str | bytes | None,
         env: Mapping[str, str] | None,
-        mounts: list[Any],
+        mounts: list[Mount],
         opened: OpenMounts,
         scratch: Path | None,
     ) -> RunResult:
         limits = self.limits
-        fine = any(m.fine for m in mounts)
-        plan = self.plan
-        if plan is not None and plan.layout.fine != fine:  # the host changed what a grant names since planning
-            plan = guard_plan(self.module, self.sha, self.handle, plan.layout.coarse_ns, fine)
+        plan = self.guard_plan
         preopens = list(opened.preopens)
         roots = list(opened.roots)
         for system in self.program.system_mounts:
@@ -249,60 +217,26 @@ class _Run:
         if plan is not None and not any(m.guest_path == "/" for m in mounts):
             preopens.append(("/", empty_root(), False))  # so attempts outside every grant reach the guard
             roots.append(MountRoot("/", empty_root()))
+        self.emit("lifecycle", "start", detail={  # the run's first event
+            **self.plan.record(), "args": len(args),
+            # the guest's own code (an interpreter's module hash is the same for every script)
+            "source": {"name": self.program.source_name, "sha256": self.program.source_sha256,
+                       "lang": self.program.lang},
+        })
         store = self._store = wasmtime.Store(self.handle.engine)
         apply_store_caps(store)  # table/instance caps (engine.STORE_CAPS); the memory cap is memory_account's
         if limits.fuel is not None:
             store.set_fuel(limits.fuel)
         store.set_wasi(self._wasi_config(preopens, args, stdin, env))
 
-        self.emit(
-            "lifecycle",
-            "start",
-            detail={
-                "limits": {k: v for k, v in vars(limits).items() if v is not None},
-                "mounts": [str(m) for m in mounts],
-                "args": len(args),
-                # the guest's own code (an interpreter's module hash is the same for every script)
-                "source": {"name": self.program.source_name, "sha256": self.program.source_sha256,
-                           "lang": self.program.lang},
-            },
-        )
-        for mount in mounts:
-            detail: dict[str, Any] = {"writable": mount.writable, "scratch": mount.scratch}
-            if mount.files:
-                detail["files"] = [guest for guest, _ in mount.files]
-                created = [g for g in opened.created if any(g == f for f, _ in mount.files)]
-                copied = [g for g in opened.copied if any(g == f for f, _ in mount.files)]
-                if created:
-                    detail["created"] = created
-                if copied:
-                    detail["copied"] = copied
-            if mount.fine:
-                detail["fine"] = True
-            self.emit(
-                "filesystem",
-                "mount",
-                target=mount.guest_path,
-                resolved=mount.guest_path,
-                capability=mount.capability,
-                detail=detail,
-            )
-        for system in self.program.system_mounts:
-            self.emit(
-                "filesystem",
-                "mount",
-                target=system.guest_path,
-                resolved=system.guest_path,
-                reason=f"read-only {system.purpose}, provided by the {self.program.lang} runtime",
-                detail={"writable": False, "system": True},
-            )
+        record_mounts(self.emit, mounts, opened, self.program)
 
         exit_code: int | None = None
         fault: Fault | None = None
         exports: Any = None
         detach_guard: Callable[[], None] | None = None
         cpu0 = time.thread_time()
-        self.started = time.monotonic()
+        self.started = self.context.started = time.monotonic()
         self.monitor.start()
         if limits.wall_seconds is not None:
             self.watch.deadline = self.started + limits.wall_seconds
@@ -314,22 +248,12 @@ class _Run:
         try:
             self.handle.ticker.acquire()
             ticking = True
-            self.sandbox._active.add(self.watch)
+            self.active.add(self.watch)
             if plan is None:
                 instance = self.handle.linker.instantiate(store, self.module)
-                exports = rawlink.Exports(store, instance._instance, self.module)  # by name, never enumerated
+                exports = rawlink.Exports(store, instance_handle(instance), self.module)  # by name, never enumerated
             else:
-                guard = Guard(
-                    self.policy,
-                    roots,
-                    self.sandbox.on_violation,
-                    self.emit,
-                    file_grants=file_grants_of(mounts),
-                    housekeeping=self.program.housekeeping,
-                    deadline=lambda: self.watch.deadline,
-                    stop=self.watch.stop,
-                    must_stop=self.watch.check,
-                )
+                guard = Guard(self.context, roots, housekeeping=self.program.housekeeping)
                 exports, detach_guard = instantiate_guarded(store, self.handle.linker, self.module, plan, guard)
             connect_table_hooks(store, exports, self._on_table_refused)  # instrumented modules only
             self.monitor.attach(store, exports)
@@ -347,19 +271,20 @@ class _Run:
         except wasmtime.ExitTrap as exc:
             exit_code = exc.code
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            fault = classify_trap(self, exc, exports is None)
+            fault = classify_trap(self.context, exc, exports is None, cpu_used=self.monitor.cpu_used(),
+                                  memory_refusal=self.memory_account.last)
         finally:
             memory_scope.__exit__(None, None, None)
             if detach_guard is not None:
                 detach_guard()
-            self.sandbox._active.discard(self.watch)
+            self.active.discard(self.watch)
             if ticking:
                 self.handle.ticker.release()
             remove_watch()
             wall = time.monotonic() - self.started
             cpu = time.thread_time() - cpu0
 
-        report_overrun(self, wall)
+        report_overrun(self.context, wall)
         final = self.monitor.sample()  # one last reading: exact peak memory and fuel
         memory_peak = max(self.monitor.memory_peak, self._memory_size(store, exports))
         fuel_used = final.fuel_used
@@ -376,7 +301,7 @@ class _Run:
         )
         for summary in self.budget.close():  # what was counted rather than kept, before the exit
             self.events.append(summary)
-            self.sandbox.bus.publish(summary)
+            self.bus.publish(summary)
         self.emit(
             "lifecycle",
             "exit",
@@ -401,25 +326,16 @@ class _Run:
             events=tuple(self.events),
             usage=usage,
             mounts=tuple(mounts),
-            policy=str(self.policy),
+            policy=self.policy,
             fault=fault,
             samples=tuple(self.monitor.samples),
-            subscriber_failures=self._report_failures(),
+            subscriber_failures=self.failures.report(self.module_name),
+            plan=self.plan,
         )
 
-    def _report_failures(self) -> tuple[SubscriberFailure, ...]:
-        if not self._failures:  # the usual case, on every run's hot path
-            return ()
-        failures = self.subscriber_failures()
-        views = [f for f in failures if not f.critical]
-        if views:  # on the caller's thread, after the run: a view's bug is told, never swallowed
-            warnings.warn(f"a subscriber failed during the run of {self.module_name} (the run went on): "
-                          + "; ".join(map(str, views)), SubscriberWarning, stacklevel=4)
-        return failures
-
-    def _scratch_folder(self, learn: bool) -> Path | None:
-        """A fresh private folder for ``/tmp``, made only when the policy grants ``/tmp`` as scratch."""
-        if not learn and not any(m.scratch for m in self.sandbox.mounts):
+    def _scratch_folder(self) -> Path | None:
+        """A fresh private folder for ``/tmp``, made only when the plan has a scratch mount."""
+        if not self.plan.scratch:
             return None
         return Path(tempfile.mkdtemp(prefix="workbench-tmp-"))
 
@@ -433,7 +349,7 @@ class _Run:
         wasi = wasmtime.WasiConfig()
         wasi.argv = [*self.program.argv, *map(str, args)]
         variables = dict(self.program.env)
-        variables.update(self.policy.environment(os.environ))
+        variables.update(self.plan.environment)
         if env:
             variables.update({str(k): str(v) for k, v in env.items()})
         if variables:  # a WasiConfig starts with an empty environment
@@ -444,11 +360,7 @@ class _Run:
         if stdin is None:
             stdin = self.program.stdin
         if stdin is not None:
-            data = stdin.encode("utf-8") if isinstance(stdin, str) else bytes(stdin)
-            vec = ffi.wasm_byte_vec_t()
-            buffer = ctypes.cast(ctypes.create_string_buffer(data, len(data)), ctypes.POINTER(ctypes.c_uint8))
-            ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), buffer)  # copied; the config owns it
-            ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
+            set_stdin(wasi, stdin.encode("utf-8") if isinstance(stdin, str) else bytes(stdin))
         self.streams.attach(wasi, self.output.writer("stdout"), self.output.writer("stderr"))
         for guest, host, writable in preopens:
             wasi.preopen_dir(host, guest, writable)

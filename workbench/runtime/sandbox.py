@@ -11,21 +11,25 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, NamedTuple, Sequence, TypeGuard, Union
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Sequence, TypeGuard, Union
 
 import wasmtime
 
-from ..errors import CompileError, ModuleError, PolicyError, SandboxError, UnenforcedCapabilityWarning, warn_at_caller
+from ..caches import BoundedCache
+from ..errors import CompileError, ModuleError, UnenforcedCapabilityWarning, warn_at_caller
 from ..events import EventBus, Subscriber
 from ..languages import Program, load_module_source, prepare_program
 from ..languages.detect import SourceLike
 from ..languages.messages import root_cause
 from ..policy import Limits, Policy
 from .cache import CompileCache
-from .deadline import RunWatch
+from .context import ActiveRuns
 from .engine import EngineSettings, check_native_stack, engine_for
 from .guard_link import GuardPlan, guard_plan
-from .mounts import host_root, plan_mounts
+from .mounts import Mount, host_root
+from .plan import CLOCK_GRAIN_NS, OnViolation, OnViolationLike, RunPlan
 from .rawlink import export_names
 from .result import RunResult
 from .run import _Run
@@ -34,9 +38,7 @@ from .wasi import check_imports
 if TYPE_CHECKING:
     from ..audit.log import AuditLog
 
-__all__ = ["Sandbox", "DEFAULT_LIMITS", "OnViolation"]
-
-OnViolation = Literal["deny", "kill", "audit"]
+__all__ = ["Sandbox", "DEFAULT_LIMITS", "OnViolation", "CLOCK_GRAIN_NS"]
 
 #: Limits every run has unless its policy or ``Sandbox(defaults=...)`` says otherwise.
 #: A run with no limits at all must still end, stay small and not flood its caller.
@@ -47,16 +49,12 @@ DEFAULT_LIMITS = Limits(
     stack_bytes=512 * 2**10,
 )
 
-#: clock granularity without ``clock:precise``: 1 ms, so timing side channels get coarse data
-CLOCK_GRAIN_NS = 1_000_000
-
 PolicyLike = Union[Policy, str, Iterable[str], None]
 
 #: languages whose runnable module is a function of the source text alone (Python's depends on its
 #: inputs and interpreter settings, C's on the compiler): a sandbox keeps the last few of these
-#: ready, so running the same text again skips detection, compile-cache lookup and checks
+#: ready (workbench.caches), so running the same text again skips detection, lookup and checks
 _PURE_LANGS = frozenset({"wat", "wasm"})
-_PREPARED_MAX = 32
 
 
 class _Prepared(NamedTuple):
@@ -120,44 +118,52 @@ class Sandbox:
         root: str | os.PathLike[str] = ".",
         audit: Subscriber | None = None,
         defaults: Limits | None = None,
-        on_violation: OnViolation = "deny",
+        on_violation: OnViolationLike = "deny",
         cache: CompileCache | None = None,
     ) -> None:
-        if on_violation not in ("deny", "kill", "audit"):
-            raise SandboxError(
-                f"unknown on_violation {on_violation!r}", hint="use 'deny' (default), 'kill' or 'audit'"
-            )
-        self.policy = _as_policy(policy)
-        self.root = host_root(root)
+        self.plan = RunPlan.compile(
+            _as_policy(policy),
+            root=host_root(root),
+            defaults=DEFAULT_LIMITS if defaults is None else defaults,
+            on_violation=on_violation,
+        )  # checks everything now: bad input raises before anything runs
         self.defaults = DEFAULT_LIMITS if defaults is None else defaults
-        self.limits = self.policy.limits.with_defaults(self.defaults)
-        self.on_violation: OnViolation = on_violation
         self.cache = cache if cache is not None else _shared_cache()
         self.bus = EventBus()
         if audit is not None:
             self.bus.subscribe(audit, critical=True)
-        try:
-            self.mounts = tuple(plan_mounts(self.policy, self.root))  # checks folders now
-        except OSError as exc:  # a granted folder the host cannot look at (EACCES, ENAMETOOLONG, ...)
-            raise PolicyError(
-                f"cannot use a granted folder: {exc.strerror or exc} ({exc.filename})",
-                hint="check the folder's path and permissions, or grant another one",
-            ) from exc
         if _is_audit_log(audit):
             audit.open()  # fail closed: a log that cannot be written refuses the sandbox now
         _warn_unenforced(self.policy)
-        self._active: set[RunWatch] = set()
-        self._prepared: dict[tuple[Any, ...], _Prepared] = {}  # insertion order: oldest first
-        self._prepared_lock = threading.Lock()
+        self._active = ActiveRuns()
+        self._prepared: BoundedCache[tuple[Any, ...], _Prepared] = BoundedCache("prepared per sandbox")
 
     def cancel(self, reason: str = "run cancelled") -> int:
         """Stop every run of this sandbox that is in progress, at its next epoch tick
         (within milliseconds, even in a guest spinning without calls).  Safe to call from
         any thread or a signal watcher.  Returns how many runs were asked to stop."""
-        active = list(self._active)
-        for watch in active:
-            watch.stop("cancel", reason)
-        return len(active)
+        return self._active.stop_all("cancel", reason)
+
+    # the plan's facts, by their old names
+    @property
+    def policy(self) -> Policy:
+        return self.plan.policy
+
+    @property
+    def root(self) -> Path:
+        return self.plan.root
+
+    @property
+    def limits(self) -> Limits:
+        return self.plan.limits
+
+    @property
+    def on_violation(self) -> OnViolation:
+        return self.plan.on_violation
+
+    @property
+    def mounts(self) -> tuple[Mount, ...]:
+        return self.plan.mounts
 
     def subscribe(self, subscriber: Subscriber, *, critical: bool | None = None) -> Callable[[], None]:
         """Receive every Event and Sample of later runs; returns an unsubscribe function.
@@ -193,15 +199,14 @@ class Sandbox:
         if prepared is None:
             prepared = self._prepare(source, lang, name, entry, inputs)
             if key is not None and prepared.program.lang in _PURE_LANGS:
-                with self._prepared_lock:
-                    self._prepared[key] = prepared
-                    while len(self._prepared) > _PREPARED_MAX:
-                        self._prepared.pop(next(iter(self._prepared)))
+                self._prepared.put(key, prepared)
         program, module, handle, plan = prepared
         # per run, not per module: the calling thread's native stack must hold the wasm stack, or a
         # deep recursion would crash the process instead of trapping
         check_native_stack(handle.settings.max_wasm_stack)
-        return _Run(self, program, module, handle, on_output, plan).execute(entry, args, stdin, env)
+        return _Run(self.plan, self.bus, self._active, program, module, handle, on_output, plan).execute(
+            entry, args, stdin, env
+        )
 
     def _prepare(
         self, source: SourceLike, lang: str | None, name: str | None, entry: str, inputs: Mapping[str, Any] | None
@@ -219,9 +224,8 @@ class Sandbox:
         if (program.sha256, entry) not in _checked_modules:  # imports and exports depend only on the bytes
             check_imports(module)
             self._check_entry(module, entry)
-            _checked_modules.add((program.sha256, entry))
-        coarse_ns = 0 if self.policy.clock_precise else CLOCK_GRAIN_NS
-        plan = guard_plan(module, program.sha256, handle, coarse_ns, fine=any(m.fine for m in self.mounts))
+            _checked_modules.put((program.sha256, entry), True)
+        plan = guard_plan(module, program.sha256, handle, self.plan.clock_grain_ns, fine=self.plan.fine)
         return _Prepared(program, module, handle, plan)
 
     def _compile(self, program: Program, handle: Any) -> wasmtime.Module:
@@ -250,7 +254,7 @@ class Sandbox:
 
 
 #: (module sha256, entry) pairs whose imports and entry point were already checked
-_checked_modules: set[tuple[str, str]] = set()
+_checked_modules: BoundedCache[tuple[str, str], bool] = BoundedCache("checked modules")
 
 _cache_singleton: CompileCache | None = None
 _cache_lock = threading.Lock()

@@ -66,7 +66,7 @@ class TimelineGroup:
 
     @property
     def errno_name(self) -> str | None:
-        return None if self.errno in (None, 0) else errno_name(self.errno)  # type: ignore[arg-type]
+        return None if self.errno is None or self.errno == 0 else errno_name(self.errno)
 
     @property
     def label(self) -> str:

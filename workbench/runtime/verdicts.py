@@ -2,49 +2,59 @@
 
 Pure translation from what wasmtime reported (a trap, its code, its message) and
 what the run measured into :class:`~workbench.events.Event` objects, so the rules
-that name a violation live in one place.  ``run`` is the run in progress
-(:class:`workbench.runtime.run._Run`): its ``emit``, ``policy``, ``limits``,
-``watch``, ``monitor`` and ``events``.
+that name a violation live in one place.  Each takes the run's :class:`~.context.RunContext`
+(its plan, its record, its stop); the rule a violation names is the one that set the limit
+(:meth:`~.plan.RunPlan.rule_for`).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from ..languages.messages import clean_wasmtime_message, root_cause
-from ..policy import Policy, format_size
+from ..policy import format_size
+from .context import RunContext
 from .deadline import KILL_PREFIX
 from .engine import STORE_CAPS, store_cap_refusal
+from .linear_memory import Refusal
 from .result import Fault, human_size
 from .traps import backtrace_of
 
-__all__ = ["classify_trap", "report_memory_refusal", "report_table_refusal", "report_overrun", "limit_rule", "seconds", "PAGE"]
+__all__ = [
+    "classify_trap",
+    "report_memory_refusal",
+    "report_table_refusal",
+    "report_output_cap",
+    "report_overrun",
+    "seconds",
+    "PAGE",
+]
 
 PAGE = 65536
-
-
-def limit_rule(policy: Policy, domain: str, text: str) -> str:
-    """The capability that set a limit: the policy's own, or the default written the same way."""
-    for cap in policy.capabilities:
-        if cap.domain == domain and cap.action == "limit" and not cap.deny:
-            return str(cap)
-    return f"{domain}:limit:{text}"
 
 
 def seconds(value: float) -> str:
     return f"{value:g}s"
 
 
-def classify_trap(run: Any, exc: BaseException, during_instantiate: bool) -> Fault | None:
+def classify_trap(
+    run: RunContext,
+    exc: BaseException,
+    during_instantiate: bool,
+    *,
+    cpu_used: float = 0.0,
+    memory_refusal: Refusal | None = None,
+) -> Fault | None:
     """Turn a trap into a violation event (a limit) or a :class:`Fault` (the guest's bug).
 
     Limits that stop a run (time, CPU, fuel, stack, a memory or table cap at instantiation)
     become ``kill`` events; stops that already recorded their own event (the guard, the
     output cap) add nothing; anything else is the guest's own fault, kept with its backtrace.
+    ``cpu_used``: CPU seconds the guest used; ``memory_refusal``: the last grow refused.
     """
     text = clean_wasmtime_message(str(exc))
-    limits = run.limits
+    plan = run.plan
+    limits = plan.limits
     if KILL_PREFIX in text:
         if f"{KILL_PREFIX}guard" in text:
             return None  # the guard recorded the kill (with its rule) before trapping
@@ -55,7 +65,7 @@ def classify_trap(run: Any, exc: BaseException, during_instantiate: bool) -> Fau
                 "time",
                 "deadline",
                 "kill",
-                capability=limit_rule(run.policy, "time", seconds(limits.wall_seconds or 0)),
+                capability=plan.rule_for("wall_seconds"),
                 reason=f"wall-clock limit of {seconds(limits.wall_seconds or 0)} reached",
                 detail={"limit_seconds": limits.wall_seconds, "wall_seconds": round(wall, 6)},
             )
@@ -65,9 +75,9 @@ def classify_trap(run: Any, exc: BaseException, during_instantiate: bool) -> Fau
                 "cpu",
                 "budget",
                 "kill",
-                capability=limit_rule(run.policy, "cpu", seconds(budget)),
+                capability=plan.rule_for("cpu_seconds"),
                 reason=f"CPU-time budget of {seconds(budget)} used up",
-                detail={"limit_seconds": budget, "cpu_seconds": round(run.monitor.cpu_used(), 6)},
+                detail={"limit_seconds": budget, "cpu_seconds": round(cpu_used, 6)},
             )
         elif kind == "cancel":
             run.emit("lifecycle", "cancel", "kill", reason=run.watch.stop_reason or "run cancelled")
@@ -80,7 +90,7 @@ def classify_trap(run: Any, exc: BaseException, during_instantiate: bool) -> Fau
             "fuel",
             "exhausted",
             "kill",
-            capability=limit_rule(run.policy, "fuel", f"{limits.fuel}"),
+            capability=plan.rule_for("fuel"),
             reason=f"instruction budget of {limits.fuel:,} fuel used up",
             detail={"limit": limits.fuel},
         )
@@ -90,7 +100,7 @@ def classify_trap(run: Any, exc: BaseException, during_instantiate: bool) -> Fau
             "stack",
             "overflow",
             "kill",
-            capability=limit_rule(run.policy, "stack", format_size(limits.stack_bytes or 0)),
+            capability=plan.rule_for("stack_bytes"),
             reason=(
                 f"call stack exceeded {format_size(limits.stack_bytes or 0)} (runaway recursion?); "
                 "if the depth is legitimate, grant a larger stack:limit"
@@ -101,14 +111,13 @@ def classify_trap(run: Any, exc: BaseException, during_instantiate: bool) -> Fau
     cause = root_cause(text)
     if during_instantiate and "exceeds memory limits" in cause:
         cap = limits.memory_bytes or 0
-        refused = run.memory_account.last
-        requested = refused.requested_bytes if refused is not None else None
+        requested = memory_refusal.requested_bytes if memory_refusal is not None else None
         asked = f" of {human_size(requested)}" if requested is not None else ""
         run.emit(
             "memory",
             "instantiate",
             "kill",
-            capability=limit_rule(run.policy, "memory", format_size(cap)),
+            capability=plan.rule_for("memory_bytes"),
             reason=f"the module's initial memory{asked} does not fit the cap of {human_size(cap)}",
             detail={"limit_bytes": cap, "requested_bytes": requested, "current_bytes": 0, "cause": cause},
         )
@@ -127,7 +136,7 @@ def classify_trap(run: Any, exc: BaseException, during_instantiate: bool) -> Fau
     return fault
 
 
-def report_memory_refusal(run: Any, refusal: Any) -> None:
+def report_memory_refusal(run: RunContext, refusal: Refusal) -> None:
     """Record one refused ``memory.grow`` (a :class:`~.linear_memory.Refusal`) as a violation.
 
     Called by the sandbox's memory creator on the guest's thread, inside the grow: the
@@ -136,7 +145,6 @@ def report_memory_refusal(run: Any, refusal: Any) -> None:
     at the next epoch check.
     """
     cap = refusal.limit_bytes
-    kill = run.sandbox.on_violation == "kill"
     requested, current = refusal.requested_bytes, refusal.current_bytes
     if refusal.reason == "cap":
         reason = (
@@ -148,17 +156,16 @@ def report_memory_refusal(run: Any, refusal: Any) -> None:
     run.emit(
         "memory",
         "grow",
-        "kill" if kill else "deny",
-        capability=limit_rule(run.policy, "memory", format_size(cap)) if cap is not None else None,
+        run.refusal,
+        capability=run.plan.rule_for("memory_bytes") if cap is not None else None,
         target=f"{human_size(requested)} of linear memory (had {human_size(current)})",
         reason=reason,
         detail={"requested_bytes": requested, "current_bytes": current, "limit_bytes": cap, "refused_by": refusal.reason},
     )
-    if kill:
-        run.watch.stop("memory", reason)
+    run.refused("memory", reason)
 
 
-def report_table_refusal(run: Any, table: int, requested: int, current: int, maximum: int | None) -> None:
+def report_table_refusal(run: RunContext, table: int, requested: int, current: int, maximum: int | None) -> None:
     """Record a ``table.grow`` refused by the sandbox's table cap (instrumented modules: table_watch.py).
 
     A request past the table's own declared maximum is the module's rule (wasm semantics),
@@ -169,7 +176,6 @@ def report_table_refusal(run: Any, table: int, requested: int, current: int, max
     cap = STORE_CAPS.table_elements
     if requested <= cap:
         return  # refused for another reason (the host could not allocate): not the cap
-    kill = run.sandbox.on_violation == "kill"
     reason = (
         f"table.grow refused: asked for {requested:,} elements in table {table} (+{requested - current:,} on "
         f"{current:,}), over the sandbox's cap of {cap:,} elements per table (workbench.runtime.engine.STORE_CAPS)"
@@ -177,31 +183,43 @@ def report_table_refusal(run: Any, table: int, requested: int, current: int, max
     run.emit(
         "memory",
         "table.grow",
-        "kill" if kill else "deny",
+        run.refusal,
         target=f"{requested:,} elements in table {table} (had {current:,})",
         reason=reason,
         detail={"requested_elements": requested, "current_elements": current, "limit_elements": cap, "table": table},
     )
-    if kill:
-        run.watch.stop("memory", reason)
+    run.refused("memory", reason)
 
 
-def report_overrun(run: Any, wall: float) -> None:
+def report_output_cap(run: RunContext, stream: str, attempted: int) -> None:
+    """Record the write that met the output cap (the rest of the output is cut, the guest's
+    write fails with EFBIG); kill mode stops the run."""
+    cap = run.plan.limits.output_bytes or 0
+    run.emit(
+        "output",
+        "write",
+        run.refusal,
+        target=stream,
+        capability=run.plan.rule_for("output_bytes"),
+        reason=f"output cap of {human_size(cap)} reached on {stream}; the rest is cut",
+        detail={"cap_bytes": cap, "write_bytes": attempted},
+    )
+    run.refused("output", "output cap reached")
+
+
+def report_overrun(run: RunContext, wall: float) -> None:
     """Record a run that went well past its deadline without being stopped.
 
     The guard cuts sleeps at the deadline and the epoch check stops running code, so
     this is the backstop for a host call that still outlasted the limit.
     """
-    if (
-        run.limits.wall_seconds is not None
-        and wall > run.limits.wall_seconds * 1.2
-        and not any(e.category == "time" for e in run.events)
-    ):  # a host call outlasted the deadline (the guard cuts sleeps; this is the backstop)
+    limit = run.plan.limits.wall_seconds
+    if limit is not None and wall > limit * 1.2 and not any(e.category == "time" for e in run.events):  # a host call outlasted the deadline (the guard cuts sleeps; this is the backstop)
         run.emit(
             "time",
             "deadline",
             "deny",
-            capability=limit_rule(run.policy, "time", seconds(run.limits.wall_seconds)),
-            reason=f"the run went past its wall-clock limit of {seconds(run.limits.wall_seconds)} inside a host call",
-            detail={"limit_seconds": run.limits.wall_seconds, "wall_seconds": round(wall, 6)},
+            capability=run.plan.rule_for("wall_seconds"),
+            reason=f"the run went past its wall-clock limit of {seconds(limit)} inside a host call",
+            detail={"limit_seconds": limit, "wall_seconds": round(wall, 6)},
         )

@@ -24,9 +24,10 @@ import itertools
 from typing import Callable, TypeVar
 
 import wasmtime
-from wasmtime import _bindings as ffi
 
-__all__ = ["OutputStreams", "keep_forever"]
+from .._wasmtime_ffi import ffi
+
+__all__ = ["OutputStreams", "keep_forever", "set_stdin"]
 
 Writer = Callable[[bytes], int]
 T = TypeVar("T")
@@ -89,3 +90,11 @@ class OutputStreams:
     def live() -> int:
         """How many writers are registered in this process (tests: a finished run leaves none)."""
         return len(_writers)
+
+
+def set_stdin(wasi: wasmtime.WasiConfig, data: bytes) -> None:
+    """Give the guest ``data`` as its whole stdin (copied: the config owns its copy)."""
+    vec = ffi.wasm_byte_vec_t()
+    buffer = ctypes.cast(ctypes.create_string_buffer(data, len(data)), ctypes.POINTER(ctypes.c_uint8))
+    ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), buffer)
+    ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))

@@ -1,0 +1,272 @@
+"""workbench.batch without a cluster: jobs and their policies, the results frame, one worker's
+state run in this process (its segment and records), and reading a folder of segments."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from workbench import AuditLog, Policy, Sandbox, probes
+from workbench.audit import AuditTrail
+from workbench.batch import Job, as_jobs, results_frame
+from workbench.batch.worker import WorkerState
+from workbench.errors import AuditError, BatchError, CapabilityError, EscalationError
+
+BATCH = Policy.parse(["filesystem:read:/docs", "time:limit:5s", "memory:limit:64MB"])
+
+
+def test_a_job_without_caps_runs_under_the_batch_policy() -> None:
+    [job] = as_jobs(["print(1)"], BATCH)
+    assert job.id == "0"
+    assert Policy.parse(list(job.policy)) == BATCH
+
+
+def test_a_job_may_narrow_the_batch_policy() -> None:
+    [job] = as_jobs([{"id": "a", "source": "x", "caps": ["filesystem:read:/docs/public", "time:limit:1s"]}], BATCH)
+    effective = Policy.parse(list(job.policy))
+    assert effective == BATCH.attenuate(Policy.parse(["filesystem:read:/docs/public", "time:limit:1s"]))
+    assert effective.limits.wall_seconds == 1.0
+    assert effective.limits.memory_bytes == 64 * 10**6  # the batch's limit travels down
+    assert effective.check_path("/docs/public/a").allowed and not effective.check_path("/docs/other").allowed
+
+
+def test_a_larger_limit_in_a_job_does_not_widen_the_batch() -> None:
+    [job] = as_jobs([{"id": "a", "source": "x", "caps": "time:limit:1h memory:limit:1GB"}], BATCH)
+    limits = Policy.parse(list(job.policy)).limits
+    assert limits.wall_seconds == 5.0 and limits.memory_bytes == 64 * 10**6
+
+
+@pytest.mark.parametrize("caps", [["filesystem:read:/"], ["filesystem:write:/docs"], ["env:set:A=1"],
+                                  ["filesystem:read:/docs;host=/etc"]])
+def test_a_job_that_would_widen_the_batch_policy_is_refused_before_anything_runs(caps: list[str]) -> None:
+    jobs = [{"id": "fine", "source": "x"}, {"id": "greedy", "source": "x", "caps": caps}]
+    with pytest.raises(EscalationError, match="job 'greedy'") as info:
+        as_jobs(jobs, BATCH)
+    assert "narrow the batch policy" in str(info.value)
+    assert isinstance(info.value, PermissionError)
+
+
+def test_a_job_with_a_capability_that_does_not_parse_names_the_job() -> None:
+    with pytest.raises(CapabilityError, match="job 'typo'"):
+        as_jobs([{"id": "typo", "source": "x", "caps": ["filesytem:read:/docs"]}], BATCH)
+
+
+def test_bad_job_lists_are_refused_with_our_error(tmp_path: Path) -> None:
+    with pytest.raises(BatchError, match="two jobs have the id 'a'"):
+        as_jobs([{"id": "a", "source": "x"}, {"id": "a", "source": "y"}], BATCH)
+    with pytest.raises(BatchError, match="exactly one of 'source' and 'path'"):
+        as_jobs([{"id": "a"}], BATCH)
+    with pytest.raises(BatchError, match="unknown key"):
+        as_jobs([{"id": "a", "source": "x", "capz": []}], BATCH)
+    with pytest.raises(BatchError, match="cannot read"):
+        as_jobs([{"id": "a", "path": str(tmp_path / "missing.py")}], BATCH)
+    with pytest.raises(BatchError, match="reserved"):  # a guest's records must not pass for the batch's own
+        as_jobs([{"id": "a", "source": "x", "name": "workbench.batch"}], BATCH)
+    with pytest.raises(BatchError, match="not one source"):
+        as_jobs("print(1)", BATCH)  # type: ignore[arg-type]
+    with pytest.raises(BatchError, match="not int"):
+        as_jobs([42], BATCH)  # type: ignore[list-item]
+
+
+def test_paths_are_read_on_the_client_with_their_language(tmp_path: Path) -> None:
+    (tmp_path / "grade.py").write_text("print('hi')\n")
+    [a, b] = as_jobs([tmp_path / "grade.py", {"id": "w", "path": str(tmp_path / "grade.py"), "lang": "python"}], BATCH)
+    assert (a.source, a.lang, a.name) == (b"print('hi')\n", "python", "grade")
+    assert b.id == "w" and b.source == a.source
+
+
+def _state(tmp_path: Path, name: str = "w0") -> WorkerState:
+    (tmp_path / "docs").mkdir(exist_ok=True)
+    return WorkerState("b1", name, str(tmp_path), str(tmp_path / "audit"), "deny")
+
+
+def test_a_worker_turns_every_job_into_a_result(tmp_path: Path) -> None:
+    state = _state(tmp_path)
+    jobs = as_jobs([
+        {"id": "hello", "source": probes.hello(), "lang": "wat"},
+        {"id": "trap", "source": probes.unreachable(), "lang": "wat"},
+        {"id": "spin", "source": probes.infinite_loop(), "lang": "wat", "caps": ["time:limit:0.2s"]},
+        {"id": "broken", "source": "(module (func", "lang": "wat"},
+        {"id": "py", "source": "result = inputs['x'] + 1", "lang": "python", "inputs": {"x": 41}},
+    ], Policy.parse(["time:limit:5s"]))
+    results = {r.job_id: r for r in (state.run(job, 1) for job in jobs)}
+    assert results["hello"].ok and results["hello"].result is not None
+    assert results["trap"].outcome.startswith("fault")
+    assert results["spin"].outcome == "stopped (time)"
+    assert results["broken"].outcome == "error (CompileError)" and results["broken"].bad_input
+    assert "not a valid" in (results["broken"].error or "") or "WAT" in (results["broken"].error or "")
+    assert results["py"].result is not None and results["py"].result.value == 42
+
+    frame = results_frame(results.values())
+    assert list(frame.job_id) == ["hello", "trap", "spin", "broken", "py"]
+    assert frame.loc[frame.job_id == "py", "value"].item() == 42
+    assert frame.loc[frame.job_id == "spin", "violations"].item() == 1
+    assert pd.isna(frame.loc[frame.job_id == "broken", "exit_code"].item())
+    assert frame["value"].dtype == object and frame["exit_code"].dtype == "Int64"
+    for column in ("wall_seconds", "cpu_seconds", "memory_peak_bytes", "output_bytes"):
+        assert column in frame
+    assert frame.loc[frame.job_id == "hello", "stdout"].item() == "hello from the sandbox\n"
+
+    # its segment holds a start and an end record around each job, chained, beside the runs' own records
+    log = AuditLog(tmp_path / "audit" / f"{state.label}.jsonl")
+    assert log.verify().ok
+    records = list(log.records())
+    starts = [r["target"] for r in records if r["action"] == "job-start"]
+    ends = {r["target"]: r for r in records if r["action"] == "job-end"}
+    assert starts == ["hello", "trap", "spin", "broken", "py"] and set(ends) == set(starts)
+    assert ends["py"]["run_id"] == results["py"].result.run_id
+    assert ends["py"]["detail"]["outcome"] == "ok"
+    assert results["py"].audit_hash == ends["py"]["hash"]
+    assert {r["run_id"] for r in records if r["module"] != "workbench.batch"} == {
+        r.result.run_id for r in results.values() if r.result is not None}
+
+
+def test_a_worker_keeps_one_prepared_sandbox_per_policy(tmp_path: Path) -> None:
+    state = _state(tmp_path)
+    jobs = as_jobs([{"id": str(i), "source": probes.hello(), "lang": "wat",
+                     "caps": ["time:limit:1s"] if i % 2 else None} for i in range(6)], BATCH)
+    for job in jobs:
+        assert state.run(job, 1).ok
+    assert len(state._sandboxes) == 2
+
+
+def test_a_cancelled_worker_refuses_the_jobs_not_started(tmp_path: Path) -> None:
+    state = _state(tmp_path)
+    state.cancel()
+    [job] = as_jobs([probes.hello()], BATCH)
+    result = state.run(job, 1)
+    assert result.outcome == "cancelled" and result.result is None and not result.ok
+
+
+def _trail(tmp_path: Path) -> Path:
+    """Two workers' real segments (no client manifest)."""
+    for name in ("w0", "w1"):
+        state = _state(tmp_path, name)
+        for job in as_jobs([{"id": f"{name}-{i}", "source": probes.hello(), "lang": "wat"} for i in range(3)], BATCH):
+            state.run(job, 1)
+        state.close()
+    return tmp_path / "audit"
+
+
+def test_open_many_verifies_and_loads_every_segment_with_a_worker_column(tmp_path: Path) -> None:
+    folder = _trail(tmp_path)
+    frame = AuditLog.open_many(folder)
+    trail = AuditTrail(folder)
+    assert len(trail.labels()) == 2 and all(label.startswith(("worker-w0-", "worker-w1-")) for label in trail.labels())
+    assert isinstance(frame["worker"].dtype, pd.CategoricalDtype)
+    assert set(frame["worker"]) == set(trail.labels())
+    for label, log in trail.segments().items():
+        mine = frame[frame.worker == label]
+        assert list(mine.seq) == list(range(len(mine)))  # each segment is its own chain
+        assert list(mine.hash) == [r["hash"] for r in log.records()]
+    assert frame.decision.dtype == "category" and list(frame.decision.cat.categories) == ["allow", "deny", "kill", "audit"]
+    lazy = trail.dask_frame()
+    assert lazy.npartitions == 2
+    computed = lazy.compute().reset_index(drop=True)
+    pd.testing.assert_frame_equal(computed.astype({"worker": str}), frame.astype({"worker": str}), check_categorical=False)
+    assert int(lazy[lazy.action == "job-end"].shape[0].compute()) == 6
+
+
+def test_open_many_refuses_a_trail_with_one_altered_segment(tmp_path: Path) -> None:
+    folder = _trail(tmp_path)
+    victim = sorted(folder.glob("worker-w1-*.jsonl"))[0]
+    lines = victim.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b'"allow"', b'"deny"', 1) if b'"allow"' in lines[2] else lines[2].replace(b"job", b"jab", 1)
+    victim.write_bytes(b"\n".join(lines))
+    result = AuditTrail(folder).verify()
+    assert not result.ok and len(result.problems) == 1 and victim.stem in result.problems[0]
+    with pytest.raises(AuditError, match=victim.stem):
+        AuditLog.open_many(folder)
+
+
+def test_open_many_refuses_an_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(AuditError, match="no audit segments"):
+        AuditLog.open_many(tmp_path)
+    shutil.rmtree(tmp_path)
+    with pytest.raises(AuditError, match="no audit segments"):
+        AuditLog.open_many(tmp_path)
+
+
+def test_segment_labels_cannot_leave_the_folder_or_pose_as_rotated_files(tmp_path: Path) -> None:
+    state = WorkerState("b1", "../../etc/passwd.1", str(tmp_path), str(tmp_path / "audit"), "deny")
+    [job] = as_jobs([Job("a", probes.hello(), "wat")], BATCH)
+    state.run(job, 1)
+    files = [p.name for p in (tmp_path / "audit").iterdir()]
+    assert all("/" not in name and name.count(".") in (1, 2) for name in files)
+    assert AuditTrail(tmp_path / "audit").labels() == [state.label]
+    assert "." not in state.label and state.label.startswith("worker-etc_passwd_1-")
+
+
+def test_the_sandbox_and_the_results_frame_agree_on_usage(tmp_path: Path) -> None:
+    state = _state(tmp_path)
+    [job] = as_jobs([{"id": "m", "source": probes.memory_bomb(), "lang": "wat", "caps": ["memory:limit:1MiB"]}],
+                    BATCH)
+    result = state.run(job, 1)
+    frame = results_frame([result])
+    assert result.result is not None
+    assert frame.memory_peak_bytes.item() == result.result.usage.memory_peak_bytes <= 2**20
+    assert frame.violations.item() == len(result.result.violations) >= 1
+    direct = Sandbox(Policy.parse(list(job.policy)), root=tmp_path).run(probes.memory_bomb(), "wat")
+    assert direct.outcome == result.outcome
+
+
+def test_the_cli_refuses_bad_job_files_before_starting_anything(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.cli import main
+
+    bad_json = tmp_path / "jobs.jsonl"
+    bad_json.write_text('{"id": "a", "source": "print(1)", "lang": "python"}\n{"id": "b", "source": \n')
+    assert main(["batch", str(bad_json), "-o", str(tmp_path / "r.csv")]) == 2
+    assert "jobs.jsonl:2: not JSON" in capsys.readouterr().err
+
+    greedy = tmp_path / "greedy.jsonl"
+    greedy.write_text('{"id": "g", "source": "print(1)", "lang": "python", "caps": ["filesystem:read:/"]}\n')
+    assert main(["batch", str(greedy), "--cap", "time:limit:1s", "-o", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "job 'g'" in err and "hint:" in err and "Traceback" not in err
+
+    assert main(["batch", str(tmp_path), "-o", str(tmp_path / "r.txt")]) == 2
+    assert ".parquet or .csv" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["batch", str(empty), "-o", str(tmp_path / "r.csv")]) == 2
+    assert "no source files" in capsys.readouterr().err
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_job_files_name_their_paths_relative_to_themselves(tmp_path: Path) -> None:
+    from workbench.batch.commands import read_jobs
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "one.py").write_text("print(1)\n")
+    (tmp_path / "jobs.jsonl").write_text('{"id": "x", "path": "src/one.py", "inputs": {"a": 1}}\n\n')
+    [job] = read_jobs(tmp_path / "jobs.jsonl")
+    [parsed] = as_jobs([job], BATCH)
+    assert parsed.source == b"print(1)\n" and parsed.lang == "python" and parsed.inputs == {"a": 1}
+    assert [j["id"] for j in read_jobs(tmp_path / "src")] == ["one.py"]
+
+
+def test_progress_counts_jobs_and_shows_the_dashboard_link_in_a_notebook(monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import IPython.display
+
+    from workbench.batch import JobResult, progress
+
+    shown: list[object] = []
+    monkeypatch.setattr(progress, "in_notebook", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    bar = progress.Progress(3, None, "http://127.0.0.1:8787/status")
+    assert bar._bar is not None  # on by default in a notebook
+    for result in (JobResult("a", error="x", error_type="CompileError"), JobResult("b", error_type="cancelled"),
+                   JobResult("c", error_type="lost")):
+        bar.update(result)
+    assert bar.not_ok == 3 and bar._bar.n == 3
+    bar.close()
+    assert len(shown) == 1 and 'href="http://127.0.0.1:8787/status"' in shown[0].data  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(progress, "in_notebook", lambda: False)
+    quiet = progress.Progress(3, None, "http://127.0.0.1:8787/status")  # pytest's stderr is not a terminal
+    assert quiet._bar is None and len(shown) == 1
+    capsys.readouterr()

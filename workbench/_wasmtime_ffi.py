@@ -1,0 +1,73 @@
+"""The one module that touches wasmtime-py's internals: its ctypes bindings and private attributes.
+
+Why a seam: the sandbox needs a few things wasmtime-py's public API does not offer (the
+epoch-deadline callback with a per-store pointer, unchecked host functions for the guard,
+a host memory creator, WASI output callbacks, exports looked up by name).  Each private name
+is used here and only here (a test checks it), so a wasmtime upgrade is one file to read.
+The version is checked at import: an unknown version fails at once with what to install,
+never later with an ``AttributeError`` deep inside a run.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+import wasmtime
+from wasmtime import _bindings as ffi
+from wasmtime._extern import wrap_extern
+from wasmtime._ffi import WASMTIME_EXTERN_FUNC, WASMTIME_FUNCREF, WASMTIME_I32
+from wasmtime._func import enter_wasm
+
+from .errors import SandboxError
+
+__all__ = [
+    "ffi",
+    "wrap_extern",
+    "enter_wasm",
+    "WASMTIME_EXTERN_FUNC",
+    "WASMTIME_FUNCREF",
+    "WASMTIME_I32",
+    "KNOWN_VERSIONS",
+    "check_version",
+    "store_context",
+    "memory_handle",
+    "instance_handle",
+    "error_from",
+]
+
+#: wasmtime-py releases whose internals this module was written against (major.minor)
+KNOWN_VERSIONS = ("50.0",)
+
+
+def check_version(version: str) -> None:
+    """Refuse a wasmtime-py whose internals this module does not know."""
+    if ".".join(version.split(".")[:2]) not in KNOWN_VERSIONS:
+        raise SandboxError(
+            f"wasmtime {version} is installed, but the workbench knows only wasmtime "
+            f"{', '.join(v + '.x' for v in KNOWN_VERSIONS)} (it uses parts of wasmtime-py that change between releases)",
+            hint="install the version the project pins: pip install 'wasmtime==50.0.1' (or reinstall the workbench)",
+        )
+
+
+check_version(importlib.metadata.version("wasmtime"))
+
+
+def store_context(store: Any) -> Any:
+    """The ``wasmtime_context_t*`` of a :class:`wasmtime.Store` or a ``Caller``."""
+    return store._context()
+
+
+def memory_handle(memory: wasmtime.Memory) -> Any:
+    """The ``wasmtime_memory_t`` behind a :class:`wasmtime.Memory`."""
+    return memory._memory
+
+
+def instance_handle(instance: wasmtime.Instance) -> Any:
+    """The ``wasmtime_instance_t`` behind a :class:`wasmtime.Instance`."""
+    return instance._instance
+
+
+def error_from(pointer: Any) -> wasmtime.WasmtimeError:
+    """A :class:`wasmtime.WasmtimeError` that takes ownership of a ``wasmtime_error_t*``."""
+    return wasmtime.WasmtimeError._from_ptr(pointer)
