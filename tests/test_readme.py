@@ -124,7 +124,13 @@ def _shell_lines() -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize("line", _shell_lines())
+def _shell_cases() -> list[object]:
+    """Each line; ``test-limits`` measures the machine's real clocks, so it runs with the other
+    real-time checks (marker ``timing``, ``make test-timing``), not in ``make test``."""
+    return [pytest.param(line, marks=pytest.mark.timing) if "test-limits" in line else line for line in _shell_lines()]
+
+
+@pytest.mark.parametrize("line", _shell_cases())
 def test_shell_line_runs_as_pasted(line: str, checkout: Path) -> None:
     command = line
     if re.match(r"make\s", line):
