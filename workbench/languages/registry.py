@@ -59,27 +59,31 @@ def prepare_program(
         from . import python
         from .pyruntime import current_settings
 
-        program = _python_memo(content, name, path, python.encode_inputs(inputs), current_settings())
-    elif inputs is not None:
+        return _python_memo(content, name, path, python.encode_inputs(inputs), current_settings())
+    if inputs is not None:
         raise ModuleError(f"inputs= is supported for lang='python' only, not {lang!r}",
                           hint="pass data to other modules with stdin=, args= or a granted file")
-    else:
-        program = _prepare_memo(lang, content, name)
+    return _prepare_memo(lang, content, name, path)
+
+
+def _with_source(program: Program, content: Union[str, bytes], name: str, path: Path | None) -> Program:
+    """``program`` naming the guest's own code (an interpreter's module hash is the same for every
+    script); worked out inside the memos, so a source run again is not hashed again."""
     source = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else bytes(content)
     return dataclasses.replace(program, source_sha256=hashlib.sha256(source).hexdigest(),
                                source_name=path.name if path is not None else name)
 
 
 @memoized("prepared programs")
-def _prepare_memo(lang: str, content: Union[str, bytes], name: str) -> Program:
+def _prepare_memo(lang: str, content: Union[str, bytes], name: str, path: Path | None = None) -> Program:
     program = Program.from_wasm(lang, name, compile_to_wasm(lang, content, name))
     if lang == "c" and c.DEFAULT_OPTIONS.debug:
         program = dataclasses.replace(program, debug_info=True)
-    return program
+    return _with_source(program, content, name, path)
 
 
 @memoized("python programs")
 def _python_memo(content: Union[str, bytes], name: str, path: Path | None, inputs_json: str, settings: Any) -> Program:
     from . import python
 
-    return python.prepare(content, name, path=path, inputs_json=inputs_json)
+    return _with_source(python.prepare(content, name, path=path, inputs_json=inputs_json), content, name, path)

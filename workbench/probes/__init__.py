@@ -10,6 +10,7 @@ a guest's libc would call ``path_open``.
 
 from __future__ import annotations
 
+from . import files, limits
 from ._wat import WASI_ERRNO, errno_name
 from .files import read_file, write_file, link_file, guest_read, guest_write
 from .limits import (
@@ -33,30 +34,4 @@ from .limits import (
     sleep,
 )
 
-__all__ = [
-    "WASI_ERRNO",
-    "errno_name",
-    "read_file",
-    "write_file",
-    "link_file",
-    "guest_read",
-    "guest_write",
-    "hello",
-    "memory_bomb",
-    "infinite_loop",
-    "fuel_loop",
-    "output_flood",
-    "deep_recursion",
-    "unreachable",
-    "print_environ",
-    "echo_stdin",
-    "print_args",
-    "table_bomb",
-    "big_table",
-    "many_tables",
-    "divide_by_zero",
-    "out_of_bounds",
-    "bad_indirect_call",
-    "fibonacci",
-    "sleep",
-]
+__all__ = ["WASI_ERRNO", "errno_name", *files.__all__, *limits.__all__]
