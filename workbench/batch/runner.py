@@ -195,10 +195,17 @@ class Batch:
                     yield result
         except (KeyboardInterrupt, GeneratorExit) as stop:
             if isinstance(stop, KeyboardInterrupt):
-                self.cancel()
-                self._drain(timeout=10.0)
+                self._interrupted()
             self.close()
             raise
+        self.close()
+
+    def _interrupted(self) -> None:
+        """Ctrl-C or ■: stop the running guests, collect what the workers still send back, close."""
+        if self._closed:  # the driver has done it already
+            return
+        self.cancel()
+        self._drain(timeout=10.0)
         self.close()
 
     def _collect(self, future: "Future") -> list[JobResult]:
@@ -255,9 +262,14 @@ class Batch:
                 time.sleep(0.02)
 
     def wait(self) -> dict[str, JobResult]:
-        """Wait for every job; returns :attr:`results`."""
-        for _ in self:
-            pass
+        """Wait for every job; returns :attr:`results`.  Ctrl-C (■) while waiting cancels the batch
+        and keeps the results in, then raises ``KeyboardInterrupt``."""
+        try:
+            for _ in self:
+                pass
+        except KeyboardInterrupt:  # also when it lands between two results, outside the driver
+            self._interrupted()
+            raise
         return self.results
 
     def frame(self) -> "pd.DataFrame":
