@@ -19,11 +19,13 @@ Python job about as much), and never raises for what a job does: every job becom
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from distributed import WorkerPlugin, get_worker
 
@@ -139,11 +141,23 @@ class BatchPlugin(WorkerPlugin):
         self.state: WorkerState | None = None
 
     def setup(self, worker: Any) -> None:
+        from ..languages.progress import set_progress_hook
+
+        # a first compile's note goes to the worker's log, not its stderr: a worker started from a notebook
+        # kernel shares the kernel's stderr, which ipykernel copies into whatever cell is running
+        set_progress_hook(_log_progress)
         self.state = WorkerState(self.batch_id, str(worker.name), self.root, self.audit_dir, self.on_violation)
 
     def teardown(self, worker: Any) -> None:
         if self.state is not None:
             self.state.close()
+
+
+@contextlib.contextmanager
+def _log_progress(label: str, expected_seconds: float) -> Iterator[None]:
+    """The compile-progress hook on a worker: one line in the worker's log (the dashboard shows it)."""
+    logging.getLogger("workbench.batch").info("%s (about %.0f s, once per worker)", label, expected_seconds)
+    yield
 
 
 def _state(plugin: str, worker: Any = None) -> WorkerState:
