@@ -270,3 +270,29 @@ def test_progress_counts_jobs_and_shows_the_dashboard_link_in_a_notebook(monkeyp
     quiet = progress.Progress(3, None, "http://127.0.0.1:8787/status")  # pytest's stderr is not a terminal
     assert quiet._bar is None and len(shown) == 1
     capsys.readouterr()
+
+
+def test_a_worker_logs_its_first_compile_instead_of_writing_to_stderr(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A worker started from a notebook shares the kernel's stderr, which ipykernel copies into the running
+    cell: a cold compile on a worker must not print there (it would change a notebook's outputs)."""
+    import logging
+    from types import SimpleNamespace
+
+    from workbench.batch.worker import BatchPlugin
+    from workbench.languages.progress import get_progress_hook, set_progress_hook
+
+    previous = get_progress_hook()
+    capsys.readouterr()
+    try:
+        plugin = BatchPlugin("p", "b", str(tmp_path), None, "deny")
+        plugin.setup(SimpleNamespace(name="w"))
+        with caplog.at_level(logging.INFO, logger="workbench.batch"):
+            with get_progress_hook()("compiling the CPython interpreter (26 MB)", 8.0):
+                pass
+        if plugin.state is not None:
+            plugin.state.close()
+    finally:
+        set_progress_hook(previous)
+    assert capsys.readouterr().err == ""
+    assert "compiling the CPython interpreter (26 MB) (about 8 s, once per worker)" in caplog.text
