@@ -296,3 +296,26 @@ def test_a_worker_logs_its_first_compile_instead_of_writing_to_stderr(tmp_path: 
         set_progress_hook(previous)
     assert capsys.readouterr().err == ""
     assert "compiling the CPython interpreter (26 MB) (about 8 s, once per worker)" in caplog.text
+
+
+def test_run_many_and_batch_take_one_list_of_keywords() -> None:
+    """The keywords are listed once (BatchOptions), with their defaults once (DEFAULTS); a misspelt one is
+    refused as in any Python call, with the nearest name, before anything starts."""
+    import inspect
+    import typing
+
+    from workbench.batch import runner
+
+    keys = set(runner.BatchOptions.__annotations__)
+    assert keys == set(runner.DEFAULTS) == {"workers", "client", "root", "audit", "on_violation", "chunk_size",
+                                            "progress", "processes"}
+    for key in keys:
+        assert f"``{key}``" in (runner.BatchOptions.__doc__ or ""), key
+    for callable_ in (runner.run_many, runner.Batch.__init__):
+        options = inspect.signature(callable_).parameters["options"]
+        assert options.kind is inspect.Parameter.VAR_KEYWORD and options.annotation == "Unpack[BatchOptions]"
+    assert typing.get_type_hints(runner.run_many, vars(runner))["options"] == typing.Unpack[runner.BatchOptions]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'worker'; did you mean 'workers'"):
+        runner.run_many(["(module)"], None, worker=2)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'; it takes workers, client"):
+        runner.Batch(["(module)"], None, colour="red")  # type: ignore[call-arg]

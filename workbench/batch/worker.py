@@ -36,7 +36,7 @@ from ..events import Event
 from ..policy import Policy
 from ..runtime import RunResult, Sandbox
 from ..runtime.plan import OnViolationLike as OnViolation
-from ..runtime.sandbox import _shared_cache
+from ..runtime.sandbox import shared_cache
 from .jobs import Job
 from .results import JobResult
 
@@ -192,7 +192,7 @@ def _rss_bytes() -> int | None:
 
 def worker_stats(plugin: str, dask_worker: Any = None) -> dict[str, Any]:
     """``Client.run`` target: this worker's segment, jobs run, compile-cache counters and memory."""
-    cache = _shared_cache()
+    cache = shared_cache()
     state = _state(plugin, dask_worker)
     return {
         "segment": state.label,
