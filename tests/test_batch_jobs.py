@@ -319,3 +319,150 @@ def test_run_many_and_batch_take_one_list_of_keywords() -> None:
         runner.run_many(["(module)"], None, worker=2)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="unexpected keyword argument 'colour'; it takes workers, client"):
         runner.Batch(["(module)"], None, colour="red")  # type: ignore[call-arg]
+
+
+# -- a job's path is read below the jobs file's folder only (review mend: it was read from any host path) --
+
+@pytest.fixture
+def jobs_folder(tmp_path: Path) -> Path:
+    """``jobs/`` with a source of its own, and bait outside it: ``outside/secret.py``."""
+    import os
+
+    (tmp_path / "jobs" / "src").mkdir(parents=True)
+    (tmp_path / "jobs" / "src" / "one.py").write_text("print(1)\n")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.py").write_text("TOKEN = 'host secret'\n")
+    os.symlink(tmp_path / "outside" / "secret.py", tmp_path / "jobs" / "link.py")           # a file symlink out
+    os.symlink("../outside", tmp_path / "jobs" / "linked")                                   # a folder symlink out
+    os.symlink("src/one.py", tmp_path / "jobs" / "inside.py")                                # a symlink that stays in
+    return tmp_path / "jobs"
+
+
+def _jobs_file(folder: Path, path: object) -> Path:
+    import json
+
+    file = folder / "jobs.jsonl"
+    file.write_text(json.dumps({"id": "j1", "path": path}) + "\n")
+    return file
+
+
+@pytest.mark.parametrize("path, why", [
+    ("link.py", "goes through a symlink ('link.py')"),
+    ("linked/secret.py", "goes through a symlink ('linked')"),
+    ("inside.py", "goes through a symlink ('inside.py')"),
+    ("../outside/secret.py", "climbs out with '..'"),
+    ("src/../../outside/secret.py", "climbs out with '..'"),
+    ("ABSOLUTE", "is absolute"),
+    ("/etc/passwd", "is absolute"),
+    ("src/one.py\0.txt", "holds a NUL byte"),
+    ("", "is not a relative file path"),
+    (7, "is not a relative file path"),
+    ("src", "is not a regular file"),
+    ("src/", "is not a regular file"),
+    ("nothere.py", "does not exist"),
+])
+def test_a_job_path_that_leaves_the_jobs_folder_is_refused_naming_the_job(jobs_folder: Path, path: object,
+                                                                           why: str) -> None:
+    from workbench.batch.commands import read_jobs
+
+    if path == "ABSOLUTE":
+        path = str(jobs_folder.parent / "outside" / "secret.py")
+    with pytest.raises(BatchError) as info:
+        read_jobs(_jobs_file(jobs_folder, path))
+    assert str(info.value).startswith(f"job 'j1': the path {path!r} {why}"), str(info.value)
+    assert info.value.hint and "no symlink" in info.value.hint
+
+
+def test_a_fifo_is_refused_without_hanging(jobs_folder: Path) -> None:
+    import os
+
+    from workbench.batch.commands import read_jobs
+
+    os.mkfifo(jobs_folder / "pipe.py")
+    with pytest.raises(BatchError, match="is not a regular file"):
+        read_jobs(_jobs_file(jobs_folder, "pipe.py"))
+
+
+def test_a_symlink_swapped_in_for_a_folder_is_not_followed(jobs_folder: Path) -> None:
+    """The walk opens each folder with O_NOFOLLOW relative to the one before: there is no check to race."""
+    import os
+    import shutil
+
+    from workbench.batch.commands import read_jobs
+
+    file = _jobs_file(jobs_folder, "src/one.py")
+    assert read_jobs(file)[0]["source"] == b"print(1)\n"
+    shutil.rmtree(jobs_folder / "src")
+    os.symlink("../outside", jobs_folder / "src")
+    (jobs_folder.parent / "outside" / "one.py").write_text("TOKEN = 'host secret'\n")
+    with pytest.raises(BatchError, match="goes through a symlink \\('src'\\)"):
+        read_jobs(file)
+
+
+def test_jobs_root_widens_the_folder_paths_are_read_below(jobs_folder: Path) -> None:
+    from workbench.batch.commands import read_jobs
+
+    (jobs_folder / "manifests").mkdir()
+    file = _jobs_file(jobs_folder / "manifests", "src/one.py")
+    with pytest.raises(BatchError, match="does not exist below"):
+        read_jobs(file)  # relative to manifests/, where there is no src/
+    [job] = read_jobs(file, root=jobs_folder)
+    assert job["source"] == b"print(1)\n" and job["lang"] == "python" and job["name"] == "one"
+    with pytest.raises(BatchError, match="climbs out"):
+        read_jobs(_jobs_file(jobs_folder / "manifests", "../../outside/secret.py"), root=jobs_folder)
+
+
+def test_a_folder_of_sources_refuses_a_symlink_in_it(jobs_folder: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.batch.commands import read_jobs
+    from workbench.cli import main
+
+    with pytest.raises(BatchError, match="job 'inside.py': the path 'inside.py' goes through a symlink"):
+        read_jobs(jobs_folder)
+    assert main(["batch", str(jobs_folder), "-o", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "symlink" in err and "hint:" in err and "Traceback" not in err and not (tmp_path / "r.csv").exists()
+    assert main(["batch", str(_jobs_file(jobs_folder, "../outside/secret.py")), "-o", str(tmp_path / "r.csv")]) == 2
+    assert "job 'j1': the path '../outside/secret.py' climbs out with '..'" in capsys.readouterr().err
+
+
+def test_no_path_a_jobs_file_can_write_reads_the_host_secret(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Property: whatever path a job names (built from '..', '.', '', symlinks out and in, real names), it
+    is read only if it names a regular file below the folder without a symlink on the way (the oracle:
+    ``os.path.realpath`` of it lies inside and no prefix is a link), and the secret's bytes never come back."""
+    import os
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from workbench.batch.paths import read_below
+
+    base = tmp_path_factory.mktemp("walk")
+    folder = base / "jobs"
+    (folder / "src").mkdir(parents=True)
+    (folder / "src" / "one.py").write_text("print(1)\n")
+    (base / "outside").mkdir()
+    (base / "outside" / "secret.py").write_text("SECRET\n")
+    os.symlink(base / "outside" / "secret.py", folder / "link.py")
+    os.symlink("../outside", folder / "linked")
+    os.symlink("src", folder / "alias")
+    parts = st.sampled_from(["..", ".", "", "src", "one.py", "link.py", "linked", "alias", "secret.py", "jobs",
+                             "outside"])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(parts, min_size=1, max_size=6), st.booleans())
+    def check(pieces: list[str], absolute: bool) -> None:
+        path = ("/" if absolute else "") + "/".join(pieces)
+        walked = [p for p in path.split("/") if p not in ("", ".")]
+        prefixes = [folder.joinpath(*walked[: i + 1]) for i in range(len(walked))]
+        allowed = (not absolute and bool(walked) and ".." not in walked
+                   and not any(p.is_symlink() for p in prefixes) and prefixes[-1].is_file())
+        try:
+            content = read_below(folder, path, "j")
+        except BatchError:
+            assert not allowed, path
+            return
+        assert allowed and content == prefixes[-1].read_bytes() != b"SECRET\n", path
+        assert os.path.realpath(prefixes[-1]).startswith(str(folder.resolve()) + os.sep)
+
+    check()
