@@ -129,6 +129,52 @@ def test_live_state_from_a_real_run() -> None:
     assert len(result.samples) >= 2
 
 
+def test_live_grouping_counts_repeats_while_the_run_goes_on() -> None:
+    """Issue 14's leftover: the event budget keeps 10 identical denials one by one and counts the rest; the
+    live timeline showed ×10 until the run ended.  Now the counted repeats reach the live view as they happen
+    (``on_counted``), and the end's exact aggregate replaces them without counting twice."""
+    state = LiveState()
+    sandbox = Sandbox(["time:limit:4s"])
+    sandbox.subscribe(state)
+    source = ("for _ in range(60):\n    try:\n        open('/etc/passwd')\n    except OSError:\n        pass\n"
+              "print('tried', flush=True)\nwhile True:\n    pass\n")
+    seen: list[tuple[int, bool]] = []
+    results: list[Any] = []
+    run = threading.Thread(target=lambda: results.append(sandbox.run(source, "python")))
+    run.start()
+    while run.is_alive():
+        snapshot = state.snapshot()
+        counts = [g.count for g in snapshot.groups if g.category == "filesystem"]
+        if counts:
+            seen.append((counts[0], snapshot.finished))
+            if counts[0] == 60:
+                break
+        time.sleep(0.02)
+    run.join()
+    assert (60, False) in seen, seen[-5:]  # while the guest still spins: all 60, not 10
+    state.finish(Snapshot(1.0, 0, 0.0, 0.0, None))
+    [group] = [g for g in state.snapshot().groups if g.category == "filesystem"]
+    assert group.count == 60 and group.label.endswith("×60")  # the aggregate, once
+    denied = [e for e in results[0].events if e.category == "filesystem" and e.decision == "deny"]
+    assert len(denied) == 11 and denied[-1].detail["repeated"] == 50  # 10 kept one by one + 1 aggregate
+
+
+def test_a_live_view_that_fails_on_a_counted_repeat_does_not_stop_the_run() -> None:
+    class Broken:
+        def __call__(self, item: Any) -> None:
+            pass
+
+        def on_counted(self, event: Event) -> None:
+            raise RuntimeError("a display bug")
+
+    sandbox = Sandbox(["time:limit:20s"])
+    sandbox.subscribe(Broken())
+    source = "for _ in range(30):\n    try:\n        open('/etc/passwd')\n    except OSError:\n        pass\n"
+    result = sandbox.run(source, "python")
+    assert result.exit_code == 0 and any(e.detail.get("repeated") == 20 for e in result.events)
+    assert any(isinstance(e, RuntimeError) for e in sandbox.bus.errors)
+
+
 def test_live_state_ignores_allowed_events() -> None:
     state = LiveState()
     state(Event(run_id="r", category="lifecycle", action="start"))
