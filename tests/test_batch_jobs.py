@@ -286,12 +286,16 @@ def test_a_worker_logs_its_first_compile_instead_of_writing_to_stderr(tmp_path: 
     capsys.readouterr()
     try:
         plugin = BatchPlugin("p", "b", str(tmp_path), None, "deny")
+        plugin.setup(SimpleNamespace(name="w"))  # a worker thread of this process (processes=False)
+        assert get_progress_hook() is previous
+        plugin.teardown(SimpleNamespace(name="w"))
+        plugin.client_pid = -1  # as in a worker process of its own
         plugin.setup(SimpleNamespace(name="w"))
         with caplog.at_level(logging.INFO, logger="workbench.batch"):
             with get_progress_hook()("compiling the CPython interpreter (26 MB)", 8.0):
                 pass
-        if plugin.state is not None:
-            plugin.state.close()
+        plugin.teardown(SimpleNamespace(name="w"))
+        assert get_progress_hook() is previous  # restored when the batch leaves the worker
     finally:
         set_progress_hook(previous)
     assert capsys.readouterr().err == ""

@@ -139,16 +139,25 @@ class BatchPlugin(WorkerPlugin):
         self.audit_dir = audit_dir
         self.on_violation: OnViolation = on_violation
         self.state: WorkerState | None = None
+        self.client_pid = os.getpid()  # pickled with the plugin: a worker compares it with its own
+        self._previous_hook: Any = None
 
     def setup(self, worker: Any) -> None:
-        from ..languages.progress import set_progress_hook
-
         # a first compile's note goes to the worker's log, not its stderr: a worker started from a notebook
-        # kernel shares the kernel's stderr, which ipykernel copies into whatever cell is running
-        set_progress_hook(_log_progress)
+        # kernel shares the kernel's stderr, which ipykernel copies into whatever cell is running.  Only in a
+        # worker process of its own: threads of the client's process (processes=False) keep the client's hook
+        if os.getpid() != self.client_pid:
+            from ..languages.progress import set_progress_hook
+
+            self._previous_hook = set_progress_hook(_log_progress)
         self.state = WorkerState(self.batch_id, str(worker.name), self.root, self.audit_dir, self.on_violation)
 
     def teardown(self, worker: Any) -> None:
+        if self._previous_hook is not None:
+            from ..languages.progress import set_progress_hook
+
+            set_progress_hook(self._previous_hook)
+            self._previous_hook = None
         if self.state is not None:
             self.state.close()
 
