@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -470,3 +471,31 @@ def test_no_path_a_jobs_file_can_write_reads_the_host_secret(tmp_path_factory: p
         assert os.path.realpath(prefixes[-1]).startswith(str(folder.resolve()) + os.sep)
 
     check()
+
+
+def test_a_guest_that_starts_after_the_cancel_is_stopped_too(tmp_path: Path) -> None:
+    """The race: a job past the cancel flag's check, still being prepared when the cancel came (no run in
+    progress to stop), ran to its own limit.  Here the cancel lands before the run is registered."""
+    import threading
+    import time
+
+    state = _state(tmp_path)
+    [job] = as_jobs([{"id": "spin", "source": probes.infinite_loop(), "lang": "wat", "caps": ["time:limit:30s"]}],
+                    Policy.parse(["time:limit:30s"]))
+    sandbox = state.sandbox(job.policy)
+    original = sandbox.run
+
+    def run_after_the_cancel(*args: Any, **kwargs: Any) -> Any:
+        state.cancel()  # the cancel arrives now: nothing is running yet, so it stops nothing
+        return original(*args, **kwargs)
+
+    sandbox.run = run_after_the_cancel  # type: ignore[method-assign]
+    finished = threading.Event()
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: (results.append(state.run(job, 1)), finished.set()))
+    worker.start()
+    assert finished.wait(20), "the guest ran on after the cancel"
+    [result] = results
+    assert result.outcome == "cancelled" and result.result is not None
+    assert result.result.usage.wall_seconds < 20
+    assert any(e.action == "cancel" for e in result.result.events)

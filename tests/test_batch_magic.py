@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -28,6 +29,9 @@ from workbench.jupyter.errors import RunInterrupted
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
+    main = sys.modules["__main__"]
+    if not hasattr(main, "__spec__"):  # an IPython shell of another test module cleared its namespace there:
+        main.__spec__ = None           # multiprocessing's spawn reads it when it starts the worker processes
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                silence_logs=logging.ERROR)
@@ -42,7 +46,8 @@ def ip(workspace: Path) -> Iterator[Any]:
     from IPython.core.interactiveshell import InteractiveShell
 
     old = os.getcwd()
-    os.chdir(workspace)
+    main = sys.modules["__main__"]  # the shell puts its own namespace there; worker processes spawned later
+    os.chdir(workspace)             # (multiprocessing) read __main__.__spec__, which clearing user_ns removes
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "workbench")
     try:
@@ -51,6 +56,7 @@ def ip(workspace: Path) -> Iterator[Any]:
         shell.run_line_magic("unload_ext", "workbench")
         shell.user_ns.clear()
         InteractiveShell.clear_instance()
+        sys.modules["__main__"] = main
         os.chdir(old)
 
 
@@ -152,6 +158,11 @@ def test_a_dataframe_column_keeps_its_index_as_job_ids(ip: Any, client: Client) 
     graded = df.join(frame.set_index("job_id")[["outcome", "value"]])
     assert graded.loc["ann", "value"] == 4 and graded.loc["bob", "outcome"] == "exit 1"
     assert list(batch(ip, "series --lang python --client client").job_id) == ["ann", "bob", "cy"]
+    ip.user_ns["readers"] = ["print(open('/docs/readme.txt').read(), end='')\n"]
+    assert list(batch(ip, "readers --client client").outcome) == ["violation"]
+    ip.run_line_magic("config", "SandboxMagics.default_caps = ['filesystem:read:/docs']")  # as for %%sandbox
+    read = batch(ip, "readers --client client")
+    assert list(read.outcome) == ["ok"] and list(read.stdout) == ["public notes\n"]
 
 
 @pytest.mark.slow

@@ -32,7 +32,7 @@ from distributed import WorkerPlugin, get_worker
 from ..audit import AuditLog
 from ..audit.segments import TRAIL_MODULE, segment_label
 from ..errors import SandboxError
-from ..events import Event
+from ..events import Event, Sample
 from ..policy import Policy
 from ..runtime import RunResult, Sandbox
 from ..runtime.plan import OnViolationLike as OnViolation
@@ -70,6 +70,7 @@ class WorkerState:
                 return sandbox
         sandbox = Sandbox(Policy.parse(list(policy)), root=self.root, audit=self.audit,
                           on_violation=self.on_violation)
+        sandbox.subscribe(_LateCancel(self.cancelled, sandbox))
         with self._lock:
             self._sandboxes[policy] = sandbox
             while len(self._sandboxes) > SANDBOXES_MAX:
@@ -126,6 +127,23 @@ class WorkerState:
     def close(self) -> None:
         if self.audit is not None:
             self.audit.close()
+
+
+class _LateCancel:
+    """Stops a guest that started after the batch was cancelled.
+
+    ``Sandbox.cancel()`` reaches the runs in progress only: a job that passed the cancel flag's check and was
+    still being prepared when the cancel came would run to its own limit.  The monitor's samples come from the
+    running guest (about ten a second, the first one after the run is registered as in progress), so at the
+    first one the flag is seen and the run is stopped like the others."""
+
+    def __init__(self, cancelled: threading.Event, sandbox: Sandbox) -> None:
+        self.cancelled = cancelled
+        self.sandbox = sandbox
+
+    def __call__(self, item: Event | Sample) -> None:
+        if isinstance(item, Sample) and self.cancelled.is_set():
+            self.sandbox.cancel("batch cancelled")
 
 
 class BatchPlugin(WorkerPlugin):

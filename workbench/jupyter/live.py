@@ -26,7 +26,6 @@ from typing import Callable, Mapping, Union
 
 from ..events import Event, Sample
 from ..runtime import Timeline, TimelineGroup
-from ..runtime.outcome import is_learned
 
 __all__ = ["LiveState", "Snapshot"]
 
@@ -94,7 +93,7 @@ class LiveState:
     def on_counted(self, event: Event) -> None:
         """A repeat the event budget counted rather than kept (``EventBus.publish_counted``): the
         group it belongs to shows it at once, not only when the run's aggregate comes at the end."""
-        if not (event.is_violation or is_learned(event)):
+        if event.decision == "allow":  # only violations and learn mode's records are on a timeline
             return
         key = (event.decision, event.category, event.action, event.resolved or event.target, event.capability)
         with self._lock:
