@@ -159,9 +159,9 @@ def test_200_jobs_give_the_same_outcomes_as_running_them_one_by_one(client: Clie
 
 
 def _cache_counters() -> dict[str, int]:
-    from workbench.runtime.sandbox import _shared_cache
+    from workbench.runtime.sandbox import shared_cache
 
-    cache = _shared_cache()
+    cache = shared_cache()
     return {"compiles": cache.compiles, "disk_hits": cache.disk_hits, "hits": cache.hits}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -270,3 +271,231 @@ def test_progress_counts_jobs_and_shows_the_dashboard_link_in_a_notebook(monkeyp
     quiet = progress.Progress(3, None, "http://127.0.0.1:8787/status")  # pytest's stderr is not a terminal
     assert quiet._bar is None and len(shown) == 1
     capsys.readouterr()
+
+
+def test_a_worker_logs_its_first_compile_instead_of_writing_to_stderr(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A worker started from a notebook shares the kernel's stderr, which ipykernel copies into the running
+    cell: a cold compile on a worker must not print there (it would change a notebook's outputs)."""
+    import logging
+    from types import SimpleNamespace
+
+    from workbench.batch.worker import BatchPlugin
+    from workbench.languages.progress import get_progress_hook, set_progress_hook
+
+    previous = get_progress_hook()
+    capsys.readouterr()
+    try:
+        plugin = BatchPlugin("p", "b", str(tmp_path), None, "deny")
+        plugin.setup(SimpleNamespace(name="w"))  # a worker thread of this process (processes=False)
+        assert get_progress_hook() is previous
+        plugin.teardown(SimpleNamespace(name="w"))
+        plugin.client_pid = -1  # as in a worker process of its own
+        plugin.setup(SimpleNamespace(name="w"))
+        with caplog.at_level(logging.INFO, logger="workbench.batch"):
+            with get_progress_hook()("compiling the CPython interpreter (26 MB)", 8.0):
+                pass
+        plugin.teardown(SimpleNamespace(name="w"))
+        assert get_progress_hook() is previous  # restored when the batch leaves the worker
+    finally:
+        set_progress_hook(previous)
+    assert capsys.readouterr().err == ""
+    assert "compiling the CPython interpreter (26 MB) (about 8 s, once per worker)" in caplog.text
+
+
+def test_run_many_and_batch_take_one_list_of_keywords() -> None:
+    """The keywords are listed once (BatchOptions), with their defaults once (DEFAULTS); a misspelt one is
+    refused as in any Python call, with the nearest name, before anything starts."""
+    import inspect
+    import typing
+
+    from workbench.batch import runner
+
+    keys = set(runner.BatchOptions.__annotations__)
+    assert keys == set(runner.DEFAULTS) == {"workers", "client", "root", "audit", "on_violation", "chunk_size",
+                                            "progress", "processes"}
+    for key in keys:
+        assert f"``{key}``" in (runner.BatchOptions.__doc__ or ""), key
+    for callable_ in (runner.run_many, runner.Batch.__init__):
+        options = inspect.signature(callable_).parameters["options"]
+        assert options.kind is inspect.Parameter.VAR_KEYWORD and options.annotation == "Unpack[BatchOptions]"
+    assert typing.get_type_hints(runner.run_many, vars(runner))["options"] == typing.Unpack[runner.BatchOptions]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'worker'; did you mean 'workers'"):
+        runner.run_many(["(module)"], None, worker=2)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'; it takes workers, client"):
+        runner.Batch(["(module)"], None, colour="red")  # type: ignore[call-arg]
+
+
+# -- a job's path is read below the jobs file's folder only (review mend: it was read from any host path) --
+
+@pytest.fixture
+def jobs_folder(tmp_path: Path) -> Path:
+    """``jobs/`` with a source of its own, and bait outside it: ``outside/secret.py``."""
+    import os
+
+    (tmp_path / "jobs" / "src").mkdir(parents=True)
+    (tmp_path / "jobs" / "src" / "one.py").write_text("print(1)\n")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.py").write_text("TOKEN = 'host secret'\n")
+    os.symlink(tmp_path / "outside" / "secret.py", tmp_path / "jobs" / "link.py")           # a file symlink out
+    os.symlink("../outside", tmp_path / "jobs" / "linked")                                   # a folder symlink out
+    os.symlink("src/one.py", tmp_path / "jobs" / "inside.py")                                # a symlink that stays in
+    return tmp_path / "jobs"
+
+
+def _jobs_file(folder: Path, path: object) -> Path:
+    import json
+
+    file = folder / "jobs.jsonl"
+    file.write_text(json.dumps({"id": "j1", "path": path}) + "\n")
+    return file
+
+
+@pytest.mark.parametrize("path, why", [
+    ("link.py", "goes through a symlink ('link.py')"),
+    ("linked/secret.py", "goes through a symlink ('linked')"),
+    ("inside.py", "goes through a symlink ('inside.py')"),
+    ("../outside/secret.py", "climbs out with '..'"),
+    ("src/../../outside/secret.py", "climbs out with '..'"),
+    ("ABSOLUTE", "is absolute"),
+    ("/etc/passwd", "is absolute"),
+    ("src/one.py\0.txt", "holds a NUL byte"),
+    ("", "is not a relative file path"),
+    (7, "is not a relative file path"),
+    ("src", "is not a regular file"),
+    ("src/", "is not a regular file"),
+    ("nothere.py", "does not exist"),
+])
+def test_a_job_path_that_leaves_the_jobs_folder_is_refused_naming_the_job(jobs_folder: Path, path: object,
+                                                                           why: str) -> None:
+    from workbench.batch.commands import read_jobs
+
+    if path == "ABSOLUTE":
+        path = str(jobs_folder.parent / "outside" / "secret.py")
+    with pytest.raises(BatchError) as info:
+        read_jobs(_jobs_file(jobs_folder, path))
+    assert str(info.value).startswith(f"job 'j1': the path {path!r} {why}"), str(info.value)
+    assert info.value.hint and "no symlink" in info.value.hint
+
+
+def test_a_fifo_is_refused_without_hanging(jobs_folder: Path) -> None:
+    import os
+
+    from workbench.batch.commands import read_jobs
+
+    os.mkfifo(jobs_folder / "pipe.py")
+    with pytest.raises(BatchError, match="is not a regular file"):
+        read_jobs(_jobs_file(jobs_folder, "pipe.py"))
+
+
+def test_a_symlink_swapped_in_for_a_folder_is_not_followed(jobs_folder: Path) -> None:
+    """The walk opens each folder with O_NOFOLLOW relative to the one before: there is no check to race."""
+    import os
+    import shutil
+
+    from workbench.batch.commands import read_jobs
+
+    file = _jobs_file(jobs_folder, "src/one.py")
+    assert read_jobs(file)[0]["source"] == b"print(1)\n"
+    shutil.rmtree(jobs_folder / "src")
+    os.symlink("../outside", jobs_folder / "src")
+    (jobs_folder.parent / "outside" / "one.py").write_text("TOKEN = 'host secret'\n")
+    with pytest.raises(BatchError, match="goes through a symlink \\('src'\\)"):
+        read_jobs(file)
+
+
+def test_jobs_root_widens_the_folder_paths_are_read_below(jobs_folder: Path) -> None:
+    from workbench.batch.commands import read_jobs
+
+    (jobs_folder / "manifests").mkdir()
+    file = _jobs_file(jobs_folder / "manifests", "src/one.py")
+    with pytest.raises(BatchError, match="does not exist below"):
+        read_jobs(file)  # relative to manifests/, where there is no src/
+    [job] = read_jobs(file, root=jobs_folder)
+    assert job["source"] == b"print(1)\n" and job["lang"] == "python" and job["name"] == "one"
+    with pytest.raises(BatchError, match="climbs out"):
+        read_jobs(_jobs_file(jobs_folder / "manifests", "../../outside/secret.py"), root=jobs_folder)
+
+
+def test_a_folder_of_sources_refuses_a_symlink_in_it(jobs_folder: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.batch.commands import read_jobs
+    from workbench.cli import main
+
+    with pytest.raises(BatchError, match="job 'inside.py': the path 'inside.py' goes through a symlink"):
+        read_jobs(jobs_folder)
+    assert main(["batch", str(jobs_folder), "-o", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "symlink" in err and "hint:" in err and "Traceback" not in err and not (tmp_path / "r.csv").exists()
+    assert main(["batch", str(_jobs_file(jobs_folder, "../outside/secret.py")), "-o", str(tmp_path / "r.csv")]) == 2
+    assert "job 'j1': the path '../outside/secret.py' climbs out with '..'" in capsys.readouterr().err
+
+
+def test_no_path_a_jobs_file_can_write_reads_the_host_secret(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Property: whatever path a job names (built from '..', '.', '', symlinks out and in, real names), it
+    is read only if it names a regular file below the folder without a symlink on the way (the oracle:
+    ``os.path.realpath`` of it lies inside and no prefix is a link), and the secret's bytes never come back."""
+    import os
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from workbench.batch.paths import read_below
+
+    base = tmp_path_factory.mktemp("walk")
+    folder = base / "jobs"
+    (folder / "src").mkdir(parents=True)
+    (folder / "src" / "one.py").write_text("print(1)\n")
+    (base / "outside").mkdir()
+    (base / "outside" / "secret.py").write_text("SECRET\n")
+    os.symlink(base / "outside" / "secret.py", folder / "link.py")
+    os.symlink("../outside", folder / "linked")
+    os.symlink("src", folder / "alias")
+    parts = st.sampled_from(["..", ".", "", "src", "one.py", "link.py", "linked", "alias", "secret.py", "jobs",
+                             "outside"])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(parts, min_size=1, max_size=6), st.booleans())
+    def check(pieces: list[str], absolute: bool) -> None:
+        path = ("/" if absolute else "") + "/".join(pieces)
+        walked = [p for p in path.split("/") if p not in ("", ".")]
+        prefixes = [folder.joinpath(*walked[: i + 1]) for i in range(len(walked))]
+        allowed = (not absolute and bool(walked) and ".." not in walked
+                   and not any(p.is_symlink() for p in prefixes) and prefixes[-1].is_file())
+        try:
+            content = read_below(folder, path, "j")
+        except BatchError:
+            assert not allowed, path
+            return
+        assert allowed and content == prefixes[-1].read_bytes() != b"SECRET\n", path
+        assert os.path.realpath(prefixes[-1]).startswith(str(folder.resolve()) + os.sep)
+
+    check()
+
+
+def test_a_guest_that_starts_after_the_cancel_is_stopped_too(tmp_path: Path) -> None:
+    """The race: a job past the cancel flag's check, still being prepared when the cancel came (no run in
+    progress to stop), ran to its own limit.  Here the cancel lands before the run is registered."""
+    import threading
+    import time
+
+    state = _state(tmp_path)
+    [job] = as_jobs([{"id": "spin", "source": probes.infinite_loop(), "lang": "wat", "caps": ["time:limit:30s"]}],
+                    Policy.parse(["time:limit:30s"]))
+    sandbox = state.sandbox(job.policy)
+    original = sandbox.run
+
+    def run_after_the_cancel(*args: Any, **kwargs: Any) -> Any:
+        state.cancel()  # the cancel arrives now: nothing is running yet, so it stops nothing
+        return original(*args, **kwargs)
+
+    sandbox.run = run_after_the_cancel  # type: ignore[method-assign]
+    finished = threading.Event()
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: (results.append(state.run(job, 1)), finished.set()))
+    worker.start()
+    assert finished.wait(20), "the guest ran on after the cancel"
+    [result] = results
+    assert result.outcome == "cancelled" and result.result is not None
+    assert result.result.usage.wall_seconds < 20
+    assert any(e.action == "cancel" for e in result.result.events)

@@ -115,6 +115,48 @@ def test_refresh_thread_makes_a_final_call_and_keeps_errors() -> None:
     assert [str(e) for e in thread.errors] == ["view bug"]
 
 
+def test_the_time_gauge_keeps_up_with_the_timeline_within_the_budget() -> None:
+    """Issue 14's leftover: the time gauge (sent with the timeline, one clock) moved every 0.6-0.8 s, since
+    every gauge took its turn in a budget of about 5 sends a second.  Simulated on a manual clock: a run whose
+    memory, CPU and violations change every tick, refreshed 10 times a second as the refresh thread does.
+    The clock now moves at least every 0.41 s, no other gauge waits more than 1.2 s, the budget is never
+    broken, and the final update still sends every exact value within half a second."""
+    pytest.importorskip("ipywidgets")
+    from workbench.jupyter.widgets import LiveView
+
+    clock = Clock()
+    state = LiveState(clock=clock)
+    state(Event(run_id="r", category="lifecycle", action="start", ts=clock.now))
+    view = LiveView("m", DEFAULT_LIMITS, state, rate=10, clock=clock)
+    sent: dict[str, list[float]] = {"time": [], "memory": [], "cpu": []}
+    start = clock.now
+    for tick in range(100):
+        clock.now = start + 0.1 * (tick + 1)
+        elapsed = clock.now - start
+        state(Sample(run_id="r", wall_seconds=elapsed, memory_bytes=2**20 + 300_000 * tick,
+                     cpu_seconds=elapsed * (0.5 + 0.3 * (tick % 3 == 0))))
+        if tick % 7 == 0:
+            state(Event(run_id="r", category="filesystem", action="open", decision="deny", target=f"/x{tick}",
+                        ts=clock.now))
+        before = dict(view._sent)
+        view.refresh(False)
+        assert view.budget.in_window() <= view.budget.capacity
+        for key, times in sent.items():
+            if view._sent.get(key) != before.get(key):
+                times.append(clock.now)
+    assert view.revealed
+    for key, limit in (("time", 0.41), ("memory", 1.2), ("cpu", 1.2)):
+        times = [t for t in sent[key] if t - start > 1.0]  # past the reveal and the first window
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert gaps and max(gaps) <= limit + 1e-9, (key, [round(g, 2) for g in gaps])
+    state.finish(Snapshot(10.0, 5 * 2**20, 1.0, 0.5, None))
+    final_start = clock.now
+    while view.refresh(True):
+        clock.now += 0.05
+    assert clock.now - final_start <= 0.5 and view.budget.in_window() <= view.budget.capacity
+    assert view.gauges["time"].description.startswith("time: 10") and view.timeline.status == "finished"
+
+
 # -- live state -----------------------------------------------------------------------------------
 def test_live_state_from_a_real_run() -> None:
     state = LiveState()
@@ -127,6 +169,52 @@ def test_live_state_from_a_real_run() -> None:
     assert [(g.category, g.decision, g.count) for g in snapshot.groups] == [("time", "kill", 1)]
     assert 0.25 < snapshot.groups[0].first < 1.0 and snapshot.lanes[:2] == ("filesystem", "memory")
     assert len(result.samples) >= 2
+
+
+def test_live_grouping_counts_repeats_while_the_run_goes_on() -> None:
+    """Issue 14's leftover: the event budget keeps 10 identical denials one by one and counts the rest; the
+    live timeline showed ×10 until the run ended.  Now the counted repeats reach the live view as they happen
+    (``on_counted``), and the end's exact aggregate replaces them without counting twice."""
+    state = LiveState()
+    sandbox = Sandbox(["time:limit:4s"])
+    sandbox.subscribe(state)
+    source = ("for _ in range(60):\n    try:\n        open('/etc/passwd')\n    except OSError:\n        pass\n"
+              "print('tried', flush=True)\nwhile True:\n    pass\n")
+    seen: list[tuple[int, bool]] = []
+    results: list[Any] = []
+    run = threading.Thread(target=lambda: results.append(sandbox.run(source, "python")))
+    run.start()
+    while run.is_alive():
+        snapshot = state.snapshot()
+        counts = [g.count for g in snapshot.groups if g.category == "filesystem"]
+        if counts:
+            seen.append((counts[0], snapshot.finished))
+            if counts[0] == 60:
+                break
+        time.sleep(0.02)
+    run.join()
+    assert (60, False) in seen, seen[-5:]  # while the guest still spins: all 60, not 10
+    state.finish(Snapshot(1.0, 0, 0.0, 0.0, None))
+    [group] = [g for g in state.snapshot().groups if g.category == "filesystem"]
+    assert group.count == 60 and group.label.endswith("×60")  # the aggregate, once
+    denied = [e for e in results[0].events if e.category == "filesystem" and e.decision == "deny"]
+    assert len(denied) == 11 and denied[-1].detail["repeated"] == 50  # 10 kept one by one + 1 aggregate
+
+
+def test_a_live_view_that_fails_on_a_counted_repeat_does_not_stop_the_run() -> None:
+    class Broken:
+        def __call__(self, item: Any) -> None:
+            pass
+
+        def on_counted(self, event: Event) -> None:
+            raise RuntimeError("a display bug")
+
+    sandbox = Sandbox(["time:limit:20s"])
+    sandbox.subscribe(Broken())
+    source = "for _ in range(30):\n    try:\n        open('/etc/passwd')\n    except OSError:\n        pass\n"
+    result = sandbox.run(source, "python")
+    assert result.exit_code == 0 and any(e.detail.get("repeated") == 20 for e in result.events)
+    assert any(isinstance(e, RuntimeError) for e in sandbox.bus.errors)
 
 
 def test_live_state_ignores_allowed_events() -> None:

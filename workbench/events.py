@@ -219,6 +219,24 @@ class EventBus:
 
         return unsubscribe
 
+    def publish_counted(self, event: Event) -> None:
+        """``event`` was counted, not kept (the run's event budget: a repeat past the first few).
+
+        Only subscribers with an ``on_counted(event)`` method hear of it: a live view keeping its
+        counts current while the run goes on.  Record keepers (the audit log) get the exact
+        aggregate at the run's end instead.  A display's failure never stops a run: it is kept in
+        ``errors`` and the event goes on to the others.
+        """
+        for subscriber, _ in self._subscribers:
+            hook = getattr(subscriber, "on_counted", None)
+            if hook is None:
+                continue
+            try:
+                hook(event)
+            except Exception as exc:  # a live view's bug: kept, never raised inside a host call
+                if len(self.errors) < MAX_KEPT_ERRORS:
+                    self.errors.append(exc)
+
     def publish(self, item: Event | Sample) -> tuple[SubscriberFailure, ...]:
         """Deliver ``item`` to every subscriber; returns the failures (empty when all went well).
 

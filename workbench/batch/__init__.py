@@ -14,9 +14,11 @@ Layout, one job per module::
 
     jobs.py      Job, and turning lists, dicts and paths into jobs (a job's caps only narrow)
     worker.py    what each Dask worker keeps (sandboxes, its audit segment) and the task functions
-    runner.py    run_many and Batch: submit in chunks, collect, retry a dead worker's jobs, cancel
+    runner.py    run_many and Batch (one list of keywords: BatchOptions): submit in chunks, collect,
+                 retry a dead worker's jobs, cancel
     results.py   JobResult and the results frame
     progress.py  tqdm bar and the dashboard link
+    paths.py     a jobs file's `path`: read below its folder only (no absolute path, `..` or symlink)
     commands.py  `workbench batch JOBS ... -o results.parquet|csv`
 
 Needs ``dask.distributed`` (a dependency); importing ``workbench`` (or this package) does not load it:
@@ -30,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .jobs import Job, as_jobs
     from .results import JobResult, results_frame
-    from .runner import Batch, run_many
+    from .runner import Batch, BatchOptions, run_many
 
-__all__ = ["run_many", "Batch", "Job", "JobResult", "as_jobs", "results_frame"]
+__all__ = ["run_many", "Batch", "BatchOptions", "Job", "JobResult", "as_jobs", "results_frame"]
 
-_LAZY = {"run_many": ".runner", "Batch": ".runner", "Job": ".jobs", "as_jobs": ".jobs", "JobResult": ".results",
+_LAZY = {"run_many": ".runner", "Batch": ".runner", "BatchOptions": ".runner", "Job": ".jobs", "as_jobs": ".jobs", "JobResult": ".results",
          "results_frame": ".results"}
 
 

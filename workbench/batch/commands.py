@@ -2,7 +2,8 @@
 
 ``JOBS`` is a folder of source files (one job per file: its name is the job id, its suffix the
 language) or a JSON Lines file of ``{id, source|path, lang, inputs, caps}`` (a ``path`` is read
-relative to the file's folder).  Exit codes: 0 every job ran (whatever it did: a violation or a
+relative to the file's folder, and only below it or ``--jobs-root DIR``: no absolute path, no ``..``,
+no symlink; :mod:`.paths`).  Exit codes: 0 every job ran (whatever it did: a violation or a
 trap is a result), 2 bad input (the batch could not start, or a job's source did not compile),
 130 interrupted (the results in so far are still written).
 """
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BatchError
 from ..languages.detect import SUFFIXES
+from .paths import read_below
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,6 +39,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     where.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
     where.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler (tcp://host:8786) instead")
     batch.add_argument("--root", default=".", help="host folder that every guest's / maps to (default: .)")
+    batch.add_argument("--jobs-root", type=Path, metavar="DIR",
+                       help="a job's 'path' names a file below DIR, relative to it (default: the jobs file's folder)")
     batch.add_argument("--audit", metavar="DIR", help="audit folder: one hash-chained segment per worker process")
     batch.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
                        help="results: .parquet or .csv (value as JSON text)")
@@ -44,13 +49,34 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     return batch
 
 
-def read_jobs(source: Path) -> list[dict[str, Any]]:
-    """The jobs of a folder of sources or of a JSON Lines file; :class:`BatchError` for bad input."""
+def _from_file(job: dict[str, Any], root: Path, path: str) -> dict[str, Any]:
+    """``job`` with its ``path`` read (below ``root`` only: :func:`~.paths.read_below`) into ``source``."""
+    job = {k: v for k, v in job.items() if k != "path"}
+    job["source"] = read_below(root, path, str(job.get("id", path)))
+    name = PurePosixPath(path).name
+    job.setdefault("lang", SUFFIXES.get(PurePosixPath(name).suffix.lower()))
+    job.setdefault("name", PurePosixPath(name).stem)
+    return job
+
+
+def read_jobs(source: Path, root: Path | None = None) -> list[dict[str, Any]]:
+    """The jobs of a folder of sources or of a JSON Lines file; :class:`BatchError` for bad input.
+
+    Sources are read here, and only below ``root`` (default: the folder itself, or the jobs file's
+    folder): a job's ``path`` that is absolute, climbs out with ``..`` or goes through a symlink is
+    refused, naming the job (:mod:`.paths`).  In a folder of sources, a symlink is refused the same way.
+    """
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
-        if not files:
+        base = (root or source).resolve()
+        folder = source.resolve()
+        if root is not None and not folder.is_relative_to(base):
+            raise BatchError(f"the jobs folder {source} is not below --jobs-root {root}")
+        names = sorted(e.name for e in os.scandir(folder) if PurePosixPath(e.name).suffix.lower() in SUFFIXES
+                       and (e.is_symlink() or e.is_file(follow_symlinks=False)))
+        if not names:
             raise BatchError(f"no source files in {source}", hint=f"files ending {', '.join(sorted(SUFFIXES))}")
-        return [{"id": p.name, "path": str(p)} for p in files]
+        prefix = folder.relative_to(base).as_posix()
+        return [_from_file({"id": name}, base, name if prefix == "." else f"{prefix}/{name}") for name in names]
     try:
         lines = source.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -66,8 +92,8 @@ def read_jobs(source: Path) -> list[dict[str, Any]]:
             raise BatchError(f"{source}:{number}: not JSON ({exc})", hint="one JSON object per line") from exc
         if not isinstance(job, dict):
             raise BatchError(f"{source}:{number}: a job is a JSON object, not {type(job).__name__}")
-        if isinstance(job.get("path"), str):
-            job["path"] = str(source.parent / job["path"])
+        if "path" in job and "source" not in job:  # both: as_jobs refuses it, naming the job
+            job = _from_file(job, (root or source.parent).resolve(), job["path"])
         jobs.append(job)
     return jobs
 
@@ -96,7 +122,8 @@ def _cmd_batch(options: argparse.Namespace) -> int:
             raise BatchError(f"cannot reach the Dask scheduler {options.scheduler}: {exc}",
                              hint="check the address (tcp://host:8786) and that the scheduler runs") from exc
     try:
-        batch = run_many(read_jobs(options.jobs), options.cap, workers=options.workers, client=client,
+        jobs = read_jobs(options.jobs, options.jobs_root)
+        batch = run_many(jobs, options.cap, workers=options.workers, client=client,
                          root=options.root, audit=options.audit, progress=False if options.no_progress else None)
         interrupted = False
         try:

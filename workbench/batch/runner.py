@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, TypedDict, Unpack
 
 from ..audit import AuditLog
 from ..audit.segments import MANIFEST_ACTION, TRAIL_MODULE, segment_label
@@ -40,7 +40,7 @@ from ..events import Event
 from ..policy import Policy
 from ..runtime import Sandbox
 from ..runtime.plan import OnViolationLike as OnViolation
-from ..runtime.sandbox import PolicyLike, _as_policy
+from ..runtime.sandbox import PolicyLike, as_policy
 from .jobs import Job, JobLike, as_jobs, chunks
 from .progress import Progress
 from .results import JobResult, results_frame
@@ -50,63 +50,77 @@ if TYPE_CHECKING:
     import pandas as pd
     from distributed import Client, Future
 
-__all__ = ["Batch", "run_many", "CHUNK_MAX"]
+__all__ = ["Batch", "BatchOptions", "run_many", "CHUNK_MAX", "DEFAULTS"]
 
 #: most jobs in one Dask task (fewer when the batch is small, so every worker gets work)
 CHUNK_MAX = 16
 
 
-def run_many(
-    jobs: Iterable[JobLike],
-    policy: PolicyLike = None,
-    *,
-    workers: int = 2,
-    client: "Client | None" = None,
-    root: str | os.PathLike[str] = ".",
-    audit: str | os.PathLike[str] | None = None,
-    on_violation: OnViolation = "deny",
-    chunk_size: int | None = None,
-    progress: bool | None = None,
-    processes: bool = True,
-) -> "Batch":
+class BatchOptions(TypedDict, total=False):
+    """How a batch runs: the keywords of :func:`run_many` and of :class:`Batch`, listed once
+    (PEP 692: ``**options: Unpack[BatchOptions]``, so a type checker sees each keyword and its type).
+
+    - ``workers`` (2): worker processes of the ``LocalCluster`` started when no ``client`` is given
+    - ``client`` (None): a ``dask.distributed.Client`` of a cluster of your own (not closed at the end)
+    - ``root`` ("."): the host folder every job's ``/`` maps to (it must exist on the workers)
+    - ``audit`` (None): a folder; each worker appends to its own segment there (``AuditLog.open_many``)
+    - ``on_violation`` ("deny"): what a violation does in every job (``"kill"`` ends the job's run)
+    - ``chunk_size`` (None): jobs per Dask task (default: up to :data:`CHUNK_MAX`)
+    - ``progress`` (None): a progress bar (default: in notebooks and terminals)
+    - ``processes`` (True): ``False`` runs the ``LocalCluster``'s workers as threads of this process
+      (measured slower, and a native crash would take the kernel with it: docs/decisions.md)
+    """
+
+    workers: int
+    client: "Client | None"
+    root: "str | os.PathLike[str]"
+    audit: "str | os.PathLike[str] | None"
+    on_violation: OnViolation
+    chunk_size: int | None
+    progress: bool | None
+    processes: bool
+
+
+#: the value of each keyword a call leaves out
+DEFAULTS: BatchOptions = {"workers": 2, "client": None, "root": ".", "audit": None, "on_violation": "deny",
+                          "chunk_size": None, "progress": None, "processes": True}
+
+
+def run_many(jobs: Iterable[JobLike], policy: PolicyLike = None, **options: Unpack[BatchOptions]) -> "Batch":
     """Run ``jobs`` under ``policy``; returns the running :class:`Batch` (iterate it for results
     as they come, or call :meth:`Batch.frame` for the results frame at the end).
 
     - ``jobs``: :class:`~.jobs.Job` objects, mappings ``{id, source|path, lang, inputs, caps}``,
       source texts or paths
     - ``policy``: the batch policy; a job's own ``caps`` may only narrow it
-    - ``workers``: worker processes of the ``LocalCluster`` started when no ``client`` is given
-    - ``client``: a ``dask.distributed.Client`` of a cluster of your own (not closed at the end)
-    - ``root``: the host folder every job's ``/`` maps to (it must exist on the workers)
-    - ``audit``: a folder; each worker appends to its own segment there (``AuditLog.open_many``)
-    - ``chunk_size``: jobs per Dask task (default: up to :data:`CHUNK_MAX`)
-    - ``progress``: a progress bar (default: in notebooks and terminals)
-    - ``processes``: ``False`` runs the ``LocalCluster``'s workers as threads of this process
-      (measured slower, and a native crash would take the kernel with it: docs/decisions.md)
+    - ``options``: ``workers``, ``client``, ``root``, ``audit``, ``on_violation``, ``chunk_size``,
+      ``progress``, ``processes``: see :class:`BatchOptions`
     """
-    return Batch(jobs, policy, workers=workers, client=client, root=root, audit=audit, on_violation=on_violation,
-                 chunk_size=chunk_size, progress=progress, processes=processes)
+    return Batch(jobs, policy, **options)
+
+
+def _settings(options: BatchOptions) -> BatchOptions:
+    """``options`` over :data:`DEFAULTS`; an unknown keyword is a ``TypeError``, as in any call."""
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], list(DEFAULTS), n=1)
+        raise TypeError(f"run_many() got an unexpected keyword argument {unknown[0]!r}"
+                        + (f"; did you mean {close[0]!r}?" if close else f"; it takes {', '.join(DEFAULTS)}"))
+    return {**DEFAULTS, **options}
 
 
 class Batch:
-    """A running batch.  Iterate it for :class:`JobResult` objects as they complete; ``frame()``
-    waits for the rest and returns the results frame.  ``results`` holds what is in so far."""
+    """A running batch (made by :func:`run_many`, which takes the same arguments).  Iterate it for
+    :class:`JobResult` objects as they complete; ``frame()`` waits for the rest and returns the
+    results frame.  ``results`` holds what is in so far."""
 
-    def __init__(
-        self,
-        jobs: Iterable[JobLike],
-        policy: PolicyLike = None,
-        *,
-        workers: int = 2,
-        client: "Client | None" = None,
-        root: str | os.PathLike[str] = ".",
-        audit: str | os.PathLike[str] | None = None,
-        on_violation: OnViolation = "deny",
-        chunk_size: int | None = None,
-        progress: bool | None = None,
-        processes: bool = True,
-    ) -> None:
-        self.policy: Policy = _as_policy(policy)
+    def __init__(self, jobs: Iterable[JobLike], policy: PolicyLike = None, **options: Unpack[BatchOptions]) -> None:
+        settings = _settings(options)
+        workers, client, chunk_size = settings["workers"], settings["client"], settings["chunk_size"]
+        root, audit = settings["root"], settings["audit"]
+        self.policy: Policy = as_policy(policy)
         self.jobs: list[Job] = as_jobs(jobs, self.policy)
         if client is None and (not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 512):
             raise BatchError(f"workers must be a whole number from 1 to 512, not {workers!r}",
@@ -123,9 +137,6 @@ class Batch:
         if self.audit_dir is not None:
             self._client_log = AuditLog(self.audit_dir / f"{segment_label('batch', role='client')}.jsonl").open()
         self._own_cluster: Any = None
-        self.client: Client = client if client is not None else self._start_cluster(workers, processes)
-        self._plugin = BatchPlugin(f"workbench-batch-{self.batch_id}", self.batch_id, self.root,
-                                   None if self.audit_dir is None else str(self.audit_dir), on_violation)
         self._closed = False
         self._cancelled = False
         self._lock = threading.Lock()
@@ -133,7 +144,11 @@ class Batch:
         self.retries: list[tuple[str, str]] = []  # (job id, why)
         #: each worker's :meth:`stats` as the batch closed (its compile-cache counters, jobs run, memory)
         self.worker_stats: dict[str, dict[str, Any]] = {}
-        try:
+        try:  # from here on, whatever stops the start (Ctrl-C while the cluster starts too) closes what was opened
+            self.client: Client = client if client is not None else self._start_cluster(workers, settings["processes"])
+            self._plugin = BatchPlugin(f"workbench-batch-{self.batch_id}", self.batch_id, self.root,
+                                       None if self.audit_dir is None else str(self.audit_dir),
+                                       settings["on_violation"])
             self.client.register_plugin(self._plugin, name=self._plugin.name)
             threads = max(1, sum(self.client.nthreads().values()))
             size = chunk_size or max(1, min(CHUNK_MAX, math.ceil(len(self.jobs) / (threads * 4))))
@@ -149,7 +164,7 @@ class Batch:
         except BaseException:
             self.close()
             raise
-        self.progress = Progress(len(self.jobs), progress, self.dashboard_link)
+        self.progress = Progress(len(self.jobs), settings["progress"], self.dashboard_link)
         self._driver = self._drive()
 
     # -- cluster ---------------------------------------------------------------------------------
@@ -195,10 +210,17 @@ class Batch:
                     yield result
         except (KeyboardInterrupt, GeneratorExit) as stop:
             if isinstance(stop, KeyboardInterrupt):
-                self.cancel()
-                self._drain(timeout=10.0)
+                self._interrupted()
             self.close()
             raise
+        self.close()
+
+    def _interrupted(self) -> None:
+        """Ctrl-C or ■: stop the running guests, collect what the workers still send back, close."""
+        if self._closed:  # the driver has done it already
+            return
+        self.cancel()
+        self._drain(timeout=10.0)
         self.close()
 
     def _collect(self, future: "Future") -> list[JobResult]:
@@ -255,9 +277,14 @@ class Batch:
                 time.sleep(0.02)
 
     def wait(self) -> dict[str, JobResult]:
-        """Wait for every job; returns :attr:`results`."""
-        for _ in self:
-            pass
+        """Wait for every job; returns :attr:`results`.  Ctrl-C (■) while waiting cancels the batch
+        and keeps the results in, then raises ``KeyboardInterrupt``."""
+        try:
+            for _ in self:
+                pass
+        except KeyboardInterrupt:  # also when it lands between two results, outside the driver
+            self._interrupted()
+            raise
         return self.results
 
     def frame(self) -> "pd.DataFrame":
@@ -315,7 +342,8 @@ class Batch:
                     self.client.unregister_worker_plugin(self._plugin.name)
             finally:
                 if self._own_cluster is not None:
-                    self.client.close()
+                    if hasattr(self, "client"):
+                        self.client.close()
                     self._own_cluster.close()
 
     def __enter__(self) -> "Batch":

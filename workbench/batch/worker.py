@@ -19,22 +19,24 @@ Python job about as much), and never raises for what a job does: every job becom
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from distributed import WorkerPlugin, get_worker
 
 from ..audit import AuditLog
 from ..audit.segments import TRAIL_MODULE, segment_label
 from ..errors import SandboxError
-from ..events import Event
+from ..events import Event, Sample
 from ..policy import Policy
 from ..runtime import RunResult, Sandbox
 from ..runtime.plan import OnViolationLike as OnViolation
-from ..runtime.sandbox import _shared_cache
+from ..runtime.sandbox import shared_cache
 from .jobs import Job
 from .results import JobResult
 
@@ -68,6 +70,7 @@ class WorkerState:
                 return sandbox
         sandbox = Sandbox(Policy.parse(list(policy)), root=self.root, audit=self.audit,
                           on_violation=self.on_violation)
+        sandbox.subscribe(_LateCancel(self.cancelled, sandbox))
         with self._lock:
             self._sandboxes[policy] = sandbox
             while len(self._sandboxes) > SANDBOXES_MAX:
@@ -126,6 +129,23 @@ class WorkerState:
             self.audit.close()
 
 
+class _LateCancel:
+    """Stops a guest that started after the batch was cancelled.
+
+    ``Sandbox.cancel()`` reaches the runs in progress only: a job that passed the cancel flag's check and was
+    still being prepared when the cancel came would run to its own limit.  The monitor's samples come from the
+    running guest (about ten a second, the first one after the run is registered as in progress), so at the
+    first one the flag is seen and the run is stopped like the others."""
+
+    def __init__(self, cancelled: threading.Event, sandbox: Sandbox) -> None:
+        self.cancelled = cancelled
+        self.sandbox = sandbox
+
+    def __call__(self, item: Event | Sample) -> None:
+        if isinstance(item, Sample) and self.cancelled.is_set():
+            self.sandbox.cancel("batch cancelled")
+
+
 class BatchPlugin(WorkerPlugin):
     """Registered on every worker of the cluster for one batch (and on workers that join or
     restart while it runs); holds that worker's :class:`WorkerState`."""
@@ -137,13 +157,34 @@ class BatchPlugin(WorkerPlugin):
         self.audit_dir = audit_dir
         self.on_violation: OnViolation = on_violation
         self.state: WorkerState | None = None
+        self.client_pid = os.getpid()  # pickled with the plugin: a worker compares it with its own
+        self._previous_hook: Any = None
 
     def setup(self, worker: Any) -> None:
+        # a first compile's note goes to the worker's log, not its stderr: a worker started from a notebook
+        # kernel shares the kernel's stderr, which ipykernel copies into whatever cell is running.  Only in a
+        # worker process of its own: threads of the client's process (processes=False) keep the client's hook
+        if os.getpid() != self.client_pid:
+            from ..languages.progress import set_progress_hook
+
+            self._previous_hook = set_progress_hook(_log_progress)
         self.state = WorkerState(self.batch_id, str(worker.name), self.root, self.audit_dir, self.on_violation)
 
     def teardown(self, worker: Any) -> None:
+        if self._previous_hook is not None:
+            from ..languages.progress import set_progress_hook
+
+            set_progress_hook(self._previous_hook)
+            self._previous_hook = None
         if self.state is not None:
             self.state.close()
+
+
+@contextlib.contextmanager
+def _log_progress(label: str, expected_seconds: float) -> Iterator[None]:
+    """The compile-progress hook on a worker: one line in the worker's log (the dashboard shows it)."""
+    logging.getLogger("workbench.batch").info("%s (about %.0f s, once per worker)", label, expected_seconds)
+    yield
 
 
 def _state(plugin: str, worker: Any = None) -> WorkerState:
@@ -178,7 +219,7 @@ def _rss_bytes() -> int | None:
 
 def worker_stats(plugin: str, dask_worker: Any = None) -> dict[str, Any]:
     """``Client.run`` target: this worker's segment, jobs run, compile-cache counters and memory."""
-    cache = _shared_cache()
+    cache = shared_cache()
     state = _state(plugin, dask_worker)
     return {
         "segment": state.label,

@@ -3,7 +3,8 @@
 ``%load_ext workbench`` calls :func:`load_ipython_extension`, which registers
 
 - the magics ``%%sandbox``, ``%sandbox run``, ``%sandbox_policy`` and
-  ``%sandbox_audit`` (:mod:`.magics`), configurable with ``%config SandboxMagics.*``;
+  ``%sandbox_audit`` (:mod:`.magics`), configurable with ``%config SandboxMagics.*``,
+  and ``%sandbox_batch`` (:mod:`.batch_magic`: many sources on Dask workers);
 - in terminal IPython only, a verbose text form of :class:`~workbench.RunResult`
   (reasons and timings); everywhere else a result shows its own one rendering
   (``RunResult._repr_mimebundle_``), stable text and rich HTML;
@@ -14,6 +15,7 @@ it does so lazily: importing :mod:`workbench` (or this package) pulls in none
 of them.  Modules, one job each:
 
 - :mod:`.magics`    parse the line, call the library, present the result
+- :mod:`.batch_magic`  ``%sandbox_batch``: a list or DataFrame column of sources as one batch
 - :mod:`.options`   magic options → capabilities and default limits (pure)
 - :mod:`.runner`    one run in a cell: live view + output + interrupt route
 - :mod:`.live`      the run's state, fed by the event stream (pure)
@@ -37,6 +39,7 @@ def load_ipython_extension(ipython: Any) -> None:
     """Register the magics and result formatters on ``ipython``; silent, and safe to call twice."""
     from ..runtime import RunResult
     from .display import verbose_bundle
+    from .batch_magic import BatchMagics
     from .magics import SandboxMagics
 
     existing = getattr(ipython, "_workbench_magics", None)
@@ -44,6 +47,10 @@ def load_ipython_extension(ipython: Any) -> None:
         magics = SandboxMagics(shell=ipython)
         ipython.register_magics(magics)
         ipython._workbench_magics = magics
+    if getattr(ipython, "_workbench_batch_magics", None) is None:
+        batch = BatchMagics(shell=ipython)
+        ipython.register_magics(batch)
+        ipython._workbench_batch_magics = batch
     verbose = getattr(ipython, "kernel", None) is None  # terminal IPython: nothing compares outputs
     if not verbose:  # a kernel: show the first compile of a large module (CPython) as a widget
         from ..languages.progress import set_progress_hook
@@ -77,15 +84,16 @@ def unload_ipython_extension(ipython: Any) -> None:
 
         warnings.showwarning = previous_show
         del ipython._workbench_previous_showwarning
-    magics = getattr(ipython, "_workbench_magics", None)
-    if magics is not None:
-        table = ipython.magics_manager.magics
-        for kind, names in magics.magics.items():
-            for name in names:
-                table[kind].pop(name, None)
-        if magics in getattr(ipython, "configurables", []):
-            ipython.configurables.remove(magics)
-        del ipython._workbench_magics
+    for attribute in ("_workbench_magics", "_workbench_batch_magics"):
+        magics = getattr(ipython, attribute, None)
+        if magics is not None:
+            table = ipython.magics_manager.magics
+            for kind, names in magics.magics.items():
+                for name in names:
+                    table[kind].pop(name, None)
+            if magics in getattr(ipython, "configurables", []):
+                ipython.configurables.remove(magics)
+            delattr(ipython, attribute)
     ipython.display_formatter.mimebundle_formatter.type_printers.pop(RunResult, None)
 
 

@@ -75,6 +75,8 @@ class LiveState:
         self._started_wall: float | None = None  # the run's start (its lifecycle start event)
         self._final: Snapshot | None = None
         self.changes = 0  # bumped on every item: lets the refresher skip idle ticks
+        #: repeats the run's event budget counted instead of publishing, per timeline group: (how many, last ts)
+        self._counted: dict[tuple[object, ...], tuple[int, float]] = {}
 
     def __call__(self, item: Union[Event, Sample]) -> None:
         with self._lock:
@@ -84,7 +86,34 @@ class LiveState:
                 return
             if item.category == "lifecycle" and item.action == "start":
                 self._started_wall = self._clock()
+            if "repeated" in item.detail or "dropped" in item.detail:
+                self._counted.clear()  # the budget's exact aggregates have come: they replace the live counts
         self.timeline.add(item)
+
+    def on_counted(self, event: Event) -> None:
+        """A repeat the event budget counted rather than kept (``EventBus.publish_counted``): the
+        group it belongs to shows it at once, not only when the run's aggregate comes at the end."""
+        if event.decision == "allow":  # only violations and learn mode's records are on a timeline
+            return
+        key = (event.decision, event.category, event.action, event.resolved or event.target, event.capability)
+        with self._lock:
+            self.changes += 1
+            count, _ = self._counted.get(key, (0, 0.0))
+            self._counted[key] = (count + 1, event.ts)
+
+    def _with_counted(self, groups: tuple[TimelineGroup, ...]) -> tuple[TimelineGroup, ...]:
+        with self._lock:
+            counted = dict(self._counted)
+        start = self.timeline.start_ts
+        if not counted or start is None:
+            return groups
+        merged = []
+        for group in groups:
+            extra = counted.get((group.decision, group.category, group.action, group.target, group.capability))
+            if extra is not None and not group.folded:
+                group = replace(group, count=group.count + extra[0], last=max(group.last, extra[1] - start))
+            merged.append(group)
+        return tuple(merged)
 
     def running_seconds(self) -> float | None:
         """Seconds since the guest started; None while it has not (the module is still compiling)."""
@@ -105,7 +134,7 @@ class LiveState:
                 return self._final
             samples = list(self._samples)
             wall = 0.0 if self._started_wall is None else self._clock() - self._started_wall
-        groups = tuple(self.timeline.groups())
+        groups = self._with_counted(tuple(self.timeline.groups()))
         lanes = tuple(self.timeline.lanes())
         if not samples:
             return Snapshot(wall, 0, 0.0, 0.0, None, groups, lanes, sampled=False)

@@ -130,6 +130,8 @@ class _Run:
         if self.budget.admit(event):  # repeats are counted, and a run keeps at most ~11,000 events
             self.events.append(event)
             self._publish(event)
+        else:  # a live view still counts it as it happens (the aggregate comes at the end)
+            self.bus.publish_counted(event)
         return event
 
     def _on_memory_refused(self, refusal: Refusal) -> None:

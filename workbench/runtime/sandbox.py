@@ -38,7 +38,7 @@ from .wasi import check_declared_imports, check_imports
 if TYPE_CHECKING:
     from ..audit.log import AuditLog
 
-__all__ = ["Sandbox", "DEFAULT_LIMITS", "OnViolation", "CLOCK_GRAIN_NS"]
+__all__ = ["Sandbox", "DEFAULT_LIMITS", "OnViolation", "CLOCK_GRAIN_NS", "PolicyLike", "as_policy", "shared_cache"]
 
 #: Limits every run has unless its policy or ``Sandbox(defaults=...)`` says otherwise.
 #: A run with no limits at all must still end, stay small and not flood its caller.
@@ -85,12 +85,18 @@ def _is_audit_log(subscriber: Any) -> "TypeGuard[AuditLog]":
     return module is not None and isinstance(subscriber, module.AuditLog)
 
 
-def _as_policy(policy: PolicyLike) -> Policy:
+def as_policy(policy: PolicyLike) -> Policy:
+    """What ``Sandbox(policy)`` takes, as a :class:`Policy`: None is deny-everything, strings are
+    parsed (:class:`~workbench.errors.CapabilityError` for one that does not).  Public so that
+    what builds sandboxes elsewhere (``workbench.batch``) reads a policy exactly as a sandbox does."""
     if policy is None:
         return Policy.parse([])
     if isinstance(policy, Policy):
         return policy
     return Policy.parse(policy)
+
+
+_as_policy = as_policy  # the name this module's own code uses
 
 
 class Sandbox:
@@ -260,9 +266,14 @@ _cache_singleton: CompileCache | None = None
 _cache_lock = threading.Lock()
 
 
-def _shared_cache() -> CompileCache:
+def shared_cache() -> CompileCache:
+    """The process-wide :class:`CompileCache` every sandbox without ``cache=`` uses (made on first use).
+    Public so that a batch worker can report its counters (compiles, disk and memory hits)."""
     global _cache_singleton
     with _cache_lock:
         if _cache_singleton is None:
             _cache_singleton = CompileCache()
         return _cache_singleton
+
+
+_shared_cache = shared_cache  # the name this module's own code uses
