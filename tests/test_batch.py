@@ -35,7 +35,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
     # allowed-failures 0, as run_many sets on its own LocalCluster: every retry is the batch's own, and recorded
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+    # and worker-saturation 1.0, as run_many sets too: a worker holds only the chunk it runs
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.scheduler.worker-saturation": 1.0}):
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                silence_logs=logging.ERROR)
     client = Client(cluster, set_as_default=False)
@@ -263,6 +265,9 @@ def test_killing_a_worker_mid_batch_loses_no_result(root: Path, tmp_path: Path) 
     try:
         got = []
         killed = False
+        # jobs wait a bounded time when no worker is left, rather than for ever
+        assert batch.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.no_workers_timeout) == 300
+        assert batch.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.WORKER_SATURATION) == 1.0
         for result in batch:
             got.append(result)
             if len(got) >= 3 and not killed:
@@ -283,7 +288,12 @@ def test_killing_a_worker_mid_batch_loses_no_result(root: Path, tmp_path: Path) 
     records = trail.frame()
     retries = records[(records.module == "workbench.batch") & (records.action == "retry")]
     assert set(retries.target) == retried  # each retry is recorded, by the client
-    assert len(set(records.worker)) >= 4  # the client, two workers and the restarted one
+    # every retried job started again; the one the worker was running when killed started in two
+    # worker processes' segments (the killed one's, and the survivor's or the restarted worker's,
+    # as the load decides); jobs still queued behind it had not started before the kill
+    starts = records[(records.action == "job-start") & records.target.isin(retried)]
+    per_job = starts.groupby("target").worker.nunique()
+    assert set(per_job.index) == retried and per_job.max() == 2, starts[["target", "worker"]]
 
 
 class _Crash(WorkerPlugin):
@@ -316,7 +326,7 @@ def test_a_native_crash_costs_one_job_not_the_batch(client: Client, root: Path, 
     finally:
         client.unregister_worker_plugin(_Crash.name)
         cloudpickle.unregister_pickle_by_value(me)
-        client.restart()  # undo the patch: fresh worker processes
+        client.restart(timeout=600)  # undo the patch: fresh worker processes (slow on a loaded machine)
     crash = frame[frame.job_id == "crash"]
     assert crash.outcome.item() == "lost (worker died)" and crash.attempts.item() == 2
     others = frame[frame.job_id != "crash"]

@@ -56,6 +56,10 @@ __all__ = ["Batch", "BatchOptions", "run_many", "CHUNK_MAX", "DEFAULTS"]
 CHUNK_MAX = 16
 
 
+#: how long jobs wait when our own cluster has no worker left, before they fail with the reason
+NO_WORKERS_TIMEOUT = "300s"
+
+
 class BatchOptions(TypedDict, total=False):
     """How a batch runs: the keywords of :func:`run_many` and of :class:`Batch`, listed once
     (PEP 692: ``**options: Unpack[BatchOptions]``, so a type checker sees each keyword and its type).
@@ -179,7 +183,15 @@ class Batch:
             dashboard: str | None = ":0"
         except ImportError:  # pragma: no cover - bokeh is a dependency
             dashboard = None
-        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        # no-workers-timeout: if every worker is gone and none comes back (a machine out of memory
+        # kills them as they start), the jobs fail with a reason after that long instead of the
+        # batch waiting for ever; a killed worker's restart takes seconds, well inside it.
+        # worker-saturation 1.0: a worker holds only the chunk it runs, so when a guest kills its
+        # worker, no queued chunk dies with it and is blamed (the default 1.1 lends each
+        # one-thread worker a second task; a retried job queued there was lost in a test under load)
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                              "distributed.scheduler.worker-saturation": 1.0,
+                              "distributed.scheduler.no-workers-timeout": NO_WORKERS_TIMEOUT}):
             self._own_cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
                                              dashboard_address=dashboard, silence_logs=logging.ERROR)
         return Client(self._own_cluster, set_as_default=False)
