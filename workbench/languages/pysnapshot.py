@@ -53,6 +53,7 @@ from .pyruntime import STACK_POINTER_EXPORT
 __all__ = ["Snapshot", "SnapshotBuilder", "make_enter"]
 
 WASM_PAGE = 65536
+_image_lock = threading.Lock()
 #: epoch ticks (2 ms each while runs are active) a snapshot build may take
 BUILD_DEADLINE_TICKS = 10_000
 _FUEL_FOR_BUILD = 10**12
@@ -100,9 +101,10 @@ class Snapshot:
         """The memory as a sealed, shareable image (made on first use)."""
         from ..runtime.data_image import DataImage  # runtime imports languages: import late
 
-        if not self._image:
-            self._image.append(DataImage(self.memory))
-        return self._image[0]
+        with _image_lock:  # one memfd per snapshot, even when two runs start at once
+            if not self._image:
+                self._image.append(DataImage(self.memory))
+            return self._image[0]
 
     def restore(self, store: wasmtime.Store, exports: object) -> bool:
         """Make a fresh instance's memory and stack pointer those of the snapshot.
