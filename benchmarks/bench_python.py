@@ -1,186 +1,189 @@
-"""Python guest latency: bare wasmtime-py vs Sandbox.run, cold start vs the pre-initialised fast path.
+"""Python guest latency, A/B: this tree against a baseline tree (e.g. main), in one sitting.
 
-Run: ``.venv/bin/python benchmarks/bench_python.py [--rounds 7 --per-round 15]``
+Run: ``.venv/bin/python benchmarks/bench_python.py --baseline /work/main [--rounds 9 --per-round 15 --cold 9]``
 
-Medians of interleaved rounds (this machine is shared and noisy), ratios against a
-baseline measured in the same process and the same rounds:
+Each side runs in its own long-lived worker process, started from its own tree with its own
+venv (``TREE/.venv/bin/python``, cwd ``TREE``, so ``import workbench`` is that tree's) and its
+own compile cache folder (filled before anything is timed).  Rounds interleave the sides
+(A B, then B A, ...) so that the machine's load, which changes minute to minute, falls on both;
+the report gives medians and, per measure, the median of the per-round ratios B/A, with the
+load average at the start and the end.
 
-(a)  bare wasmtime-py: the same interpreter module from the compile cache, a fresh
-     Store + WasiConfig + instantiate + ``_start`` of ``python -I -c CODE``;
-(a2) bare wasmtime-py running exactly the sandbox's argv (its guest driver included), so
-     (b)/(a2) is the sandbox's own cost: guard, monitor, mounts, events (the driver ends
-     with ``os._exit`` and skips interpreter finalisation, ~4 ms, which (a) pays);
-(a') bare wasmtime-py + the snapshot: a fresh instance restored from the same
-     pre-initialised interpreter and re-entered (what (c) does, minus the sandbox);
-(b)  ``Sandbox.run`` with the fast path off (cold interpreter start per run);
-     target (b) <= 1.10 x (a);
-(c)  ``Sandbox.run`` on the fast path; targets: ``pass`` <= 5 ms, ``print("hi")`` <= 15 ms;
-(d)  for context, ``python3 -I -S -c pass`` as a subprocess.
+Measures, each a ``Sandbox().run(code, lang="python")`` with default settings:
+
+- ``pass``, ``print("hi")`` (the per-call cost: targets B/A <= 0.5, issue 16),
+- ``sum(range(10**6))`` and a 3 M-iteration loop (interpreter speed: the same build on both sides),
+- the cold start: a new process, from ``exec`` to its first result (``print(1)`` run and its
+  output read), caches filled (target B/A <= 0.5); and to its exit, for context.
+
+Wall times (p50) are what users see; CPU times (the calling thread's) are shown beside them,
+because on a loaded machine they move less.  The scientific runtime is not measured here yet.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
-import wasmtime
+ROOT = Path(__file__).resolve().parents[1]
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+CODES = {
+    "pass": "pass",
+    "print": 'print("hi")',
+    "sum": "sum(range(10**6))",
+    "loop3M": "x = 0\nfor i in range(3_000_000):\n    x += i",
+}
 
-from workbench import Sandbox  # noqa: E402
-from workbench.languages import pyruntime  # noqa: E402
-from workbench.languages.program import Entry  # noqa: E402
-from workbench.languages.python import EXECUTABLE, FLAGS, snapshot_builder  # noqa: E402
-from workbench.runtime.cache import CompileCache  # noqa: E402
-from workbench.runtime.data_image import image_of  # noqa: E402
-from workbench.runtime.engine import EngineSettings, engine_for  # noqa: E402
-from workbench.runtime.linear_memory import charging  # noqa: E402
-
-CODES = {"pass": "pass", "print": 'print("hi")'}
-
-
-def bare_store(engine: wasmtime.Engine, argv: list[str]) -> wasmtime.Store:
-    """A store as bare wasmtime-py would make it: WASI with argv, output discarded, no deadline."""
-    store = wasmtime.Store(engine)
-    wasi = wasmtime.WasiConfig()
-    wasi.argv = argv
-    wasi.stdout_custom = lambda data: len(data)
-    wasi.stderr_custom = lambda data: len(data)
-    store.set_wasi(wasi)
-    store.set_epoch_deadline(1 << 40)
-    return store
-
-
-def bare_runner(code: str, *, as_sandbox: bool = False) -> Callable[[], None]:
-    """(a): the cached interpreter under plain wasmtime-py, same engine settings as the sandbox;
-    (a2) with ``as_sandbox``: the same, with the argv the sandbox passes (driver and payload)."""
-    from workbench.languages import prepare_program
-
-    handle = engine_for(EngineSettings())
-    interp = pyruntime.interpreter()
-    module = CompileCache().get(interp.module_bytes, interp.sha256, handle)
-    linker = wasmtime.Linker(handle.engine)
-    linker.define_wasi()
-    argv = list(prepare_program("python", code, "bench").argv) if as_sandbox else [EXECUTABLE, *FLAGS, "-c", code]
-
-    def run() -> None:
-        store = bare_store(handle.engine, argv)
-        try:
-            with charging(None, image_of(module)):  # the interpreter's data, mapped copy-on-write
-                linker.instantiate(store, module).exports(store)["_start"](store)
-        except wasmtime.ExitTrap:
-            pass
-        finally:
-            store.close()
-
-    return run
-
-
-def bare_snapshot_runner(code: str) -> Callable[[], None]:
-    """(a'): a fresh instance restored from the pre-initialised interpreter, without the sandbox."""
-    from workbench.languages import prepare_program
-
-    handle = engine_for(EngineSettings())
-    interp = pyruntime.interpreter()
-    module = CompileCache().get(interp.module_bytes, interp.sha256, handle)
-    builder = snapshot_builder()
-    assert builder is not None
-    linker = wasmtime.Linker(handle.engine)
-    linker.define_wasi()
-    argv = list(prepare_program("python", code, "bench").argv)  # exactly what the sandbox passes
-
-    def run() -> None:
-        store = bare_store(handle.engine, argv)
-        with charging(None, image_of(module)):
-            exports = linker.instantiate(store, module).exports(store)
-        snapshot = builder.get(interp.sha256, Entry(store, exports, module, handle.engine, (), ()))
-        snapshot.restore(store, exports)  # type: ignore[union-attr]
-        try:
-            exports["_start"](store)
-        except wasmtime.ExitTrap:
-            pass
-        finally:
-            store.close()
-
-    return run
-
-
-def sandbox_runner(code: str, fast: bool) -> Callable[[], None]:
-    sandbox = Sandbox()
-
-    def run() -> None:
-        pyruntime.configure(snapshot=fast)
-        result = sandbox.run(code, lang="python")
+WORKER = r"""
+import json, sys, time
+from workbench import Sandbox
+box = Sandbox()
+print(json.dumps({"ready": True}), flush=True)
+for line in sys.stdin:
+    order = json.loads(line)
+    walls, cpus = [], []
+    for _ in range(order["n"]):
+        w0, c0 = time.perf_counter(), time.thread_time()
+        result = box.run(order["code"], lang="python")
+        cpus.append(time.thread_time() - c0)
+        walls.append(time.perf_counter() - w0)
         if result.exit_code != 0:
-            raise SystemExit(f"guest failed: {result.stderr}")
+            raise SystemExit("guest failed: " + result.stderr)
+    print(json.dumps({"wall": walls, "cpu": cpus}), flush=True)
+"""
 
-    return run
+COLD = r"""
+import sys
+from workbench import Sandbox
+result = Sandbox().run("print(1)", lang="python")
+sys.stdout.write("result " + result.stdout)
+sys.stdout.flush()
+"""
 
 
-def subprocess_runner() -> Callable[[], None]:
-    def run() -> None:
-        subprocess.run(["python3", "-I", "-S", "-c", "pass"], check=True)
+class Side:
+    """One tree: its interpreter, its cache folder, its warm worker."""
 
-    return run
+    def __init__(self, label: str, tree: Path, cache: Path) -> None:
+        self.label, self.tree = label, tree
+        self.python = tree / ".venv" / "bin" / "python"
+        if not self.python.is_file():
+            raise SystemExit(f"{self.python} is missing: run `make env` in {tree}")
+        self.env = {**os.environ, "WORKBENCH_CACHE_DIR": str(cache)}
+        self.env.pop("RUST_BACKTRACE", None)  # as users run it
+        self.worker = subprocess.Popen([str(self.python), "-c", WORKER], cwd=tree, env=self.env, text=True,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.worker.stdout is not None
+        if not json.loads(self.worker.stdout.readline()).get("ready"):
+            raise SystemExit(f"{label}: the worker did not start")
 
+    def warm(self, code: str, n: int) -> tuple[list[float], list[float]]:
+        assert self.worker.stdin is not None and self.worker.stdout is not None
+        self.worker.stdin.write(json.dumps({"code": code, "n": n}) + "\n")
+        self.worker.stdin.flush()
+        line = self.worker.stdout.readline()
+        if not line:
+            raise SystemExit(f"{self.label}: the worker stopped")
+        answer = json.loads(line)
+        return answer["wall"], answer["cpu"]
 
-def median_ms(fn: Callable[[], None], n: int) -> float:
-    samples = []
-    for _ in range(n):
+    def cold(self) -> tuple[float, float, float]:
+        """Seconds from exec to the first result, to the exit, and the process's CPU time (user + system)."""
         start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1e3
+        proc = subprocess.Popen([str(self.python), "-c", COLD], cwd=self.tree, env=self.env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        first = time.perf_counter() - start
+        _, status, usage = os.wait4(proc.pid, 0)
+        whole = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if line != "result 1\n" or proc.returncode != 0:
+            raise SystemExit(f"{self.label}: the cold run failed ({line!r}, exit {proc.returncode})")
+        return first, whole, usage.ru_utime + usage.ru_stime
+
+    def close(self) -> None:
+        if self.worker.stdin is not None:
+            self.worker.stdin.close()
+        self.worker.wait(timeout=60)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--baseline", type=Path, required=True, help="the tree to compare with (e.g. /work/main)")
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--per-round", type=int, default=15)
+    parser.add_argument("--cold", type=int, default=9, help="cold starts per side")
+    parser.add_argument("--cache-root", type=Path, default=None,
+                        help="keep each side's compile cache under this folder (a/, b/) between invocations")
     options = parser.parse_args()
 
-    # warm everything once: compile (or load) the interpreter, build the snapshot
-    Sandbox().run("pass", lang="python")
-    print(f"interpreter: {pyruntime.interpreter().path.name}, module sha256 {pyruntime.interpreter().sha256[:12]}…")
-    print(f"rounds: {options.rounds} x {options.per_round} calls, medians; ratios per round, then their median\n")
+    load0 = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench-python-") as scratch:
+        folder = options.cache_root or scratch
+        sides = [Side("A", options.baseline.resolve(), Path(folder) / "a"), Side("B", ROOT, Path(folder) / "b")]
+        for side in sides:  # fill the caches (compile, snapshot, records) and warm the workers
+            side.cold()
+            for code in CODES.values():
+                side.warm(code, 2)
+        wall: dict[str, dict[str, list[float]]] = {label: {"A": [], "B": []} for label in [*CODES, "cold", "cold-exit"]}
+        cpu: dict[str, dict[str, list[float]]] = {label: {"A": [], "B": []} for label in [*CODES, "cold-exit"]}
+        ratios: dict[str, list[float]] = {label: [] for label in [*CODES, "cold", "cold-exit"]}
+        for round_ in range(options.rounds):
+            order = sides if round_ % 2 == 0 else sides[::-1]
+            for label, code in CODES.items():
+                n = options.per_round if label in ("pass", "print") else max(3, options.per_round // 5)
+                medians = {}
+                for side in order:
+                    walls, cpus = side.warm(code, n)
+                    medians[side.label] = statistics.median(walls)
+                    wall[label][side.label] += walls
+                    cpu[label][side.label] += cpus
+                ratios[label].append(medians["B"] / medians["A"])
+        for index in range(options.cold):
+            order = sides if index % 2 == 0 else sides[::-1]
+            firsts = {}
+            for side in order:
+                first, whole, used = side.cold()
+                firsts[side.label] = (first, whole)
+                wall["cold"][side.label].append(first)
+                wall["cold-exit"][side.label].append(whole)
+                cpu["cold-exit"][side.label].append(used)
+            ratios["cold"].append(firsts["B"][0] / firsts["A"][0])
+            ratios["cold-exit"].append(firsts["B"][1] / firsts["A"][1])
+        for side in sides:
+            side.close()
+    load1 = os.getloadavg()
 
-    for label, code in CODES.items():
-        runners = {
-            "a": bare_runner(code),
-            "a2": bare_runner(code, as_sandbox=True),
-            "a'": bare_snapshot_runner(code),
-            "b": sandbox_runner(code, fast=False),
-            "c": sandbox_runner(code, fast=True),
-        }
-        for runner in runners.values():
-            runner()
-        rounds: dict[str, list[float]] = {key: [] for key in runners}
-        for _ in range(options.rounds):
-            for key, runner in runners.items():
-                rounds[key].append(median_ms(runner, options.per_round))
-        med = {key: statistics.median(values) for key, values in rounds.items()}
-        ratio_b = statistics.median(b / a for a, b in zip(rounds["a"], rounds["b"]))
-        ratio_b2 = statistics.median(b / a for a, b in zip(rounds["a2"], rounds["b"]))
-        ratio_c = statistics.median(c / a for a, c in zip(rounds["a"], rounds["c"]))
-        ratio_c_bare = statistics.median(c / a for a, c in zip(rounds["a'"], rounds["c"]))
-        print(f"{label}: {code!r}")
-        print(f"  (a)  bare wasmtime-py, cold interpreter      {med['a']:7.2f} ms")
-        print(f"  (a2) bare wasmtime-py, the sandbox's argv     {med['a2']:7.2f} ms")
-        bare_snapshot = med["a'"]
-        print(f"  (a') bare wasmtime-py, from the snapshot      {bare_snapshot:7.2f} ms")
-        print(f"  (b)  Sandbox.run, fast path off              {med['b']:7.2f} ms   (b)/(a) = {ratio_b:.3f}  target <= 1.10, "
-              f"(b)/(a2) = {ratio_b2:.3f}")
-        target = "5" if label == "pass" else "15"
-        print(f"  (c)  Sandbox.run, fast path                  {med['c']:7.2f} ms   (c)/(a) = {ratio_c:.3f}, "
-              f"(c)/(a') = {ratio_c_bare:.2f}  target <= {target} ms")
-    pyruntime.configure(None)
-    d = statistics.median(median_ms(subprocess_runner(), options.per_round) for _ in range(3))
-    print(f"\n  (d)  python3 -I -S -c pass (subprocess)       {d:7.2f} ms")
+    print(f"A = {options.baseline.resolve()}  B = {ROOT}")
+    print(f"load average (1, 5, 15 min): start {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}, "
+          f"end {load1[0]:.1f} {load1[1]:.1f} {load1[2]:.1f}; {os.cpu_count()} CPUs")
+    print(f"{options.rounds} interleaved rounds; warm calls p50 over every call, ratio = median of per-round B/A\n")
+    print(f"{'measure':<12}{'A wall p50':>12}{'B wall p50':>12}{'A cpu p50':>11}{'B cpu p50':>11}"
+          f"{'wall B/A':>10}{'cpu B/A':>9}  target (wall)")
+    targets = {"pass": 0.5, "print": 0.5, "cold": 0.5}
+    for label in [*CODES, "cold", "cold-exit"]:
+        a, b = statistics.median(wall[label]["A"]), statistics.median(wall[label]["B"])
+        ratio = statistics.median(ratios[label])
+        unit, scale = ("s", 1.0) if label.startswith("cold") else ("ms", 1e3)
+        if label in cpu:
+            ca, cb = statistics.median(cpu[label]["A"]), statistics.median(cpu[label]["B"])
+            cpus, cpu_ratio = f"{ca * scale:9.2f}{unit}{cb * scale:9.2f}{unit}", f"{cb / ca:9.3f}"
+        else:
+            cpus, cpu_ratio = " " * 22, " " * 9
+        target = targets.get(label)
+        verdict = "" if target is None else f"<= {target}  {'met' if ratio <= target else 'NOT met'}"
+        print(f"{label:<12}{a * scale:10.3f}{unit}{b * scale:10.3f}{unit}{cpus}{ratio:10.3f}{cpu_ratio}  {verdict}")
+    print("\ncpu: the calling thread's CPU time for warm calls; for cold-exit, the whole process's (user + system)")
+    print("\npyeryx (issue 16's peer): not run here; it needs Python 3.12 and this venv is "
+          f"{sys.version_info.major}.{sys.version_info.minor}")
 
 
 if __name__ == "__main__":

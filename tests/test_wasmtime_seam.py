@@ -7,6 +7,7 @@ anywhere else fails here, whatever the tests run.
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,10 +65,15 @@ def test_a_version_it_does_not_know_is_refused_with_what_to_install() -> None:
         assert "pip install 'wasmtime==" in str(caught.value)
 
 
-def test_importing_the_workbench_with_an_unknown_wasmtime_fails_at_once_and_clearly() -> None:
-    code = ("import importlib.metadata as m; real = m.version\n"
-            "m.version = lambda name: '99.0.0' if name == 'wasmtime' else real(name)\n"
-            "import workbench")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+def test_importing_the_workbench_with_an_unknown_wasmtime_fails_at_once_and_clearly(tmp_path: Path) -> None:
+    import wasmtime
+
+    site = tmp_path / "site"  # another install of wasmtime-py, as pip lays it out, at version 99
+    site.mkdir()
+    (site / "wasmtime").symlink_to(Path(wasmtime.__file__).parent)
+    (site / "wasmtime-99.0.0.dist-info").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run([sys.executable, "-c", "import workbench"], capture_output=True, text=True, timeout=60,
+                          env=env)
     assert proc.returncode != 0
     assert "wasmtime 99.0.0 is installed, but the workbench knows only wasmtime 50.0.x" in proc.stderr

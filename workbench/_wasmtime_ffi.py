@@ -10,7 +10,7 @@ never later with an ``AttributeError`` deep inside a run.
 
 from __future__ import annotations
 
-import importlib.metadata
+import os
 from typing import Any
 
 import wasmtime
@@ -30,6 +30,7 @@ __all__ = [
     "WASMTIME_I32",
     "KNOWN_VERSIONS",
     "check_version",
+    "installed_version",
     "store_context",
     "memory_handle",
     "instance_handle",
@@ -50,7 +51,26 @@ def check_version(version: str) -> None:
         )
 
 
-check_version(importlib.metadata.version("wasmtime"))
+def installed_version() -> str:
+    """The installed wasmtime-py's version, read from its ``dist-info`` folder's name.
+
+    ``importlib.metadata`` would cost ~40 ms of CPU at every start-up (it imports the
+    ``email`` package), a sixth of a cold start; it is asked only when the folder is not
+    where pip puts it, or is ambiguous.
+    """
+    site = os.path.dirname(os.path.dirname(os.path.abspath(wasmtime.__file__)))
+    try:
+        found = [name for name in os.listdir(site) if name.startswith("wasmtime-") and name.endswith(".dist-info")]
+    except OSError:
+        found = []
+    if len(found) == 1:
+        return found[0][len("wasmtime-"):-len(".dist-info")]
+    import importlib.metadata
+
+    return importlib.metadata.version("wasmtime")
+
+
+check_version(installed_version())
 
 
 def store_context(store: Any) -> Any:

@@ -25,8 +25,10 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ModuleError
+from .pycache import file_identity, load_identity, store_identity
 from .wasm_binary import WasmLayout, add_global_export, read_layout
 
 __all__ = ["PythonSettings", "Interpreter", "configure", "current_settings", "interpreter", "PINNED_PACKAGE",
@@ -104,25 +106,52 @@ def configure(settings: PythonSettings | None = None, **changes: object) -> Pyth
 class Interpreter:
     """One verified interpreter build: its bytes on demand, its identity always.
 
-    Reading and hashing the 26 MB file costs about 50 ms, once per process and
-    build; the compiled form comes from the compile cache, so the bytes themselves
-    are read again only when the cache misses (and are verified again then).
+    Reading, hashing and patching the 26 MB file costs about 0.15 s; it is done once per
+    machine and build, and what it finds is kept in the file's identity record
+    (:mod:`.pycache`), used while the file's size, times and inode are unchanged.  The
+    compiled form comes from the compile cache, so the bytes themselves are read again
+    only when the cache misses (and are verified against the pin again then).
     """
 
     def __init__(self, path: Path, expected_sha256: str | None) -> None:
         self.path = path
         self.expected_sha256 = expected_sha256.lower() if expected_sha256 else None
-        data = self._verified_bytes()
-        self.layout: WasmLayout = read_layout(data)
+        #: guest path prefixes of the build's own stdlib sources (see PINNED_SOURCE_PREFIX)
+        self.source_prefixes: tuple[str, ...] = (PINNED_SOURCE_PREFIX,) if self.expected_sha256 == PINNED_SHA256 else ()
+        record = load_identity(path, self.expected_sha256)
+        #: True when this process read and hashed the file (its identity record was missing or stale)
+        self.verified_now = record is None
+        if record is None:
+            record = self._work_out()
+        self.layout = WasmLayout(record["stack_pointer_global"], record["start_flag_address"], ())
         # the fast path needs the stack pointer (exported by our patch) and _start's re-entry flag
         self.fast_path_ready = (
             self.layout.stack_pointer_global is not None and self.layout.start_flag_address is not None
         )
+        self.sha256: str = record["module_sha256"]
+        self.size: int = record["module_size"]
+
+    def _work_out(self) -> dict[str, Any]:
+        """Read, verify and patch the file once, and keep what that found in its identity record."""
+        try:
+            identity = file_identity(self.path)  # before the read: a change during it makes the record stale
+        except OSError:
+            identity = None
+        data = self._verified_bytes()
+        layout = read_layout(data)
+        self.layout = layout
+        self.fast_path_ready = layout.stack_pointer_global is not None and layout.start_flag_address is not None
         module = self._module_bytes(data)
-        self.sha256 = hashlib.sha256(module).hexdigest()
-        self.size = len(module)
-        #: guest path prefixes of the build's own stdlib sources (see PINNED_SOURCE_PREFIX)
-        self.source_prefixes: tuple[str, ...] = (PINNED_SOURCE_PREFIX,) if self.expected_sha256 == PINNED_SHA256 else ()
+        record = {
+            "file_sha256": hashlib.sha256(data).hexdigest() if self.expected_sha256 is None else self.expected_sha256,
+            "module_sha256": hashlib.sha256(module).hexdigest(),
+            "module_size": len(module),
+            "stack_pointer_global": layout.stack_pointer_global,
+            "start_flag_address": layout.start_flag_address,
+        }
+        if identity is not None:
+            store_identity(self.path, self.expected_sha256, identity, record)
+        return record
 
     def _verified_bytes(self) -> bytes:
         try:

@@ -3,15 +3,16 @@
 Starting CPython (the VMware WASI build) costs 25-60 ms, nearly all of it
 ``Py_Initialize`` importing the standard library.  The fast path pays that once:
 
-1. **Snapshot** (once per process, per preopen layout and environment): an
+1. **Snapshot** (once per machine, per preopen layout; once per process when the run
+   has an environment, see :mod:`.pycache`): an
    interpreter runs the driver's ``warm_up`` and then ``pause``, which makes one
    ``clock_time_get`` call.  A host function shadowing that WASI call copies the
    whole linear memory and the stack-pointer global at that moment, then stops the
-   instance.  What is kept is the difference from the module's initial memory
-   (about 3 MB in 19 runs for CPython 3.12) and the stack pointer.
+   instance.  What is kept is that memory (10.7 MB for CPython 3.12, 3 MB of it changed by
+   start-up) and the stack pointer.
 2. **Every run** is a fresh instance of the same compiled module, set up by the
    sandbox as any other (WASI, preopens, limits, guard, events).  Before the guest
-   runs, the difference is copied into its memory, the stack pointer set (below the
+   runs, the snapshot's memory is mapped copy-on-write over its own, the stack pointer set (below the
    paused frames, which stay intact), and wasi-libc's ``_start`` re-entry flag
    cleared.  Then ``_start`` is called: ``Py_BytesMain`` finds the interpreter
    already initialised, only reconfigures it from the *new* argv (the user's code,
@@ -25,7 +26,8 @@ Host folders behind the preopens, argv and stdin are not, so they stay per run.
 What a run shares with others from the same snapshot: nothing it can change (each
 run writes only to its own instance's memory), but the state of start-up itself:
 the str-hash secret (``PYTHONHASHSEED`` equivalent) is the snapshot's, so set and
-dict order of strings repeats between runs.  ``random`` is not imported before the
+dict order of strings repeats between runs (and, for a snapshot kept on disk, between
+processes, until the cache is cleared).  ``random`` is not imported before the
 snapshot, so it is seeded per run from WASI ``random_get``.
 """
 
@@ -37,7 +39,7 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Sequence
 
 import wasmtime
@@ -45,13 +47,13 @@ import wasmtime
 from .._wasmtime_ffi import ffi, store_context
 from .guest_driver import SNAPSHOT_MARKER
 from .program import Entry
+from .pycache import load_snapshot, snapshot_key, store_snapshot
 from .pyruntime import STACK_POINTER_EXPORT
 
-__all__ = ["Snapshot", "SnapshotBuilder", "make_enter", "PAGE_COMPARE"]
+__all__ = ["Snapshot", "SnapshotBuilder", "make_enter"]
 
-#: granularity of the memory difference (a host page)
-PAGE_COMPARE = 4096
 WASM_PAGE = 65536
+_image_lock = threading.Lock()
 #: epoch ticks (2 ms each while runs are active) a snapshot build may take
 BUILD_DEADLINE_TICKS = 10_000
 _FUEL_FOR_BUILD = 10**12
@@ -75,18 +77,34 @@ _CLOCKS: dict[int, Callable[[], int]] = {
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A pre-initialised interpreter: memory pages that differ from the module's initial memory.
+    """A pre-initialised interpreter: its whole linear memory at the pause point.
 
-    - ``chunks``: ``(offset, bytes)`` runs of changed pages;
-    - ``memory_size``: linear-memory size at the snapshot (the run grows to it);
+    - ``memory``: the memory's bytes at the snapshot (its length is the memory's size);
     - ``stack_pointer``: the shadow-stack pointer at the pause point;
     - ``start_flag``: address of wasi-libc's ``_start`` re-entry guard, cleared before re-entry.
+
+    A run maps the memory copy-on-write over its fresh instance's (one ``mmap``, pages
+    shared until the guest writes them: :class:`~workbench.runtime.data_image.DataImage`),
+    rather than copying the ~3 MB that differ from the module's initial memory (~2 ms a run).
     """
 
-    chunks: tuple[tuple[int, bytes], ...]
-    memory_size: int
+    memory: bytes
     stack_pointer: int
     start_flag: int
+    _image: list[object] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def memory_size(self) -> int:
+        return len(self.memory)
+
+    def image(self) -> object:
+        """The memory as a sealed, shareable image (made on first use)."""
+        from ..runtime.data_image import DataImage  # runtime imports languages: import late
+
+        with _image_lock:  # one memfd per snapshot, even when two runs start at once
+            if not self._image:
+                self._image.append(DataImage(self.memory))
+            return self._image[0]
 
     def restore(self, store: wasmtime.Store, exports: object) -> bool:
         """Make a fresh instance's memory and stack pointer those of the snapshot.
@@ -99,6 +117,8 @@ class Snapshot:
 
         memory = exports["memory"]  # type: ignore[index]
         current = memory.data_len(store)
+        if current > self.memory_size:
+            return False  # not this interpreter's memory: leave it pristine
         if self.memory_size > current:
             account = current_account()
             if account is not None and not account.allows(self.memory_size):
@@ -108,8 +128,8 @@ class Snapshot:
             except wasmtime.WasmtimeError:
                 return False
         base = ctypes.addressof(memory.data_ptr(store).contents)
-        for offset, chunk in self.chunks:
-            ctypes.memmove(base + offset, chunk, len(chunk))
+        if not self.image().map_into(base, memory.data_len(store)):  # type: ignore[attr-defined]
+            ctypes.memmove(base, self.memory, self.memory_size)  # a host that cannot map: copy
         ctypes.memset(base + self.start_flag, 0, 4)
         exports[STACK_POINTER_EXPORT].set_value(store, wasmtime.Val.i32(self.stack_pointer))  # type: ignore[index]
         return True
@@ -131,29 +151,12 @@ def _memory_bytes(memory: wasmtime.Memory, store: object) -> bytes:
     return ctypes.string_at(memory.data_ptr(store), memory.data_len(store))  # type: ignore[arg-type]
 
 
-def _difference(initial: bytes, paused: bytes) -> tuple[tuple[int, bytes], ...]:
-    """Runs of PAGE_COMPARE-sized pages where ``paused`` differs from ``initial`` (zero pages past it skipped)."""
-    runs: list[tuple[int, bytes]] = []
-    zero = bytes(PAGE_COMPARE)
-    start = None
-    for offset in range(0, len(paused), PAGE_COMPARE):
-        page = paused[offset:offset + PAGE_COMPARE]
-        before = initial[offset:offset + PAGE_COMPARE] if offset < len(initial) else zero[: len(page)]
-        changed = page != before
-        if changed and start is None:
-            start = offset
-        elif not changed and start is not None:
-            runs.append((start, paused[start:offset]))
-            start = None
-    if start is not None:
-        runs.append((start, paused[start:]))
-    return tuple(runs)
-
-
 class SnapshotBuilder:
-    """Builds and keeps snapshots by (module sha256, preopen layout, environment), in memory only.
+    """Builds and keeps snapshots by (module sha256, preopen layout, environment).
 
-    Environment values can be secrets, so snapshots are never written to disk.
+    Kept in memory, and, when the environment is empty, in the compile cache's folder
+    (:mod:`.pycache`) so that a new process does not boot an interpreter again.  Environment
+    values can be secrets, and they are in the snapshot's memory: those are never written.
     """
 
     def __init__(self, boot_argv: Sequence[str], start_flag: int, *, max_items: int = 16) -> None:
@@ -164,6 +167,8 @@ class SnapshotBuilder:
         self._failures: dict[tuple[object, ...], int] = {}
         self._lock = threading.Lock()
         self.builds = 0
+        #: snapshots read from the compile cache's folder rather than built
+        self.loads = 0
 
     def get(self, module_sha256: str, entry: Entry) -> Snapshot | SnapshotFailed:
         key = (module_sha256, entry.preopens, entry.env)
@@ -171,7 +176,10 @@ class SnapshotBuilder:
             found = self._items.get(key)
             if found is None:
                 try:
-                    found = self._build(entry)
+                    found = self._load(module_sha256, entry)
+                    if found is None:
+                        found = self._build(entry)
+                        self._keep(module_sha256, entry, found)
                 except SnapshotFailed as failure:
                     # a build can fail by chance (a cancellation elsewhere kicks every engine's epoch):
                     # give up on this layout only when it fails twice
@@ -192,6 +200,28 @@ class SnapshotBuilder:
                 self._items.move_to_end(key)
             return found
 
+    def _disk_key(self, module_sha256: str, entry: Entry) -> str | None:
+        """The snapshot's key on disk; None when it must not be written (an environment is baked in)."""
+        if entry.env:
+            return None
+        return snapshot_key(module_sha256, self.boot_argv, self.start_flag, entry.preopens)
+
+    def _load(self, module_sha256: str, entry: Entry) -> Snapshot | None:
+        key = self._disk_key(module_sha256, entry)
+        stored = load_snapshot(key) if key is not None else None
+        if stored is None:
+            return None
+        memory, stack_pointer = stored
+        if not (self.start_flag + 4 <= len(memory) and 0 < stack_pointer < len(memory)):
+            return None  # not a snapshot of this interpreter: build one
+        self.loads += 1
+        return Snapshot(memory, stack_pointer, self.start_flag)
+
+    def _keep(self, module_sha256: str, entry: Entry, snapshot: Snapshot) -> None:
+        key = self._disk_key(module_sha256, entry)
+        if key is not None:
+            store_snapshot(key, snapshot.memory, snapshot.stack_pointer)
+
     def _build(self, entry: Entry) -> Snapshot:
         self.builds += 1
         engine, module = entry.engine, entry.module
@@ -202,7 +232,7 @@ class SnapshotBuilder:
         flag = self.start_flag
         if not (flag + 4 <= len(initial) and initial[flag:flag + 4] == b"\0\0\0\0" and paused[flag:flag + 4] != b"\0\0\0\0"):
             raise SnapshotFailed("_start's re-entry flag is not where it was expected")
-        return Snapshot(_difference(initial, paused), len(paused), stack_pointer, flag)
+        return Snapshot(paused, stack_pointer, flag)
 
     @staticmethod
     def _initial_memory(engine: wasmtime.Engine, module: wasmtime.Module) -> bytes:

@@ -18,7 +18,10 @@ instructions instrumented, so a refusal is seen (:mod:`.table_watch`).
 Trust: ``Module.deserialize_file`` runs native code from the file, so the cache
 folder must be writable by this user only.  It is created with mode 0700, files
 are written atomically (temp file + rename) and a folder that others can write to
-is refused rather than used.
+is refused rather than used (:mod:`.private_files`).  Beside each artifact, a checked
+record (``.meta``) holds the size, times and inode of the artifact and its image as
+written: an artifact that no longer matches (truncated, resized, replaced) is deleted
+and recompiled, never deserialised.
 """
 
 from __future__ import annotations
@@ -26,8 +29,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import stat
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -38,6 +39,7 @@ import wasmtime
 from . import data_image, table_watch
 from .compiler import compile_module
 from .engine import STORE_CAPS, EngineHandle
+from .private_files import ensure_private_dir, read_identified, write_identified
 
 __all__ = ["CompileCache", "default_cache_dir"]
 
@@ -127,40 +129,31 @@ class CompileCache:
     def _image_path(self, key: str) -> Path:
         return self.directory / f"{key}.image"
 
+    def _meta_path(self, key: str) -> Path:
+        return self.directory / f"{key}.meta"
+
     def _ensure_private_dir(self) -> bool:
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            info = self.directory.stat()
-        except OSError:
-            return False
-        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) or info.st_uid != os.getuid():
-            return False  # someone else could plant native code here: do not use it
-        return True
+        return ensure_private_dir(self.directory)
 
     def _load(self, key: str, handle: EngineHandle) -> tuple[wasmtime.Module, data_image.DataImage | None] | None:
-        path = self._path(key)
+        path, image_path = self._path(key), self._image_path(key)
         if not path.is_file() or not self._ensure_private_dir():
             return None
+        # the artifact and its image as this cache wrote them (size, times, inode): a truncated,
+        # resized or replaced file is never deserialised (and no 60 MB is hashed per process)
+        if read_identified(self.directory, self._meta_path(key), key, (image_path, path)) is None:
+            return None
         try:
-            image_bytes = self._image_path(key).read_bytes()  # missing: the artifact cannot run
+            image_bytes = image_path.read_bytes()
             module = wasmtime.Module.deserialize_file(handle.engine, str(path))
         except Exception:
             # stale or damaged artifact (e.g. written by another wasmtime): drop and recompile
-            path.unlink(missing_ok=True)
+            for stale in (path, image_path, self._meta_path(key)):
+                stale.unlink(missing_ok=True)
             return None
         return module, (data_image.DataImage(image_bytes) if image_bytes else None)
 
     def _store(self, key: str, module: wasmtime.Module, image: bytes) -> None:
-        if not self._ensure_private_dir():
-            return
-        try:  # the image first: an artifact is never on disk without its image
-            self._write(self._image_path(key), image)
-            self._write(self._path(key), module.serialize())
-        except OSError:
-            pass  # a read-only or full disk only costs a recompile next time
-
-    def _write(self, path: Path, data: bytes | bytearray) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=path.suffix)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        # the image first, the record last: an artifact is never used without both
+        write_identified(self.directory, self._meta_path(key), key,
+                         {self._image_path(key): image, self._path(key): module.serialize()})

@@ -33,6 +33,7 @@ import os
 import threading
 import weakref
 from dataclasses import dataclass
+from typing import Callable
 
 from ..languages.wasm_binary import _read_leb, _read_uleb, _sections, uleb
 
@@ -92,10 +93,12 @@ class DataImage:
         address = _mmap(base, self.length, _PROT_RW, _MAP_PRIVATE_FIXED, self._memfd(), 0)
         return bool(address == base)
 
-    def __del__(self) -> None:
+    def __del__(self, _close: Callable[[int], None] = os.close) -> None:
+        # ``_close`` bound at definition: an image freed at interpreter teardown (a snapshot held
+        # by a module-level builder) may outlive the ``os`` module's globals
         if self._fd is not None:
             try:
-                os.close(self._fd)
+                _close(self._fd)
             except OSError:
                 pass
 

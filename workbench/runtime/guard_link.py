@@ -26,6 +26,7 @@ from .deadline import KILL_PREFIX
 from .guard import Guard
 from .guard_core import EACCES
 from .guard_wasm import CLOSE, FN_IDS, SIGNATURES, WASI as WASI_MODULE, GuardLayout, forwarder_wat, guard_wat
+from .helper_modules import helper_module
 
 __all__ = ["GuardPlan", "guard_plan", "instantiate_guarded", "empty_root"]
 
@@ -71,8 +72,8 @@ def guard_plan(module: wasmtime.Module, sha: str, handle: Any, coarse_ns: int, f
         wrapped = set(layout.names)
         plan = GuardPlan(
             layout,
-            wasmtime.Module(handle.engine, forwarder_wat(layout)),
-            wasmtime.Module(handle.engine, guard_wat(layout)),
+            helper_module(handle, forwarder_wat(layout)),  # compiled once per machine
+            helper_module(handle, guard_wat(layout)),
             tuple((m.encode(), n.encode(), m == WASI_MODULE and n in wrapped) for m, n in imports),
             tuple(n.encode() for n in layout.reals),
         )
