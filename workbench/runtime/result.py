@@ -93,6 +93,11 @@ class RunResult:
     stderr_bytes: bytes = field(default=b"", repr=False)
     subscriber_failures: tuple[SubscriberFailure, ...] = ()
     plan: RunPlan | None = field(default=None, repr=False, compare=False)
+    #: debugging, each only when asked for (``Sandbox.run(trace=, keep_memory=, profile=)``): the call
+    #: trace (a pandas DataFrame), a read-only MemorySnapshot, a Profile
+    trace: Any = field(default=None, repr=False, compare=False)
+    memory: Any = field(default=None, repr=False, compare=False)
+    profile: Any = field(default=None, repr=False, compare=False)
 
     @property
     def limits(self) -> Limits | None:

@@ -26,6 +26,7 @@ from ..languages.messages import root_cause
 from ..policy import Limits, Policy
 from .cache import CompileCache
 from .context import ActiveRuns
+from .debugging import DebugOptions
 from .engine import EngineSettings, check_native_stack, engine_for
 from .guard_link import GuardPlan, guard_plan
 from .mounts import Mount, host_root
@@ -185,6 +186,9 @@ class Sandbox:
         name: str | None = None,
         on_output: Callable[[str, bytes], None] | None = None,
         inputs: Mapping[str, Any] | None = None,
+        trace: bool = False,
+        keep_memory: bool = False,
+        profile: bool = False,
     ) -> RunResult:
         """Compile (or load from cache) and run ``source``; never raises for what the guest does.
 
@@ -192,6 +196,9 @@ class Sandbox:
         the policy grants; ``on_output(stream, data)`` streams output as it is written;
         ``inputs`` (Python guests) become the guest's ``inputs`` dict, and a guest's ``result``
         comes back as ``RunResult.value``.
+        Debugging, each only when asked: ``trace`` records every WASI call (``RunResult.trace``),
+        ``keep_memory`` keeps a read-only copy of the guest's memory (``RunResult.memory``),
+        ``profile`` samples where the guest spends its time (``RunResult.profile``).
         Raises only for unusable input: :class:`CompileError`, :class:`LinkError`, ...
         """
         key = (source, lang, name, entry) if isinstance(source, (str, bytes)) and inputs is None else None
@@ -204,9 +211,9 @@ class Sandbox:
         # per run, not per module: the calling thread's native stack must hold the wasm stack, or a
         # deep recursion would crash the process instead of trapping
         check_native_stack(handle.settings.max_wasm_stack)
-        return _Run(self.plan, self.bus, self._active, program, module, handle, on_output, plan).execute(
-            entry, args, stdin, env
-        )
+        debug = DebugOptions(trace, keep_memory, profile)
+        return _Run(self.plan, self.bus, self._active, program, module, handle, on_output, plan,
+                    debug or None).execute(entry, args, stdin, env)
 
     def _prepare(
         self, source: SourceLike, lang: str | None, name: str | None, entry: str, inputs: Mapping[str, Any] | None
