@@ -8,12 +8,13 @@ so the cost of not debugging is nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 import wasmtime
 
 from ..events import Event
+from .engine import STORE_CAPS, StoreCaps
 
 __all__ = ["DebugOptions", "RunDebug", "Collected"]
 
@@ -44,7 +45,7 @@ class RunDebug:
     """One run's debugging tools."""
 
     def __init__(self, options: DebugOptions, module: wasmtime.Module, sha: str, handle: Any,
-                 events: list[Event], module_name: str) -> None:
+                 events: list[Event], module_name: str, guard_plan: Any = None) -> None:
         self.options = options
         self.module = module
         self.module_name = module_name
@@ -53,7 +54,8 @@ class RunDebug:
         if options.trace:
             from .trace import Tracer, trace_plan
 
-            plan = trace_plan(module, sha, handle)
+            checked = guard_plan.layout.checked if guard_plan is not None else ()
+            plan = trace_plan(module, sha, handle, checked)
             if plan is not None:
                 self.tracer = Tracer(plan, events)
         if options.profile:
@@ -61,25 +63,25 @@ class RunDebug:
 
             self.profiler = Profiler(module, module_name)
 
+    def store_caps(self) -> StoreCaps:
+        """The store's caps: a trace's log is one memory (64 KiB, charged to the run) more."""
+        if self.tracer is None:
+            return STORE_CAPS
+        return replace(STORE_CAPS, memories=STORE_CAPS.memories + 1)
+
     def instantiate_plain(self, store: wasmtime.Store, linker: wasmtime.Linker) -> Any:
         """An unguarded guest, linked through the trace layer (only called when there is a tracer)."""
         return self.tracer.instantiate_plain(store, linker, self.module)
-
-    def started(self, store: wasmtime.Store) -> Callable[[], None] | None:
-        """The guest is about to run: the sampler to call at each epoch tick (or None)."""
-        if self.profiler is None:
-            return None
-        return self.profiler.start(store)
 
     def finish(self, store: wasmtime.Store, exports: Any, preopens: Sequence[str]) -> Collected:
         """The run is over (the store still open): collect what was asked for."""
         trace = memory = profile = None
         if self.tracer is not None:
-            trace = self.tracer.frame(preopens)
+            trace = self.tracer.log(preopens)
         elif self.options.trace:  # a guest that imports no WASI function makes no call
-            from .trace_table import trace_frame
+            from .trace import CallLog
 
-            trace = trace_frame([], (), preopens, 0)
+            trace = CallLog((), {}, (), tuple(preopens), 0)
         if self.options.keep_memory and exports is not None:
             from .memory_snapshot import MemorySnapshot
 

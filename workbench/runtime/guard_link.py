@@ -217,7 +217,7 @@ def instantiate_guarded(
             raise wasmtime.WasmtimeError("missing required memory export")
         guard.memory = memory
         if tracer is not None:
-            tracer.attach(store, memory)
+            tracer.attach(store, linker, memory)
         guard.context = store_context(store)
         layout = plan.layout
         n_imports = 1 + len(plan.wasi_keys) + len(layout.checked) + bool(layout.has_done)

@@ -93,9 +93,9 @@ class RunResult:
     stderr_bytes: bytes = field(default=b"", repr=False)
     subscriber_failures: tuple[SubscriberFailure, ...] = ()
     plan: RunPlan | None = field(default=None, repr=False, compare=False)
-    #: debugging, each only when asked for (``Sandbox.run(trace=, keep_memory=, profile=)``): the call
-    #: trace (a pandas DataFrame), a read-only MemorySnapshot, a Profile
-    trace: Any = field(default=None, repr=False, compare=False)
+    #: debugging, each only when asked for (``Sandbox.run(trace=, keep_memory=, profile=)``): the recorded
+    #: calls (read as ``trace``), a read-only MemorySnapshot, a Profile
+    call_log: Any = field(default=None, repr=False, compare=False)
     memory: Any = field(default=None, repr=False, compare=False)
     profile: Any = field(default=None, repr=False, compare=False)
 
@@ -103,6 +103,12 @@ class RunResult:
     def limits(self) -> Limits | None:
         """The limits the run ran under (the policy's, with the sandbox's defaults filled in)."""
         return None if self.plan is None else self.plan.limits
+
+    @property
+    def trace(self) -> Any:
+        """The call trace (``Sandbox.run(trace=True)``): a pandas DataFrame, one row per WASI call in
+        order, decoded on first use; None when the run was not traced."""
+        return None if self.call_log is None else self.call_log.frame
 
     @property
     def violations(self) -> list[Violation]:

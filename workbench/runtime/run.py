@@ -118,7 +118,8 @@ class _Run:
         # the memory cap, enforced where wasmtime grows the guest's memory (linear_memory.py)
         self.memory_account = MemoryAccount(self.limits.memory_bytes, self._on_memory_refused)
         # trace, memory snapshot, profile: only when asked (debugging.py); None costs nothing
-        self.debug = RunDebug(debug, module, self.sha, handle, self.events, self.module_name) if debug else None
+        self.debug = RunDebug(debug, module, self.sha, handle, self.events, self.module_name,
+                              guard_plan) if debug else None
 
     # -- events -------------------------------------------------------------------------------
     def emit(self, category: str, action: str, decision: str = "allow", **fields: Any) -> Event:
@@ -228,7 +229,8 @@ class _Run:
                        "lang": self.program.lang},
         })
         store = self._store = wasmtime.Store(self.handle.engine)
-        apply_store_caps(store)  # table/instance caps (engine.STORE_CAPS); the memory cap is memory_account's
+        # table/instance caps (engine.STORE_CAPS; a trace's log is one memory more); the memory cap is memory_account's
+        apply_store_caps(store, *(() if self.debug is None else (self.debug.store_caps(),)))
         if limits.fuel is not None:
             store.set_fuel(limits.fuel)
         store.set_wasi(self._wasi_config(preopens, args, stdin, env))
@@ -343,7 +345,7 @@ class _Run:
             samples=tuple(self.monitor.samples),
             subscriber_failures=self.failures.report(self.module_name),
             plan=self.plan,
-            trace=collected.trace,
+            call_log=collected.trace,
             memory=collected.memory,
             profile=collected.profile,
         )

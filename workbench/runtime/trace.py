@@ -6,10 +6,15 @@ to stdout, ``args_get`` ...).  So, only in a traced run, each of the guest's WAS
 replaced by a wrapper in a small generated module (the same two-instance trick as the guard,
 :mod:`guard_wasm`: a **forwarder** the guest links against, whose table is filled after the guest
 exists with the functions of a **body** that imports the guest's memory, so that wasmtime's WASI
-still finds ``memory`` on its caller).  Each wrapper calls two raw C-API hooks, ``enter`` (the
-time, the raw arguments, the bytes of a path) and ``exit`` (the result, the time, the value the
-call wrote back), around whatever the guest would have called: the guard's forwarder or the real
-WASI function.  Nothing is decoded on the call path (:mod:`trace_table` does that once, at the end).
+still finds ``memory`` on its caller).  Each wrapper writes a record to the body's own ``log``
+memory (the call, its raw arguments, WASI's monotonic time before and after, the result and the
+value the call wrote back) around whatever the guest would have called: the guard's forwarder or
+the real WASI function.  The host is called only when the log is full (512 records) and right after
+a call that carries a path (read while it is still there) or that the guard checks (a refusal is
+matched to its call); a record is begun before its call, so a call that never returns (``proc_exit``,
+a kill) is in the trace too.  Nothing is decoded on the call path (:mod:`trace_table` does that
+once, when ``RunResult.trace`` is first read).  The log is one more memory (64 KiB, charged to the
+run's memory cap) and the trace layer two more instances.
 
 An untraced run links exactly as before: the cost of not tracing is nothing.
 A trace keeps at most :data:`MAX_RECORDS` calls (the rest are counted), so a guest looping on
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-import time
+import struct
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -33,7 +38,7 @@ from . import rawlink
 from .deadline import KILL_PREFIX
 from .trace_table import OUT_PARAMS, PARAMS, PATH_PARAMS, trace_frame
 
-__all__ = ["Tracer", "TracePlan", "trace_plan", "MAX_RECORDS"]
+__all__ = ["Tracer", "TracePlan", "CallLog", "trace_plan", "MAX_RECORDS"]
 
 WASI = "wasi_snapshot_preview1"
 #: calls a trace keeps; the rest are counted (``trace.attrs["dropped"]``)
@@ -53,7 +58,7 @@ class TracePlan:
     body: wasmtime.Module
 
 
-_plans: BoundedCache[tuple[str, str], TracePlan | None] = BoundedCache("trace plans", maxsize=64)
+_plans: BoundedCache[tuple[str, str, str], TracePlan | None] = BoundedCache("trace plans", maxsize=64)
 _NONE = object()
 
 
@@ -61,9 +66,13 @@ def _kinds(types: Sequence[wasmtime.ValType]) -> list[str]:
     return [str(t) for t in types]
 
 
-def trace_plan(module: wasmtime.Module, sha: str, handle: Any) -> TracePlan | None:
-    """The trace plan for a guest, or None when it imports no WASI function."""
-    key = (sha, handle.settings.fingerprint())
+def trace_plan(module: wasmtime.Module, sha: str, handle: Any, checked: Sequence[str] = ()) -> TracePlan | None:
+    """The trace plan for a guest, or None when it imports no WASI function.
+
+    ``checked``: the calls the guard asks the host about in this run (a refusal is matched to its
+    call when the call is handed over at once)."""
+    flush_now = frozenset(checked) | frozenset(PATH_PARAMS) | {"fd_prestat_dir_name"}
+    key = (sha, handle.settings.fingerprint(), ",".join(sorted(flush_now)))
     known = _plans.get(key, _NONE)  # type: ignore[arg-type]
     if known is not _NONE:
         return known
@@ -83,7 +92,7 @@ def trace_plan(module: wasmtime.Module, sha: str, handle: Any) -> TracePlan | No
     plan = None
     if names:
         plan = TracePlan(tuple(names), tuple(slots), wasmtime.Module(handle.engine, _forwarder_wat(sigs)),
-                         wasmtime.Module(handle.engine, _body_wat(sigs)))
+                         wasmtime.Module(handle.engine, _body_wat(sigs, names, flush_now)))
     _plans.put(key, plan)
     return plan
 
@@ -103,55 +112,106 @@ def _forwarder_wat(sigs: list[tuple[list[str], list[str]]]) -> str:
     return f'(module\n{types}\n  (table (export "slots") {len(sigs)} funcref)\n{funcs})\n'
 
 
-def _body_wat(sigs: list[tuple[list[str], list[str]]]) -> str:
-    lines = ["(module", f"  (type $enter (func (param i32 {' '.join(['i64'] * _ENTER_ARGS)})))"]
+#: bytes per record in the body's log memory: call, result, t0, t1, out value, then 9 arguments
+RECORD = 104
+#: records the log holds before the body hands them to the host
+LOG_RECORDS = 512
+_RECORD = struct.Struct("<iiqqq9q")
+
+
+def _body_wat(sigs: list[tuple[list[str], list[str]]], names: Sequence[str], flush_now: frozenset[str]) -> str:
+    """The body: per traced function, time it with WASI's monotonic clock, call the target, append a
+    record to its own ``log`` memory; the host is called only when the log is full, or right away
+    for calls that carry a path (read while it is still there) or that the guard may refuse."""
+    lines = ["(module"]
     lines += [f"  (type $t{i} (func {_sig(*s)}))" for i, s in enumerate(sigs)]
-    lines.append('  (import "env" "memory" (memory 0))')
-    lines.append('  (import "workbench" "enter" (func $enter (type $enter)))')
-    lines.append('  (import "workbench" "exit" (func $exit (param i32 i32)))')
+    lines.append('  (import "env" "memory" (memory $g 0))')
+    lines.append(f'  (import "{WASI}" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))')
+    lines.append('  (import "workbench" "flush" (func $flush (param i32)))')
     lines += [f'  (import "t" "{i}" (func $f{i} (type $t{i})))' for i in range(len(sigs))]
-    lines.append('  (export "memory" (memory 0))')
-    for i, (params, results) in enumerate(sigs):
-        wide = [f"(local.get {k})" if p == "i64" else f"(i64.extend_i32_u (local.get {k}))" for k, p in enumerate(params)]
-        wide += ["(i64.const 0)"] * (_ENTER_ARGS - len(params))
-        args = " ".join(f"(local.get {k})" for k in range(len(params)))
-        body = [f"(call $enter (i32.const {i}) {' '.join(wide)})"]
-        if results:
-            body += [f"(local.set $r (call $f{i} {args}))", f"(call $exit (i32.const {i}) (local.get $r))", "(local.get $r)"]
+    lines.append('  (memory $log (export "log") 1 1)')
+    lines.append('  (export "memory" (memory $g))')
+    lines.append('  (global $n (export "n") (mut i32) (i32.const 0))')
+    # the time, written by WASI at address 0 of the guest's memory, whose 8 bytes are put back
+    lines.append("""  (func $now (result i64) (local $s i64) (local $t i64)
+    (if (i32.eqz (memory.size $g)) (then (return (i64.const 0))))
+    (local.set $s (i64.load $g (i32.const 0)))
+    (if (i32.eqz (call $clock (i32.const 1) (i64.const 1) (i32.const 0)))
+      (then (local.set $t (i64.load $g (i32.const 0)))))
+    (i64.store $g (i32.const 0) (local.get $s))
+    (local.get $t))""")
+    lines.append("""  (func $out (param $p i32) (result i64)
+    (if (result i64) (i64.le_u (i64.add (i64.extend_i32_u (local.get $p)) (i64.const 4))
+                               (i64.mul (i64.extend_i32_u (memory.size $g)) (i64.const 65536)))
+      (then (i64.load32_u $g (local.get $p))) (else (i64.const -1))))""")
+    params = " ".join(f"(param $a{k} i64)" for k in range(_ENTER_ARGS))
+    stores = "\n    ".join(f"(i64.store $log offset={32 + 8 * k} (local.get $at) (local.get $a{k}))"
+                           for k in range(_ENTER_ARGS))
+    # a record is written before the call (so a call that never returns, proc_exit or a kill, is in
+    # the log: ``pending``) and completed after it
+    lines.append('  (global $pending (export "pending") (mut i32) (i32.const 0))')
+    lines.append(f"""  (func $begin (param $i i32) {params}
+    (local $at i32)
+    (local.set $at (i32.mul (global.get $n) (i32.const {RECORD})))
+    (i32.store $log (local.get $at) (local.get $i))
+    (i32.store $log offset=4 (local.get $at) (i32.const -1))
+    (i64.store $log offset=8 (local.get $at) (call $now))
+    (i64.store $log offset=16 (local.get $at) (i64.const 0))
+    (i64.store $log offset=24 (local.get $at) (i64.const -1))
+    {stores}
+    (global.set $pending (i32.const 1)))""")
+    lines.append(f"""  (func $end (param $r i32) (param $o i64) (param $now i32)
+    (local $at i32)
+    (local.set $at (i32.mul (global.get $n) (i32.const {RECORD})))
+    (i32.store $log offset=4 (local.get $at) (local.get $r))
+    (i64.store $log offset=16 (local.get $at) (call $now))
+    (i64.store $log offset=24 (local.get $at) (local.get $o))
+    (global.set $pending (i32.const 0))
+    (global.set $n (i32.add (global.get $n) (i32.const 1)))
+    (if (i32.or (local.get $now) (i32.ge_u (global.get $n) (i32.const {LOG_RECORDS})))
+      (then (call $flush (global.get $n)) (global.set $n (i32.const 0)))))""")
+    for i, ((params_, results), name) in enumerate(zip(sigs, names)):
+        wide = [f"(local.get {k})" if p == "i64" else f"(i64.extend_i32_u (local.get {k}))" for k, p in enumerate(params_)]
+        wide += ["(i64.const 0)"] * (_ENTER_ARGS - len(params_))
+        args = " ".join(f"(local.get {k})" for k in range(len(params_)))
+        now = int(name in flush_now)
+        out_index = OUT_PARAMS.get(name)
+        if out_index is not None and out_index < len(params_) and params_[out_index] == "i32":
+            out = f"(if (result i64) (local.get $r) (then (i64.const -1)) (else (call $out (local.get {out_index}))))"
         else:
-            body += [f"(call $f{i} {args})", f"(call $exit (i32.const {i}) (i32.const 0))"]
+            out = "(i64.const -1)"
+        body = [f"(call $begin (i32.const {i}) {' '.join(wide)})"]
+        if results:
+            body += [f"(local.set $r (call $f{i} {args}))", f"(call $end (local.get $r) {out} (i32.const {now}))",
+                     "(local.get $r)"]
+        else:  # proc_exit does not return: its record stays pending
+            body += [f"(call $f{i} {args})", "(call $end (i32.const 0) (i64.const -1) (i32.const 1))"]
         lines.append(f'  (func (export "{i}") (type $t{i}) (local $r i32)\n    ' + "\n    ".join(body) + ")")
     lines.append(")")
     return "\n".join(lines) + "\n"
 
 
-def _reader(count: int) -> Any:
-    """``raw -> (raw[1].i64, ..., raw[count].i64)``, generated once per arity (it is on the call path)."""
-    fields = "".join(f"raw[{k}].i64, " for k in range(1, count + 1))
-    return eval(f"lambda raw: ({fields})")  # noqa: S307 - text built above
-
-
-_READERS = [_reader(n) for n in range(_ENTER_ARGS + 1)]
 _tracers: dict[int, "Tracer"] = {}
 _ids = itertools.count(1)
 _NO_FINALIZER = ctypes.cast(None, ctypes.CFUNCTYPE(None, ctypes.c_void_p))  # type: ignore[arg-type]
 
 
 class Tracer:
-    """One run's trace: the records, the hooks' state, and the linking of the trace layer."""
+    """One run's trace: the log handed over by the body, and the linking of the trace layer."""
 
     def __init__(self, plan: TracePlan, events: list[Event]) -> None:
         self.plan = plan
         self.events = events  # the run's events: a call that adds a refusal is marked with its decision
-        self.records: list[list[Any]] = []
+        self.chunks: list[bytes] = []  # raw records, decoded only when the table is asked for
+        self.kept = 0
         self.dropped = 0
-        self.started_ns = time.perf_counter_ns()
-        self.readers = [_READERS[len(PARAMS.get(n, ())) or _ENTER_ARGS] for n in plan.names]
-        self.paths = [PATH_PARAMS.get(n) for n in plan.names]
-        self.outs = [OUT_PARAMS.get(n) for n in plan.names]
-        self._current: list[Any] | None = None
-        self._events_at = 0
+        self.extras: dict[int, tuple[tuple[bytes | None, ...] | None, str | None]] = {}  # by record: paths, decision
+        self.paths = [((1, 2),) if n == "fd_prestat_dir_name" else PATH_PARAMS.get(n) for n in plan.names]
+        self._events_seen = 0
         self._memory: wasmtime.Memory | None = None
+        self._log_base = 0
+        self._read_n: Any = None
+        self._read_pending: Any = None
         self._context: Any = None
         self._number = next(_ids)
         self._forwarder: Any = None
@@ -168,7 +228,7 @@ class Tracer:
             rawlink.export_get(store, self._forwarder, str(trace_slot).encode(), externs[import_slot])
         return externs
 
-    def attach(self, store: wasmtime.Store, memory: Any) -> None:
+    def attach(self, store: wasmtime.Store, linker: wasmtime.Linker, memory: Any) -> None:
         """Once the guest exists: the body (over its memory) fills the forwarder's table."""
         if not isinstance(memory, wasmtime.Memory):
             raise wasmtime.WasmtimeError("missing required memory export")
@@ -176,11 +236,16 @@ class Tracer:
         _tracers[self._number] = self
         imports = (ffi.wasmtime_extern_t * (3 + len(self._targets)))()
         imports[0] = memory._as_extern()
-        imports[1] = rawlink.func_extern(_hook(store, "enter", _on_enter, self._number))
-        imports[2] = rawlink.func_extern(_hook(store, "exit", _on_exit, self._number))
+        rawlink.linker_get(linker, store, WASI.encode(), b"clock_time_get", imports[1])
+        imports[2] = rawlink.func_extern(_hook(store, _on_flush, self._number))
         for slot, target in enumerate(self._targets, start=3):
             imports[slot] = target
         body = rawlink.instantiate(store, self.plan.body, imports)
+        log = ffi.wasmtime_extern_t()
+        rawlink.export_get(store, body, b"log", log)
+        self._log_base = ctypes.addressof(ffi.wasmtime_memory_data(self._context, ctypes.byref(log.of.memory)).contents)
+        self._read_n = rawlink.global_i32(store, body, b"n")[0]
+        self._read_pending = rawlink.global_i32(store, body, b"pending")[0]
         table = ffi.wasmtime_extern_t()
         rawlink.export_get(store, self._forwarder, b"slots", table)
         funcs = []
@@ -198,14 +263,19 @@ class Tracer:
             rawlink.linker_get(linker, store, imp.module.encode(), (imp.name or "").encode(), externs[slot])
         self.wrap(store, externs)
         exports = rawlink.Exports(store, rawlink.instantiate(store, module, externs), module)
-        self.attach(store, exports.get("memory"))
+        self.attach(store, linker, exports.get("memory"))
         return exports
 
     def detach(self) -> None:
-        _tracers.pop(self._number, None)
-        self._memory = self._context = None
+        """The guest has stopped: take what the log still holds, and let go of the hook."""
+        if _tracers.pop(self._number, None) is not None and self._read_n is not None:
+            try:
+                self.flush(self._read_n() + self._read_pending())  # and the call that did not return
+            except Exception:  # a store already gone: what was handed over is kept
+                pass
+        self._memory = self._context = self._read_n = None
 
-    # -- the hooks (on the call path) ---------------------------------------------------------
+    # -- the hook (called when the log is full, and after each call that carries a path) ------
     def _read(self, ptr: int, length: int) -> bytes | None:
         assert self._memory is not None
         raw = ctypes.byref(memory_handle(self._memory))
@@ -215,57 +285,78 @@ class Tracer:
         base = ctypes.addressof(ffi.wasmtime_memory_data(self._context, raw).contents)
         return ctypes.string_at(base + ptr, length)
 
-    def enter(self, index: int, args: Any) -> None:
-        t0 = time.perf_counter_ns()
-        if len(self.records) >= MAX_RECORDS:
-            self.dropped += 1
-            self._current = None
+    def flush(self, count: int) -> None:
+        """Take ``count`` records from the log; the last one's paths and decision are read now."""
+        if count <= 0 or count > LOG_RECORDS + 1:
             return
-        raw = self.readers[index](args)
-        spec = self.paths[index]
+        if self.kept + count > MAX_RECORDS:
+            keep = max(MAX_RECORDS - self.kept, 0)
+            self.dropped += count - keep
+            count = keep
+            if count == 0:
+                return
+        data = ctypes.string_at(self._log_base, count * RECORD)
+        self.chunks.append(data)
+        self.kept += count
+        last = _RECORD.unpack_from(data, (count - 1) * RECORD)
+        spec = self.paths[last[0]]
         paths = None
         if spec is not None:
-            paths = tuple(self._read(raw[p] & 0xFFFFFFFF, min(raw[n] & 0xFFFFFFFF, PATH_MAX)) for p, n in spec)
-        record = [index, t0, raw, paths, None, None, None, None]
-        self.records.append(record)
-        self._current = record
-        self._events_at = len(self.events)
-
-    def exit(self, index: int, result: int) -> None:
-        t1 = time.perf_counter_ns()
-        record, self._current = self._current, None
-        if record is None or record[0] != index:
-            return
-        record[4], record[5] = result, t1
-        out = self.outs[index]
-        if out is not None and result == 0:
-            data = self._read(record[2][out] & 0xFFFFFFFF, 4)
-            if data is not None:
-                record[6] = int.from_bytes(data, "little")
-        if self.plan.names[index] == "fd_prestat_dir_name" and result == 0:  # the preopen's guest name
-            raw = record[2]
-            record[3] = (self._read(raw[1] & 0xFFFFFFFF, min(raw[2] & 0xFFFFFFFF, PATH_MAX)),)
-        if len(self.events) > self._events_at:
-            for event in self.events[self._events_at:]:
-                if event.decision in ("deny", "kill"):
-                    record[7] = event.decision
+            args = last[5:]
+            paths = tuple(self._read(args[p] & 0xFFFFFFFF, min(args[n] & 0xFFFFFFFF, PATH_MAX)) for p, n in spec)
+        decision = None
+        if len(self.events) > self._events_seen:
+            for event in self.events[self._events_seen:]:
+                if event.decision in ("deny", "kill") and event.category == "filesystem":
+                    decision = event.decision
                     break
+            self._events_seen = len(self.events)
+        if paths is not None or decision is not None:
+            self.extras[self.kept - 1] = (paths, decision)
 
-    def frame(self, preopens: Sequence[str]) -> Any:
-        """The trace as a typed DataFrame (:func:`trace_table.trace_frame`)."""
-        return trace_frame(self.records, self.plan.names, preopens, self.started_ns, self.dropped)
+    def log(self, preopens: Sequence[str]) -> "CallLog":
+        """What was recorded, apart from the run (no store, no hooks), decoded when asked."""
+        return CallLog(tuple(self.chunks), dict(self.extras), self.plan.names, tuple(preopens), self.dropped)
 
 
-_HOOK_TYPES: dict[tuple[str, int], wasmtime.FuncType] = {}
+class CallLog:
+    """A run's recorded calls; :attr:`frame` decodes them once (``RunResult.trace``)."""
+
+    def __init__(self, chunks: tuple[bytes, ...], extras: dict[int, Any], names: tuple[str, ...],
+                 preopens: tuple[str, ...], dropped: int) -> None:
+        self.chunks, self.extras, self.names, self.preopens, self.dropped = chunks, extras, names, preopens, dropped
+        self._frame: Any = None
+
+    def __len__(self) -> int:
+        return sum(len(chunk) for chunk in self.chunks) // RECORD
+
+    def records(self) -> list[list[Any]]:
+        """The records as ``[call index, t0, args, paths, result, t1, out, decision]``."""
+        rows: list[list[Any]] = []
+        for data in self.chunks:
+            for index, result, t0, t1, out, *args in _RECORD.iter_unpack(data):
+                paths, decision = self.extras.get(len(rows), (None, None))
+                returned = result != -1
+                rows.append([index, t0, args, paths, result if returned else None, t1 if returned else None,
+                             out if out >= 0 else None, decision])
+        return rows
+
+    @property
+    def frame(self) -> Any:
+        """The trace as a typed DataFrame (:func:`trace_table.trace_frame`), made on first use."""
+        if self._frame is None:
+            self._frame = trace_frame(self.records(), self.names, self.preopens, 0, self.dropped)
+        return self._frame
 
 
-def _hook(store: wasmtime.Store, name: str, callback: Any, env: int) -> Any:
-    key = (name, ctypes.addressof(store.engine.ptr().contents))
-    ty = _HOOK_TYPES.get(key)
+_FLUSH_TYPES: dict[int, wasmtime.FuncType] = {}
+
+
+def _hook(store: wasmtime.Store, callback: Any, env: int) -> Any:
+    key = ctypes.addressof(store.engine.ptr().contents)
+    ty = _FLUSH_TYPES.get(key)
     if ty is None:
-        i32, i64 = wasmtime.ValType.i32, wasmtime.ValType.i64
-        params = [i32()] + [i64() for _ in range(_ENTER_ARGS)] if name == "enter" else [i32(), i32()]
-        ty = _HOOK_TYPES[key] = wasmtime.FuncType(params, [])
+        ty = _FLUSH_TYPES[key] = wasmtime.FuncType([wasmtime.ValType.i32()], [])
     func = ffi.wasmtime_func_t()
     ffi.wasmtime_func_new_unchecked(store_context(store), ty.ptr(), callback, ctypes.c_void_p(env), _NO_FINALIZER,
                                     ctypes.byref(func))
@@ -278,23 +369,12 @@ def _trap(message: str) -> int:
 
 
 @ffi.wasmtime_func_unchecked_callback_t
-def _on_enter(env, caller, args, nargs):  # type: ignore[no-untyped-def]
-    try:  # nothing may escape a C callback; a tracer fault loses a record, never changes the call
+def _on_flush(env, caller, args, nargs):  # type: ignore[no-untyped-def]
+    try:  # nothing may escape a C callback; a tracer fault loses records, never changes a call
         tracer = _tracers.get(env or 0)
         if tracer is None:
             return _trap(f"{KILL_PREFIX}gone")
-        tracer.enter(args[0].i32, args)
-    except BaseException:
-        pass
-    return 0
-
-
-@ffi.wasmtime_func_unchecked_callback_t
-def _on_exit(env, caller, args, nargs):  # type: ignore[no-untyped-def]
-    try:
-        tracer = _tracers.get(env or 0)
-        if tracer is not None:
-            tracer.exit(args[0].i32, args[1].i32)
+        tracer.flush(args[0].i32)
     except BaseException:
         pass
     return 0
