@@ -192,3 +192,11 @@ def test_the_magic_traces(workspace: Path) -> None:
         shell.user_ns.clear()
         InteractiveShell.clear_instance()
         os.chdir(old)
+
+
+def test_in_kill_mode_the_refused_call_ends_the_trace(workspace: Path, c_ready: None) -> None:
+    result = Sandbox(["filesystem:read:/docs", "filesystem:write:/out"], root=workspace, on_violation="kill").run(
+        WRITER, lang="c", name="writer", trace=True)
+    last = result.trace.iloc[-1]
+    assert (last["call"], last["path"], last["decision"]) == ("path_open", "/secret.txt", "kill")
+    assert pd.isna(last["result"]) and pd.isna(last["errno"])  # it never returned: the guest was stopped

@@ -121,7 +121,7 @@ def _cmd_run(options: argparse.Namespace) -> int:
         return EXIT_AUDIT_FAILED
     if result.violations:
         return EXIT_VIOLATION
-    if result.fault is not None:
+    if result.fault is not None and result.fault.trapped:
         return EXIT_FAULT
     return EXIT_OK if result.exit_code == 0 else EXIT_GUEST_FAILED
 

@@ -71,7 +71,8 @@ def _with_source(program: Program, content: Union[str, bytes], name: str, path: 
     script); worked out inside the memos, so a source run again is not hashed again."""
     source = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else bytes(content)
     return dataclasses.replace(program, source_sha256=hashlib.sha256(source).hexdigest(),
-                               source_name=path.name if path is not None else name)
+                               source_name=path.name if path is not None else name,
+                               source_text=content if isinstance(content, str) else "")
 
 
 @memoized("prepared programs")

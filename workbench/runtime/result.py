@@ -44,11 +44,18 @@ class Usage:
 
 @dataclass(frozen=True)
 class Fault:
-    """A trap that is the guest's own bug, not a policy decision (unreachable, out of bounds, ...)."""
+    """A trap that is the guest's own bug, not a policy decision (unreachable, out of bounds, ...),
+    or (``trapped=False``, kind ``exception``) the uncaught exception a Python guest reported.
+
+    ``source``: ``(line number, text)`` of the guest's source around ``line``, the innermost
+    frame in the guest's own code (C, Python), when known."""
 
     kind: str
     message: str
     backtrace: tuple[str, ...] = ()
+    source: tuple[tuple[int, str], ...] = ()
+    line: int = 0
+    trapped: bool = True
 
     def __str__(self) -> str:
         trace = "".join(f"\n    at {frame}" for frame in self.backtrace)
@@ -127,7 +134,7 @@ class RunResult:
     def classify(self) -> Outcome:
         """How the run ended (:func:`~workbench.runtime.outcome.classify`, the one place that decides)."""
         return classify(self.events, exit_code=self.exit_code,
-                        fault_kind=None if self.fault is None else self.fault.kind,
+                        fault_kind=None if self.fault is None or not self.fault.trapped else self.fault.kind,
                         audit_failed=self.audit_failure is not None)
 
     @property

@@ -28,6 +28,7 @@ from ..languages import Entry, Program
 from ..languages.protocol import filtered_output
 from .context import ActiveRuns, RunContext
 from .deadline import RunWatch, install_watch
+from .backtraces import explain_fault
 from .debugging import Collected, DebugOptions, RunDebug
 from . import rawlink
 from .engine import apply_store_caps
@@ -325,6 +326,7 @@ class _Run:
         del store, exports
         self._end_stream()  # the guest has stopped writing: pass on what the filter held back
         stdout_bytes, value = self.output.data("stdout"), None
+        fault = explain_fault(fault, self.program, exit_code, self.output.text("stderr"))  # names, source lines
         if self.program.read_value is not None:
             stdout_bytes, value = self.program.read_value(stdout_bytes)
         return RunResult(
