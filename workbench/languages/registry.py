@@ -77,7 +77,10 @@ def _with_source(program: Program, content: Union[str, bytes], name: str, path: 
 
 @memoized("prepared programs")
 def _prepare_memo(lang: str, content: Union[str, bytes], name: str, path: Path | None = None) -> Program:
-    program = Program.from_wasm(lang, name, compile_to_wasm(lang, content, name))
+    wasm = compile_to_wasm(lang, content, name)
+    if lang == "c":  # the stack pointer, readable by the host (a memory snapshot shows it); the guest is unchanged
+        wasm = c.export_stack_pointer(wasm)
+    program = Program.from_wasm(lang, name, wasm)
     if lang == "c" and c.DEFAULT_OPTIONS.debug:
         program = dataclasses.replace(program, debug_info=True)
     return _with_source(program, content, name, path)

@@ -51,6 +51,7 @@ class RunDebug:
         self.module_name = module_name
         self.tracer: Any = None
         self.profiler: Any = None
+        self.wasm: Callable[[], bytes] = lambda: b""  # the module's bytes (data segments), set by the run
         if options.trace:
             from .trace import Tracer, trace_plan
 
@@ -85,7 +86,7 @@ class RunDebug:
         if self.options.keep_memory and exports is not None:
             from .memory_snapshot import MemorySnapshot
 
-            memory = MemorySnapshot.of_instance(store, exports, self.module)
+            memory = MemorySnapshot.of_instance(store, exports, self.module, self.wasm())
         if self.profiler is not None:
             profile = self.profiler.finish()
         return Collected(trace, memory, profile)

@@ -121,6 +121,8 @@ class _Run:
         # trace, memory snapshot, profile: only when asked (debugging.py); None costs nothing
         self.debug = RunDebug(debug, module, self.sha, handle, self.events, self.module_name,
                               guard_plan) if debug else None
+        if self.debug is not None:
+            self.debug.wasm = program.wasm
 
     # -- events -------------------------------------------------------------------------------
     def emit(self, category: str, action: str, decision: str = "allow", **fields: Any) -> Event:

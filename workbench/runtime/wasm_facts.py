@@ -40,6 +40,7 @@ class GlobalFact:
     type: str
     mutable: bool
     name: str | None  # the export name, or the name section's, or None
+    exported: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,8 @@ def _read(wasm: bytes) -> ModuleFacts:
     functions = {**exported_funcs, **named}
     globals_ = tuple(
         GlobalFact(imported_globals + i, kind, mutable,
-                   exported_globals.get(imported_globals + i) or global_names.get(imported_globals + i))
+                   exported_globals.get(imported_globals + i) or global_names.get(imported_globals + i),
+                   imported_globals + i in exported_globals)
         for i, (kind, mutable) in enumerate(defined)
     )
     return ModuleFacts(imported_functions, functions, globals_, data)
