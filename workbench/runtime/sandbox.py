@@ -38,6 +38,7 @@ from .wasi import check_imports
 
 if TYPE_CHECKING:
     from ..audit.log import AuditLog
+    from .live import LiveInstance
 
 __all__ = ["Sandbox", "DEFAULT_LIMITS", "OnViolation", "CLOCK_GRAIN_NS"]
 
@@ -215,8 +216,21 @@ class Sandbox:
         return _Run(self.plan, self.bus, self._active, program, module, handle, on_output, plan,
                     debug or None).execute(entry, args, stdin, env)
 
+    def instantiate(self, source: SourceLike, lang: str | None = None, *, name: str | None = None,
+                    on_output: Callable[[str, bytes], None] | None = None) -> "LiveInstance":
+        """Instantiate ``source`` and keep it, to call its exports one by one (``handle.call("fib", 20)``)
+        under this sandbox's policy and limits, which are cumulative over the instance's life.
+        ``with sandbox.instantiate(src) as handle: ...`` closes it; see :mod:`.live`."""
+        from .live import LiveInstance
+
+        program, module, handle, plan = self._prepare(source, lang, name, "_start", None, entry_required=False)
+        check_native_stack(handle.settings.max_wasm_stack)
+        run = _Run(self.plan, self.bus, self._active, program, module, handle, on_output, plan)
+        return LiveInstance(run, self._active)
+
     def _prepare(
-        self, source: SourceLike, lang: str | None, name: str | None, entry: str, inputs: Mapping[str, Any] | None
+        self, source: SourceLike, lang: str | None, name: str | None, entry: str, inputs: Mapping[str, Any] | None,
+        entry_required: bool = True,
     ) -> _Prepared:
         """Source to a runnable module: detect, compile (or load from the cache), check, plan the guard."""
         guest = load_module_source(source, lang, name=name)
@@ -228,10 +242,11 @@ class Sandbox:
         )
         handle = engine_for(settings)
         module = self._compile(program, handle)
-        if (program.sha256, entry) not in _checked_modules:  # imports and exports depend only on the bytes
+        if (program.sha256, entry) not in _checked_modules or not entry_required:  # depend only on the bytes
             check_imports(module)
-            self._check_entry(module, entry)
-            _checked_modules.put((program.sha256, entry), True)
+            if entry_required:
+                self._check_entry(module, entry)
+                _checked_modules.put((program.sha256, entry), True)
         plan = guard_plan(module, program.sha256, handle, self.plan.clock_grain_ns, fine=self.plan.fine)
         return _Prepared(program, module, handle, plan)
 
