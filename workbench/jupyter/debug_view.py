@@ -10,8 +10,11 @@ from typing import Any
 __all__ = ["show_debug"]
 
 
-def show_debug(result: Any, quiet: bool) -> None:
-    """Display the trace table and the profile (its top functions and flame graph), if the run has them."""
+def show_debug(result: Any, quiet: bool, name: str = "cell") -> None:
+    """Display the trace table and the profile (its top functions and flame graph), if the run has them.
+    A profile is also written to ``NAME-profile.json`` (open it at https://profiler.firefox.com)."""
+    if result.profile is not None:
+        result.profile.save(f"{name}-profile.json")
     if quiet:
         return
     from IPython.display import display
@@ -20,3 +23,4 @@ def show_debug(result: Any, quiet: bool) -> None:
         display(result.trace)
     if result.profile is not None:
         display(result.profile)
+        display(result.profile.flame_graph())

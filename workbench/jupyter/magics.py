@@ -170,7 +170,7 @@ class SandboxMagics(Magics):
     @argument_group("debugging")
     @argument("--trace", action="store_true", help="record every WASI call (shown below; RunResult.trace)")
     @argument("--keep-memory", action="store_true", help="keep a copy of the guest's memory (RunResult.memory)")
-    @argument("--profile", action="store_true", help="sample where the guest spends its time (RunResult.profile)")
+    @argument("--profile", action="store_true", help="sample where the guest spends its time (RunResult.profile; NAME-profile.json)")
     @argument_group("display")
     @argument("-q", "--quiet", action="store_true", help="no gauges, no summary (the module's output still shows)")
     @argument("--no-widgets", action="store_true", help="no live gauges; a text/HTML summary only")
@@ -217,7 +217,7 @@ class SandboxMagics(Magics):
             sandbox, source, lang=args.lang, name=name, args=module_args, stdin=stdin, inputs=inputs, entry=args.entry,
             debug={"trace": args.trace, "keep_memory": args.keep_memory, "profile": args.profile},
         )
-        show_debug(result, args.quiet)
+        show_debug(result, args.quiet, name)
         self.last_result = result
         if args.out:
             self._namespace[args.out] = result

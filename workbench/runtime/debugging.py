@@ -62,7 +62,7 @@ class RunDebug:
         if options.profile:
             from .profiler import Profiler
 
-            self.profiler = Profiler(module, module_name)
+            self.profiler = Profiler(module, module_name, handle.engine)
 
     def store_caps(self) -> StoreCaps:
         """The store's caps: a trace's log is one memory (64 KiB, charged to the run) more."""
@@ -73,6 +73,11 @@ class RunDebug:
     def instantiate_plain(self, store: wasmtime.Store, linker: wasmtime.Linker) -> Any:
         """An unguarded guest, linked through the trace layer (only called when there is a tracer)."""
         return self.tracer.instantiate_plain(store, linker, self.module)
+
+    def start(self, store: wasmtime.Store, watch: Any) -> None:
+        """The guest is about to run: the profiler samples at each tick of ``watch``."""
+        if self.profiler is not None:
+            self.profiler.start(store, watch)
 
     def finish(self, store: wasmtime.Store, exports: Any, preopens: Sequence[str]) -> Collected:
         """The run is over (the store still open): collect what was asked for."""
@@ -88,7 +93,9 @@ class RunDebug:
 
             memory = MemorySnapshot.of_instance(store, exports, self.module, self.wasm())
         if self.profiler is not None:
-            profile = self.profiler.finish()
+            from .wasm_facts import facts_of
+
+            profile = self.profiler.finish(facts_of(self.wasm()).function_names)
         return Collected(trace, memory, profile)
 
     def stop(self) -> None:

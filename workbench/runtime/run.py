@@ -252,6 +252,8 @@ class _Run:
         if limits.wall_seconds is not None:
             self.watch.deadline = self.started + limits.wall_seconds
         remove_watch = install_watch(store.ptr(), self.watch)
+        if debug is not None:
+            debug.start(store, self.watch)  # the profiler samples at each tick
         store.set_epoch_deadline(1)
         ticking = False
         memory_scope = charging(self.memory_account, image_of(self.module))  # memories made below are this run's
