@@ -78,3 +78,15 @@ def test_the_magic_profiles_and_writes_the_file(tmp_path: Path) -> None:
         shell.user_ns.clear()
         InteractiveShell.clear_instance()
         os.chdir(old)
+
+
+def test_unnamed_functions_are_named_by_their_export_past_the_imports() -> None:
+    module = """(module
+      (import "wasi_snapshot_preview1" "sched_yield" (func (result i32)))
+      (memory (export "memory") 1)
+      (func (export "other") (unreachable))
+      (func (export "_start") (local $i i32)
+        (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 300000000))))))"""
+    top = Sandbox().run(module, profile=True).profile.top
+    assert list(top["function"]) == ["_start"]

@@ -95,7 +95,9 @@ class RunDebug:
         if self.profiler is not None:
             from .wasm_facts import facts_of
 
-            profile = self.profiler.finish(facts_of(self.wasm()).function_names)
+            facts = facts_of(self.wasm())  # the profiler numbers defined functions only (no imports)
+            imported = facts.imported_functions
+            profile = self.profiler.finish({i - imported: n for i, n in facts.function_names.items() if i >= imported})
         return Collected(trace, memory, profile)
 
     def stop(self) -> None:
