@@ -46,18 +46,29 @@ class MemoryBrowser:
                   for name, value in self.snapshot.globals.items()]
         facts += [f"data {s.offset:#x}..{s.end:#x}" for s in self.snapshot.data_segments[:8]]
         self.facts = widgets.HTML("<small>" + html.escape(" · ".join(facts)) + "</small>")
-        self.address.observe(lambda change: change["new"] != hex(self.current) and self.show(change["new"]),
-                             names="value")
-        self.search.observe(lambda change: change["new"] and self.find(change["new"]), names="value")
+        self.current = 0
+        self.address.observe(self._address_changed, names="value")
+        self.search.observe(self._search_changed, names="value")
         self.previous.on_click(lambda _: self.move(-PAGE))
         self.next.on_click(lambda _: self.move(PAGE))
-        self.hits.observe(lambda change: change["new"] is not None and self.show(hex(change["new"])), names="value")
+        self.hits.observe(self._hit_chosen, names="value")
         self.widget = widgets.VBox([
             widgets.HBox([self.address, self.previous, self.next, self.search, self.hits]),
             self.facts, self.view, self.status,
         ])
-        self.current = 0
         self.show("0x0")
+
+    def _address_changed(self, change: dict[str, Any]) -> None:
+        if change["new"] != hex(self.current):
+            self.show(change["new"])
+
+    def _search_changed(self, change: dict[str, Any]) -> None:
+        if change["new"]:
+            self.find(change["new"])
+
+    def _hit_chosen(self, change: dict[str, Any]) -> None:
+        if change["new"] is not None:
+            self.show(hex(change["new"]))
 
     def show(self, text: str) -> None:
         try:
