@@ -35,6 +35,10 @@ __all__ = [
     "memory_handle",
     "instance_handle",
     "error_from",
+    "guest_profiler_new",
+    "guest_profiler_sample",
+    "guest_profiler_finish",
+    "guest_profiler_delete",
 ]
 
 #: wasmtime-py releases whose internals this module was written against (major.minor)
@@ -91,3 +95,59 @@ def instance_handle(instance: wasmtime.Instance) -> Any:
 def error_from(pointer: Any) -> wasmtime.WasmtimeError:
     """A :class:`wasmtime.WasmtimeError` that takes ownership of a ``wasmtime_error_t*``."""
     return wasmtime.WasmtimeError._from_ptr(pointer)
+
+
+# -- wasmtime's guest profiler (C API: wasmtime/profiling.h) -----------------------------------------
+def guest_profiler_new(engine: wasmtime.Engine, name: str, interval_ns: int,
+                       modules: list[tuple[str, wasmtime.Module]]) -> Any:
+    """``wasmtime_guestprofiler_new``: a profiler whose stacks show frames of ``modules``; owned by the caller
+    (:func:`guest_profiler_finish` or :func:`guest_profiler_delete` frees it)."""
+    import ctypes
+
+    names = []
+    entries = (ffi.wasmtime_guestprofiler_modules_t * len(modules))()
+    for slot, (module_name, module) in enumerate(modules):
+        vec = _name_vec(module_name)
+        names.append(vec)
+        entries[slot].name = ctypes.pointer(vec)
+        entries[slot].mod = module.ptr()
+    title = _name_vec(name)
+    try:
+        return ffi.wasmtime_guestprofiler_new(engine.ptr(), ctypes.byref(title), interval_ns, entries, len(modules))
+    finally:
+        for vec in [title, *names]:
+            ffi.wasm_byte_vec_delete(ctypes.byref(vec))
+
+
+def _name_vec(text: str) -> Any:
+    import ctypes
+
+    data = text.encode("utf-8")
+    vec = ffi.wasm_byte_vec_t()
+    ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), ctypes.cast(ctypes.c_char_p(data), ctypes.POINTER(ctypes.c_uint8)))
+    return vec
+
+
+def guest_profiler_sample(profiler: Any, store: wasmtime.Store, delta_ns: int) -> None:
+    """``wasmtime_guestprofiler_sample``: record the guest's stack now (call on the guest's thread, from
+    the epoch callback, while the guest is on the stack)."""
+    ffi.wasmtime_guestprofiler_sample(profiler, store.ptr(), delta_ns)
+
+
+def guest_profiler_finish(profiler: Any) -> bytes:
+    """``wasmtime_guestprofiler_finish``: the profile (Firefox Profiler JSON); frees the profiler."""
+    import ctypes
+
+    out = ffi.wasm_byte_vec_t()
+    error = ffi.wasmtime_guestprofiler_finish(profiler, ctypes.byref(out))
+    if error:
+        raise error_from(error)
+    try:
+        return ctypes.string_at(out.data, out.size)
+    finally:
+        ffi.wasm_byte_vec_delete(ctypes.byref(out))
+
+
+def guest_profiler_delete(profiler: Any) -> None:
+    """``wasmtime_guestprofiler_delete``: free a profiler without finishing it."""
+    ffi.wasmtime_guestprofiler_delete(profiler)

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--audit-key-env", metavar="VAR", nargs="?", const="WORKBENCH_AUDIT_KEY",
                      help="keyed audit log: the key from this environment variable (default WORKBENCH_AUDIT_KEY)")
     run.add_argument("--json", action="store_true", help="print the RunResult as JSON instead of the guest's output")
+    run.add_argument("--trace", action="store_true", help="record every WASI call and print the trace (stderr)")
     run.add_argument("args", nargs="*", help="arguments for the module; put them after -- (workbench run m.wat -- -v x)")
     run.set_defaults(handler=_cmd_run)
 
@@ -72,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(options: argparse.Namespace) -> int:
+    import json
+
     from .runtime import Sandbox
+    from .runtime.trace_table import trace_records, trace_text
 
     args = list(options.args)
     audit = None
@@ -95,9 +99,13 @@ def _cmd_run(options: argparse.Namespace) -> int:
     # Ctrl-C while the guest spins: stop it at the next epoch tick instead of waiting for it
     with route_interrupts(lambda signum: sandbox.cancel("interrupted (Ctrl-C)") > 0):
         result = sandbox.run(options.file, lang=options.lang, args=args, entry=options.entry,
-                             on_output=None if options.json else stream)
+                             on_output=None if options.json else stream, trace=options.trace)
     failure = result.audit_failure
-    if options.json:
+    if options.trace and not options.json:
+        print(trace_text(result.trace), file=sys.stderr)
+    if options.json and options.trace:
+        print(json.dumps({**result.to_dict(), "trace": trace_records(result.trace)}, default=str, indent=2))
+    elif options.json:
         print(result.to_json(indent=2))
     else:
         if failure is None and (not result.ok or result.classify().learn_mode):  # the run's one text form
@@ -113,7 +121,7 @@ def _cmd_run(options: argparse.Namespace) -> int:
         return EXIT_AUDIT_FAILED
     if result.violations:
         return EXIT_VIOLATION
-    if result.fault is not None:
+    if result.fault is not None and result.fault.trapped:
         return EXIT_FAULT
     return EXIT_OK if result.exit_code == 0 else EXIT_GUEST_FAILED
 

@@ -47,6 +47,8 @@ __all__ = [
     "LinkError",
     "SandboxViolation",
     "BatchError",
+    "MemoryAccessError",
+    "InstanceError",
     "AuditError",
     "AuditKeyError",
     "WorkbenchWarning",
@@ -134,6 +136,15 @@ class LinkError(ModuleError):
 class BatchError(SandboxError, ValueError):
     """A batch (``workbench.batch.run_many``) that cannot be run as given: raised before any job
     runs.  What a guest does in a job is never a ``BatchError``: it is that job's result."""
+
+
+class MemoryAccessError(SandboxError, IndexError):
+    """An address or length outside a memory snapshot (negative, past its end, not an integer)."""
+
+
+class InstanceError(SandboxError):
+    """A live instance was used wrongly: closed, used from a second thread during a call, out of
+    budget, or called with an unknown export or arguments that do not fit its signature."""
 
 
 class SandboxViolation(SandboxError, PermissionError):

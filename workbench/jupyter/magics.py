@@ -31,6 +31,7 @@ from .magic_helpers import close_match as _close
 from .magic_helpers import kernel_present as _kernel_present
 from .magic_helpers import plain_help as _plain_help
 from .magic_helpers import split_argv as _split_argv
+from .debug_view import show_debug
 from .runner import CellRun
 
 __all__ = ["SandboxMagics"]
@@ -166,6 +167,10 @@ class SandboxMagics(Magics):
     @argument("--strict", action="store_true", help="raise SandboxViolation when the run ends in a violation")
     @argument("-o", "--out", dest="out", metavar="VAR", help="store the RunResult in variable VAR")
     @argument("--audit", metavar="FILE", help="append every decision to the audit log FILE (JSON Lines)")
+    @argument_group("debugging")
+    @argument("--trace", action="store_true", help="record every WASI call (shown below; RunResult.trace)")
+    @argument("--keep-memory", action="store_true", help="keep a copy of the guest's memory (RunResult.memory)")
+    @argument("--profile", action="store_true", help="sample where the guest spends its time (RunResult.profile; NAME-profile.json)")
     @argument_group("display")
     @argument("-q", "--quiet", action="store_true", help="no gauges, no summary (the module's output still shows)")
     @argument("--no-widgets", action="store_true", help="no live gauges; a text/HTML summary only")
@@ -209,8 +214,10 @@ class SandboxMagics(Magics):
             max_stream_bytes=self.max_stream_bytes,
         )
         result = runner.execute(
-            sandbox, source, lang=args.lang, name=name, args=module_args, stdin=stdin, inputs=inputs, entry=args.entry
+            sandbox, source, lang=args.lang, name=name, args=module_args, stdin=stdin, inputs=inputs, entry=args.entry,
+            debug={"trace": args.trace, "keep_memory": args.keep_memory, "profile": args.profile},
         )
+        show_debug(result, args.quiet, name)
         self.last_result = result
         if args.out:
             self._namespace[args.out] = result

@@ -54,6 +54,7 @@ class CellRun:
         stdin: str | bytes | None = None,
         inputs: Mapping[str, Any] | None = None,
         entry: str = "_start",
+        debug: Mapping[str, bool] | None = None,
     ) -> RunResult:
         """Run ``source`` in ``sandbox`` with the notebook's trimmings; returns the RunResult."""
         extra: dict[str, Any] = {}
@@ -61,6 +62,7 @@ class CellRun:
             extra["inputs"] = dict(inputs)
         if entry != "_start":
             extra["entry"] = entry
+        extra.update({k: v for k, v in (debug or {}).items() if v})  # trace=, keep_memory=, profile=
         state = LiveState()
         forward = StreamForwarder(self.max_stream_bytes)
         unsubscribe = None

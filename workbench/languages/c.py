@@ -196,3 +196,19 @@ def compile_c(source: str | bytes, name: str = "main", options: COptions = DEFAU
 def compile(source: str | bytes, name: str = "main") -> bytes:  # noqa: A001 - the adapter interface
     """The registry's adapter: :func:`compile_c` with the default options."""
     return compile_c(source, name)
+
+
+def export_stack_pointer(wasm: bytes) -> bytes:
+    """``wasm`` with its ``__stack_pointer`` global exported under that name (wasm-ld never exports it),
+    so the host can read it after a run; only the export section changes."""
+    from ..runtime.wasm_facts import facts_of
+    from .wasm_binary import add_global_export
+
+    facts = facts_of(wasm)
+    for fact in facts.globals:
+        if fact.name == "__stack_pointer" and not fact.exported:
+            try:
+                return add_global_export(wasm, fact.index, "__stack_pointer")
+            except ValueError:
+                return wasm
+    return wasm

@@ -90,6 +90,7 @@ class Program:
     housekeeping: tuple[str, ...] = ()
     source_sha256: str = ""
     source_name: str = ""
+    source_text: str = ""  # the guest's source, when it is text (a fault shows the lines around its line)
 
     @classmethod
     def from_wasm(cls, lang: str, name: str, wasm: bytes) -> "Program":

@@ -71,12 +71,16 @@ def _with_source(program: Program, content: Union[str, bytes], name: str, path: 
     script); worked out inside the memos, so a source run again is not hashed again."""
     source = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else bytes(content)
     return dataclasses.replace(program, source_sha256=hashlib.sha256(source).hexdigest(),
-                               source_name=path.name if path is not None else name)
+                               source_name=path.name if path is not None else name,
+                               source_text=content if isinstance(content, str) else "")
 
 
 @memoized("prepared programs")
 def _prepare_memo(lang: str, content: Union[str, bytes], name: str, path: Path | None = None) -> Program:
-    program = Program.from_wasm(lang, name, compile_to_wasm(lang, content, name))
+    wasm = compile_to_wasm(lang, content, name)
+    if lang == "c":  # the stack pointer, readable by the host (a memory snapshot shows it); the guest is unchanged
+        wasm = c.export_stack_pointer(wasm)
+    program = Program.from_wasm(lang, name, wasm)
     if lang == "c" and c.DEFAULT_OPTIONS.debug:
         program = dataclasses.replace(program, debug_info=True)
     return _with_source(program, content, name, path)

@@ -69,6 +69,8 @@ class RunWatch:
         self.deadline = deadline
         self.clock = clock
         self.on_tick = on_tick
+        #: a profiler's sampler: called at every tick (the callback then asks for every tick)
+        self.sampler: Callable[[], None] | None = None
         self.stop_reason: str | None = None
         self.stop_kind: str | None = None
         self.ticks = 0  # callbacks so far
@@ -139,6 +141,13 @@ def _tick(data: int | None, delta: Any, kind: Any) -> int:
         watch._in_callback = False
     if watch.stop_kind is not None:  # asked from another thread just now, and so not kicked
         return _trap(watch.stop_kind)
+    if watch.sampler is not None:
+        try:
+            watch.sampler()
+        except Exception as exc:  # a profiler must never break the guest
+            if len(watch.tick_errors) < 10:
+                watch.tick_errors.append(exc)
+        wait = 0.0  # sample again at the next tick
     if watch.deadline is not None:
         # ticks run a little long (and much longer on a loaded machine), so aim at half the time
         # left: the callbacks close in on the deadline and the last step is a single tick

@@ -182,13 +182,15 @@ def _raw_func(store: wasmtime.Store, name: str, callback: Any, env: int) -> ffi.
 
 
 def instantiate_guarded(
-    store: wasmtime.Store, linker: wasmtime.Linker, module: wasmtime.Module, plan: GuardPlan, guard: Guard
+    store: wasmtime.Store, linker: wasmtime.Linker, module: wasmtime.Module, plan: GuardPlan, guard: Guard,
+    tracer: Any = None,
 ) -> tuple[Any, Callable[[], None]]:
     """Instantiate ``module`` behind the guard; returns its exports and a function that detaches the guard.
 
     Three instances: the forwarder (whose functions the guest imports in place of the
     guarded WASI calls, each an indirect call through its table), the guest, and the
     guard (which needs the guest's memory, so it comes last and fills the table).
+    ``tracer``: a :class:`~.trace.Tracer` whose layer goes between the guest and its imports.
     """
     number = next(_ids)
     _guards[number] = guard
@@ -205,6 +207,8 @@ def instantiate_guarded(
                 rawlink.export_get(store, forwarder, name_key, externs[slot])
             else:
                 rawlink.linker_get(linker, store, module_key, name_key, externs[slot])
+        if tracer is not None:
+            tracer.wrap(store, externs)
         exports = rawlink.Exports(store, rawlink.instantiate(store, module, externs), module)  # by name
         try:
             memory = exports["memory"]
@@ -213,6 +217,8 @@ def instantiate_guarded(
         if not isinstance(memory, wasmtime.Memory):
             raise wasmtime.WasmtimeError("missing required memory export")
         guard.memory = memory
+        if tracer is not None:
+            tracer.attach(store, linker, memory)
         guard.context = store_context(store)
         layout = plan.layout
         n_imports = 1 + len(plan.wasi_keys) + len(layout.checked) + bool(layout.has_done)

@@ -91,6 +91,13 @@ class Monitor:
         self._cpu0 = self._clock.cpu()
         self._next_sample = self._wall0 + self.sample_interval
 
+    def resume(self, cpu_used: float, wall_used: float) -> None:
+        """Call on the guest's thread before each call of a live instance: its budgets go on from
+        the CPU and wall time its earlier calls used (time between calls is not the guest's)."""
+        self._wall0 = self._clock.wall() - wall_used
+        self._cpu0 = self._clock.cpu() - cpu_used
+        self._next_sample = self._clock.wall() + self.sample_interval
+
     def detach(self) -> None:
         """Forget the store after the run.
 

@@ -148,6 +148,7 @@ def result_text(result: RunLike, *, verbose: bool = False) -> str:
     if result.fault is not None:
         lines.append(f"  fault {result.fault.kind}: {result.fault.message}")
         lines.extend(f"    at {frame}" for frame in result.fault.backtrace[:5])
+        lines.extend(f"    {'>' if n == result.fault.line else ' '} {n:4} | {text}" for n, text in result.fault.source)
     u = result.usage
     limit = f" of {human_size(u.memory_limit_bytes)}" if u.memory_limit_bytes else ""
     usage = [f"memory {human_size(u.memory_peak_bytes)}{limit}"]
@@ -240,6 +241,11 @@ def result_html(result: RunLike, *, usage: bool = True, groups: bool = True) -> 
             f"<div style='color:#c62828'>fault <b>{html.escape(result.fault.kind)}</b>: "
             f"{html.escape(result.fault.message)}{trace}</div>"
         )
+        if result.fault.source:  # the guest's own lines around the failing one
+            rows = "".join(f"<span style='background:#fde0dc'>{html.escape(f'> {n:4} | {t}')}</span>\n"
+                           if n == result.fault.line else html.escape(f"  {n:4} | {t}") + "\n"
+                           for n, t in result.fault.source)
+            parts.append(f"<pre style='margin:2px 0'>{rows}</pre>")
     u = result.usage
     if u.output_dropped_bytes:
         parts.append(f"<div>output: {human_size(u.output_dropped_bytes)} cut at the cap</div>")

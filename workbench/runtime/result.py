@@ -44,11 +44,18 @@ class Usage:
 
 @dataclass(frozen=True)
 class Fault:
-    """A trap that is the guest's own bug, not a policy decision (unreachable, out of bounds, ...)."""
+    """A trap that is the guest's own bug, not a policy decision (unreachable, out of bounds, ...),
+    or (``trapped=False``, kind ``exception``) the uncaught exception a Python guest reported.
+
+    ``source``: ``(line number, text)`` of the guest's source around ``line``, the innermost
+    frame in the guest's own code (C, Python), when known."""
 
     kind: str
     message: str
     backtrace: tuple[str, ...] = ()
+    source: tuple[tuple[int, str], ...] = ()
+    line: int = 0
+    trapped: bool = True
 
     def __str__(self) -> str:
         trace = "".join(f"\n    at {frame}" for frame in self.backtrace)
@@ -93,11 +100,22 @@ class RunResult:
     stderr_bytes: bytes = field(default=b"", repr=False)
     subscriber_failures: tuple[SubscriberFailure, ...] = ()
     plan: RunPlan | None = field(default=None, repr=False, compare=False)
+    #: debugging, each only when asked for (``Sandbox.run(trace=, keep_memory=, profile=)``): the recorded
+    #: calls (read as ``trace``), a read-only MemorySnapshot, a Profile
+    call_log: Any = field(default=None, repr=False, compare=False)
+    memory: Any = field(default=None, repr=False, compare=False)
+    profile: Any = field(default=None, repr=False, compare=False)
 
     @property
     def limits(self) -> Limits | None:
         """The limits the run ran under (the policy's, with the sandbox's defaults filled in)."""
         return None if self.plan is None else self.plan.limits
+
+    @property
+    def trace(self) -> Any:
+        """The call trace (``Sandbox.run(trace=True)``): a pandas DataFrame, one row per WASI call in
+        order, decoded on first use; None when the run was not traced."""
+        return None if self.call_log is None else self.call_log.frame
 
     @property
     def violations(self) -> list[Violation]:
@@ -116,7 +134,7 @@ class RunResult:
     def classify(self) -> Outcome:
         """How the run ended (:func:`~workbench.runtime.outcome.classify`, the one place that decides)."""
         return classify(self.events, exit_code=self.exit_code,
-                        fault_kind=None if self.fault is None else self.fault.kind,
+                        fault_kind=None if self.fault is None or not self.fault.trapped else self.fault.kind,
                         audit_failed=self.audit_failure is not None)
 
     @property

@@ -28,6 +28,8 @@ from ..languages import Entry, Program
 from ..languages.protocol import filtered_output
 from .context import ActiveRuns, RunContext
 from .deadline import RunWatch, install_watch
+from .backtraces import explain_fault
+from .debugging import Collected, DebugOptions, RunDebug
 from . import rawlink
 from .engine import apply_store_caps
 from .data_image import image_of
@@ -76,6 +78,7 @@ class _Run:
         handle: Any,
         on_output: Callable[[str, bytes], None] | None,
         guard_plan: GuardPlan | None = None,
+        debug: DebugOptions | None = None,
     ) -> None:
         self.plan = plan
         self.bus = bus
@@ -115,6 +118,11 @@ class _Run:
         self._store: wasmtime.Store | None = None
         # the memory cap, enforced where wasmtime grows the guest's memory (linear_memory.py)
         self.memory_account = MemoryAccount(self.limits.memory_bytes, self._on_memory_refused)
+        # trace, memory snapshot, profile: only when asked (debugging.py); None costs nothing
+        self.debug = RunDebug(debug, module, self.sha, handle, self.events, self.module_name,
+                              guard_plan) if debug else None
+        if self.debug is not None:
+            self.debug.wasm = program.wasm
 
     # -- events -------------------------------------------------------------------------------
     def emit(self, category: str, action: str, decision: str = "allow", **fields: Any) -> Event:
@@ -226,7 +234,8 @@ class _Run:
                        "lang": self.program.lang},
         })
         store = self._store = wasmtime.Store(self.handle.engine)
-        apply_store_caps(store)  # table/instance caps (engine.STORE_CAPS); the memory cap is memory_account's
+        # table/instance caps (engine.STORE_CAPS; a trace's log is one memory more); the memory cap is memory_account's
+        apply_store_caps(store, *(() if self.debug is None else (self.debug.store_caps(),)))
         if limits.fuel is not None:
             store.set_fuel(limits.fuel)
         store.set_wasi(self._wasi_config(preopens, args, stdin, env))
@@ -236,6 +245,8 @@ class _Run:
         exit_code: int | None = None
         fault: Fault | None = None
         exports: Any = None
+        collected = Collected()
+        debug, tracer = self.debug, self.debug.tracer if self.debug is not None else None
         detach_guard: Callable[[], None] | None = None
         cpu0 = time.thread_time()
         self.started = self.context.started = time.monotonic()
@@ -243,6 +254,8 @@ class _Run:
         if limits.wall_seconds is not None:
             self.watch.deadline = self.started + limits.wall_seconds
         remove_watch = install_watch(store.ptr(), self.watch)
+        if debug is not None:
+            debug.start(store, self.watch)  # the profiler samples at each tick
         store.set_epoch_deadline(1)
         ticking = False
         memory_scope = charging(self.memory_account, image_of(self.module))  # memories made below are this run's
@@ -251,12 +264,14 @@ class _Run:
             self.handle.ticker.acquire()
             ticking = True
             self.active.add(self.watch)
-            if plan is None:
+            if plan is None and tracer is not None and debug is not None:
+                exports = debug.instantiate_plain(store, self.handle.linker)
+            elif plan is None:
                 instance = self.handle.linker.instantiate(store, self.module)
                 exports = rawlink.Exports(store, instance_handle(instance), self.module)  # by name, never enumerated
             else:
                 guard = Guard(self.context, roots, housekeeping=self.program.housekeeping)
-                exports, detach_guard = instantiate_guarded(store, self.handle.linker, self.module, plan, guard)
+                exports, detach_guard = instantiate_guarded(store, self.handle.linker, self.module, plan, guard, tracer)
             connect_table_hooks(store, exports, self._on_table_refused)  # instrumented modules only
             self.monitor.attach(store, exports)
             start = exports["_initialize"] if entry == "_start" and "_initialize" in exports and "_start" not in exports else None
@@ -276,6 +291,8 @@ class _Run:
             fault = classify_trap(self.context, exc, exports is None, cpu_used=self.monitor.cpu_used(),
                                   memory_refusal=self.memory_account.last)
         finally:
+            if debug is not None:
+                debug.stop()  # no more hooks or samples
             memory_scope.__exit__(None, None, None)
             if detach_guard is not None:
                 detach_guard()
@@ -287,6 +304,8 @@ class _Run:
             cpu = time.thread_time() - cpu0
 
         report_overrun(self.context, wall)
+        if debug is not None:
+            collected = debug.finish(store, exports, [guest for guest, _, _ in preopens])
         final = self.monitor.sample()  # one last reading: exact peak memory and fuel
         memory_peak = max(self.monitor.memory_peak, self._memory_size(store, exports))
         fuel_used = final.fuel_used
@@ -313,6 +332,7 @@ class _Run:
         del store, exports
         self._end_stream()  # the guest has stopped writing: pass on what the filter held back
         stdout_bytes, value = self.output.data("stdout"), None
+        fault = explain_fault(fault, self.program, exit_code, self.output.text("stderr"))  # names, source lines
         if self.program.read_value is not None:
             stdout_bytes, value = self.program.read_value(stdout_bytes)
         return RunResult(
@@ -333,6 +353,9 @@ class _Run:
             samples=tuple(self.monitor.samples),
             subscriber_failures=self.failures.report(self.module_name),
             plan=self.plan,
+            call_log=collected.trace,
+            memory=collected.memory,
+            profile=collected.profile,
         )
 
     def _scratch_folder(self) -> Path | None:

@@ -26,6 +26,7 @@ from ..languages.messages import root_cause
 from ..policy import Limits, Policy
 from .cache import CompileCache
 from .context import ActiveRuns
+from .debugging import DebugOptions
 from .engine import EngineSettings, check_native_stack, engine_for
 from .guard_link import GuardPlan, guard_plan
 from .mounts import Mount, host_root
@@ -37,6 +38,7 @@ from .wasi import check_declared_imports, check_imports
 
 if TYPE_CHECKING:
     from ..audit.log import AuditLog
+    from .live import LiveInstance
 
 __all__ = ["Sandbox", "DEFAULT_LIMITS", "OnViolation", "CLOCK_GRAIN_NS", "PolicyLike", "as_policy", "shared_cache"]
 
@@ -191,6 +193,9 @@ class Sandbox:
         name: str | None = None,
         on_output: Callable[[str, bytes], None] | None = None,
         inputs: Mapping[str, Any] | None = None,
+        trace: bool = False,
+        keep_memory: bool = False,
+        profile: bool = False,
     ) -> RunResult:
         """Compile (or load from cache) and run ``source``; never raises for what the guest does.
 
@@ -198,6 +203,9 @@ class Sandbox:
         the policy grants; ``on_output(stream, data)`` streams output as it is written;
         ``inputs`` (Python guests) become the guest's ``inputs`` dict, and a guest's ``result``
         comes back as ``RunResult.value``.
+        Debugging, each only when asked: ``trace`` records every WASI call (``RunResult.trace``),
+        ``keep_memory`` keeps a read-only copy of the guest's memory (``RunResult.memory``),
+        ``profile`` samples where the guest spends its time (``RunResult.profile``).
         Raises only for unusable input: :class:`CompileError`, :class:`LinkError`, ...
         """
         key = (source, lang, name, entry) if isinstance(source, (str, bytes)) and inputs is None else None
@@ -210,12 +218,25 @@ class Sandbox:
         # per run, not per module: the calling thread's native stack must hold the wasm stack, or a
         # deep recursion would crash the process instead of trapping
         check_native_stack(handle.settings.max_wasm_stack)
-        return _Run(self.plan, self.bus, self._active, program, module, handle, on_output, plan).execute(
-            entry, args, stdin, env
-        )
+        debug = DebugOptions(trace, keep_memory, profile)
+        return _Run(self.plan, self.bus, self._active, program, module, handle, on_output, plan,
+                    debug or None).execute(entry, args, stdin, env)
+
+    def instantiate(self, source: SourceLike, lang: str | None = None, *, name: str | None = None,
+                    on_output: Callable[[str, bytes], None] | None = None) -> "LiveInstance":
+        """Instantiate ``source`` and keep it, to call its exports one by one (``handle.call("fib", 20)``)
+        under this sandbox's policy and limits, which are cumulative over the instance's life.
+        ``with sandbox.instantiate(src) as handle: ...`` closes it; see :mod:`.live`."""
+        from .live import LiveInstance
+
+        program, module, handle, plan = self._prepare(source, lang, name, "_start", None, entry_required=False)
+        check_native_stack(handle.settings.max_wasm_stack)
+        run = _Run(self.plan, self.bus, self._active, program, module, handle, on_output, plan)
+        return LiveInstance(run, self._active)
 
     def _prepare(
-        self, source: SourceLike, lang: str | None, name: str | None, entry: str, inputs: Mapping[str, Any] | None
+        self, source: SourceLike, lang: str | None, name: str | None, entry: str, inputs: Mapping[str, Any] | None,
+        entry_required: bool = True,
     ) -> _Prepared:
         """Source to a runnable module: detect, compile (or load from the cache), check, plan the guard."""
         guest = load_module_source(source, lang, name=name)
@@ -227,10 +248,11 @@ class Sandbox:
         )
         handle = engine_for(settings)
         module = self._compile(program, handle)
-        if (program.sha256, entry) not in _checked_modules:  # imports and exports depend only on the bytes
+        if (program.sha256, entry) not in _checked_modules or not entry_required:  # depend only on the bytes
             check_imports(module)
-            self._check_entry(module, entry)
-            _checked_modules.put((program.sha256, entry), True)
+            if entry_required:
+                self._check_entry(module, entry)
+                _checked_modules.put((program.sha256, entry), True)
         plan = guard_plan(module, program.sha256, handle, self.plan.clock_grain_ns, fine=self.plan.fine)
         return _Prepared(program, module, handle, plan)
 

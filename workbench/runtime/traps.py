@@ -7,13 +7,15 @@ import re
 __all__ = ["backtrace_of"]
 
 _FRAME = re.compile(r"^\s*\d+:\s+(?:0x[0-9a-f]+ - )?(?:<unknown>!)?(?P<name>.+?)\s*$")
+_INLINED = re.compile(r"^\s+- (?P<name>.+?)\s*$")  # a function inlined into the frame above (DWARF)
 _LOCATION = re.compile(r"^\s*at (?P<where>\S+)\s*$")
 MAX_FRAMES = 20
 
 
 def backtrace_of(text: str) -> tuple[str, ...]:
     """Frames of the ``wasm backtrace:`` section, innermost first: ``name (file.c:12:5)`` when
-    the module carries debug info, ``name`` when it has a name section, ``<wasm function N>`` else.
+    the module carries debug info (a function inlined into another is a frame of its own, as in the
+    source), ``name`` when it has a name section, ``<wasm function N>`` else.
     Long (recursive) traces are cut to ``MAX_FRAMES`` with a count of the rest."""
     if "wasm backtrace:" not in text:
         return ()
@@ -25,7 +27,7 @@ def backtrace_of(text: str) -> tuple[str, ...]:
             where = location.group("where")
             frames[-1] = f"{frames[-1]} ({where.rsplit('/', 1)[-1]})"
             continue
-        frame = _FRAME.match(line)
+        frame = _FRAME.match(line) or (_INLINED.match(line) if frames else None)
         if frame:
             frames.append(frame.group("name"))
     if len(frames) > MAX_FRAMES:
