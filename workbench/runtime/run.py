@@ -28,6 +28,7 @@ from ..languages import Entry, Program
 from ..languages.protocol import filtered_output
 from .context import ActiveRuns, RunContext
 from .deadline import RunWatch, install_watch
+from .device import DEVICE_PATH, Device
 from . import rawlink
 from .engine import apply_store_caps
 from .data_image import image_of
@@ -115,6 +116,9 @@ class _Run:
         self._store: wasmtime.Store | None = None
         # the memory cap, enforced where wasmtime grows the guest's memory (linear_memory.py)
         self.memory_account = MemoryAccount(self.limits.memory_bytes, self._on_memory_refused)
+        self.device: Device | None = None
+        self.chain = plan.caller_chain
+        self.calls: list[Any] = []  # CallRecords of the modules this run called (workbench.modules.calls)
 
     # -- events -------------------------------------------------------------------------------
     def emit(self, category: str, action: str, decision: str = "allow", **fields: Any) -> Event:
@@ -125,7 +129,7 @@ class _Run:
             decision=decision,  # type: ignore[arg-type]
             module=self.module_name,
             module_sha256=self.sha,
-            **fields,
+            **({"caller_chain": self.chain, **fields} if self.chain else fields),
         )
         if self.budget.admit(event):  # repeats are counted, and a run keeps at most ~11,000 events
             self.events.append(event)
@@ -193,6 +197,8 @@ class _Run:
         try:
             return self._execute(entry, args, stdin, env, mounts, opened, scratch)
         finally:
+            if self.device is not None:
+                self.device.close()
             opened.close()
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -214,6 +220,10 @@ class _Run:
         for system in self.program.system_mounts:
             preopens.append((system.guest_path, system.host_path, False))
             roots.append(MountRoot(system.guest_path, system.host_path))
+        if plan is not None and self.plan.device:  # /dev/workbench, only with a grant (device.py)
+            self.device = Device(self.plan.device, self, self.emit)
+            preopens.append((DEVICE_PATH, self.device.host, True))
+            roots.append(MountRoot(DEVICE_PATH, self.device.host, self.device.fd, writable=True, device=self.device))
         if plan is not None and not any(m.guest_path == "/" for m in mounts):
             preopens.append(("/", empty_root(), False))  # so attempts outside every grant reach the guard
             roots.append(MountRoot("/", empty_root()))
@@ -331,6 +341,7 @@ class _Run:
             samples=tuple(self.monitor.samples),
             subscriber_failures=self.failures.report(self.module_name),
             plan=self.plan,
+            calls=tuple(self.calls),
         )
 
     def _scratch_folder(self) -> Path | None:

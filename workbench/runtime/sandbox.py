@@ -26,6 +26,7 @@ from ..languages.messages import root_cause
 from ..policy import Limits, Policy
 from .cache import CompileCache
 from .context import ActiveRuns
+from .device import Service
 from .engine import EngineSettings, check_native_stack, engine_for
 from .guard_link import GuardPlan, guard_plan
 from .mounts import Mount, host_root
@@ -65,15 +66,15 @@ class _Prepared(NamedTuple):
 
 
 #: capability domains (and actions) the grammar knows but no guest can use yet
-_UNENFORCED = {("network", None), ("module", "call")}
+_UNENFORCED = {("network", None)}
 
 
 def _warn_unenforced(policy: Policy) -> None:
     granted = [str(c) for c in policy.grants if (c.domain, None) in _UNENFORCED or (c.domain, c.action) in _UNENFORCED]
     if granted:
         warn_at_caller(
-            f"{', '.join(granted)}: granted, but guests get no network and no calls to other modules yet "
-            "(WASI preview 1 has no sockets); the module runs without them",
+            f"{', '.join(granted)}: granted, but this installation has no network service yet; "
+            "every request through /dev/workbench/http is refused",
             UnenforcedCapabilityWarning,
         )
 
@@ -106,6 +107,8 @@ class Sandbox:
     - ``defaults``: limits used where the policy sets none (default :data:`DEFAULT_LIMITS`).
     - ``on_violation``: ``"deny"`` refuses and goes on, ``"kill"`` ends the run at the first violation.
     - ``cache``: the :class:`CompileCache` (default: the shared on-disk cache).
+    - ``services``: host services the guest reaches as ``/dev/workbench/NAME`` (objects with
+      ``handle(request: bytes) -> bytes``; see docs/decisions.md, "The device folder").
 
     Bad input (an unknown capability, a granted folder that does not exist) raises here,
     before anything runs.
@@ -120,12 +123,14 @@ class Sandbox:
         defaults: Limits | None = None,
         on_violation: OnViolationLike = "deny",
         cache: CompileCache | None = None,
+        services: Mapping[str, Service] | None = None,
     ) -> None:
         self.plan = RunPlan.compile(
             _as_policy(policy),
             root=host_root(root),
             defaults=DEFAULT_LIMITS if defaults is None else defaults,
             on_violation=on_violation,
+            services=services,
         )  # checks everything now: bad input raises before anything runs
         self.defaults = DEFAULT_LIMITS if defaults is None else defaults
         self.cache = cache if cache is not None else _shared_cache()
@@ -207,6 +212,16 @@ class Sandbox:
         return _Run(self.plan, self.bus, self._active, program, module, handle, on_output, plan).execute(
             entry, args, stdin, env
         )
+
+    def run_module(self, name: str, payload: Any = None, *, catalog: Any = None) -> RunResult:
+        """Run catalog module ``name`` (``extensions/``, ``WORKBENCH_EXTENSIONS``) with ``payload``
+        (JSON data: a Python module's ``inputs``, other languages' stdin).  The module gets what its
+        manifest asks for ∩ this sandbox's rights; asking for more raises :class:`EscalationError`
+        (recorded).  Its ``result`` (Python) or JSON stdout is ``RunResult.value``/``stdout``."""
+        from ..modules.calls import run_module  # lazily: the catalog is not needed by plain runs
+
+        result: RunResult = run_module(self, name, payload, catalog=catalog)
+        return result
 
     def _prepare(
         self, source: SourceLike, lang: str | None, name: str | None, entry: str, inputs: Mapping[str, Any] | None

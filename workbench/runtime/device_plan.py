@@ -1,0 +1,76 @@
+"""Which nodes ``/dev/workbench`` has in a run: planned once, from the policy and the host's services.
+
+- ``network:...`` grants give ``http`` (served by :class:`workbench.network.NetworkService`,
+  which checks each request against the grants itself);
+- each ``module:call:NAME`` grant gives ``call/NAME`` (served by
+  :class:`workbench.modules.calls.CallService`);
+- ``Sandbox(services={"name": service})`` gives ``name`` (the host's own grant);
+- whenever there is a node, ``workbench_guest.py`` (read-only) is the Python guest's helper module.
+
+No node, no device: the folder is not made, not preopened, not visible.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import SandboxError
+from .device import HELPER_NODE, NodeSpec, Service, error_response, host_nodes
+
+__all__ = ["plan_device", "HELPER_SOURCE"]
+
+HELPER_SOURCE = Path(__file__).resolve().parent.parent / "guest" / "workbench_guest.py"
+_SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+_RESERVED = {"http", "call", HELPER_NODE}
+
+
+class _NoNetwork:
+    """The ``http`` node while no network service is installed: every request is refused."""
+
+    def handle(self, request: bytes) -> bytes:
+        return error_response("unreachable", "this installation has no network service (workbench.network)")
+
+
+def _network_service(run: Any) -> Service:
+    try:
+        from ..network import NetworkService  # type: ignore[attr-defined]
+    except ImportError:
+        return _NoNetwork()
+    return NetworkService(run.policy, run.emit)  # type: ignore[no-any-return]
+
+
+def _call_service(name: str) -> Any:
+    def make(run: Any) -> Service:
+        from ..modules.calls import CallService  # lazily: modules imports the runtime
+
+        return CallService(run, name)
+
+    return make
+
+
+def plan_device(policy: Any, services: Mapping[str, Service] | None = None) -> tuple[NodeSpec, ...]:
+    """The device's nodes for a policy (and the host's services); empty when nothing is granted."""
+    nodes: list[NodeSpec] = []
+    network = [c for c in policy.grants if c.domain == "network"]
+    if network:
+        nodes.append(NodeSpec("http", str(network[0]), "network", make=_network_service))
+    seen: set[str] = set()
+    for cap in policy.grants:
+        if cap.domain == "module" and cap.action == "call":
+            name = (cap.scope or "").split(".", 1)[0]
+            if name and name not in seen:
+                seen.add(name)
+                nodes.append(NodeSpec(f"call/{name}", str(cap), "module", make=_call_service(name)))
+    for name in services or {}:
+        if not isinstance(name, str) or not _SERVICE_NAME.fullmatch(name) or name in _RESERVED:
+            raise SandboxError(f"service name {name!r} cannot be a device node",
+                               hint="use lowercase letters, digits, '_' and '-' (not 'http' or 'call')")
+        if not callable(getattr(services[name], "handle", None)):  # type: ignore[index]
+            raise SandboxError(f"service {name!r} has no handle(request: bytes) -> bytes method",
+                               hint="pass an object with handle(bytes) -> bytes")
+    nodes.extend(host_nodes(services or {}))
+    if nodes:
+        nodes.append(NodeSpec(HELPER_NODE, None, "device", content=HELPER_SOURCE.read_bytes()))
+    return tuple(nodes)
