@@ -85,7 +85,7 @@ def _budget(limits: Any, deadline: float | None, fuel_left: int | None) -> list[
 
 
 def _execute(manifest: Manifest, policy: Policy, payload: Any, *, root: Any, bus: Any, chain: tuple[str, ...],
-             on_violation: str) -> Any:
+             on_violation: Any) -> Any:
     from ..runtime.sandbox import Sandbox  # lazily: the runtime imports this module's callers
 
     sandbox = Sandbox(policy, root=root, on_violation=on_violation)

@@ -233,4 +233,11 @@ def _verdict(rule: str, reason: str) -> Verdict:
 
 def host_nodes(services: Mapping[str, Service]) -> tuple[NodeSpec, ...]:
     """Nodes for services the host hands a sandbox (``Sandbox(services=...)``)."""
-    return tuple(NodeSpec(name, None, "device", make=(lambda run, s=service: s)) for name, service in services.items())
+    return tuple(NodeSpec(name, None, "device", make=_fixed(service)) for name, service in services.items())
+
+
+def _fixed(service: Service) -> Callable[[Any], Service]:
+    def make(run: Any) -> Service:
+        return service
+
+    return make

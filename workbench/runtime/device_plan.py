@@ -12,6 +12,7 @@ No node, no device: the folder is not made, not preopened, not visible.
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -35,10 +36,11 @@ class _NoNetwork:
 
 def _network_service(run: Any) -> Service:
     try:
-        from ..network import NetworkService  # type: ignore[attr-defined]
+        network = importlib.import_module("workbench.network")
     except ImportError:
         return _NoNetwork()
-    return NetworkService(run.policy, run.emit)  # type: ignore[no-any-return]
+    service: Service = network.NetworkService(run.policy, run.emit)
+    return service
 
 
 def _call_service(name: str) -> Any:

@@ -299,6 +299,8 @@ class GuardCore:
         path = target.resolved
         device = target.mount.device
         if device is not None:  # /dev/workbench: the device decides, in every mode (device.py)
+            allowed: Verdict | None
+            why: str
             allowed, why = device.judge(path, write, action)
             if allowed is None:
                 raise Refusal(EACCES, why, path)

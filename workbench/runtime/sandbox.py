@@ -66,7 +66,7 @@ class _Prepared(NamedTuple):
 
 
 #: capability domains (and actions) the grammar knows but no guest can use yet
-_UNENFORCED = {("network", None)}
+_UNENFORCED: set[tuple[str, str | None]] = {("network", None)}
 
 
 def _warn_unenforced(policy: Policy) -> None:
