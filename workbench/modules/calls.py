@@ -111,13 +111,15 @@ def _value(result: Any, manifest: Manifest) -> Any:
 
 
 def _outcome(result: Any) -> tuple[bool, str | None, str]:
-    if result.ok:
-        return True, None, "exited 0"
+    """Did the callee finish (exit 0)?  Its refusals are its own record, not its caller's failure."""
     if result.fault is not None:
         return False, "trap", str(result.fault).splitlines()[0]
-    if result.violations:
-        first = result.violations[0]
-        return False, "failed", f"{first.kind}: {first.message}"
+    kills = [v for v in result.violations if v.decision == "kill"]
+    if kills:
+        return False, "stopped", f"{kills[0].kind}: {kills[0].message}"
+    if result.exit_code == 0:
+        refused = len(result.violations)
+        return True, None, "exited 0" + (f" ({refused} refusal{'s' if refused != 1 else ''})" if refused else "")
     tail = (result.stderr.strip().splitlines() or [""])[-1]
     return False, "failed", f"exit code {result.exit_code}" + (f": {tail}" if tail else "")
 
@@ -172,7 +174,7 @@ class CallService:
         ok, error, reason = _outcome(result)
         wall = time.monotonic() - started
         run.calls.append(CallRecord(name, chain, ok, error, reason, wall, result.calls))
-        run.emit("module", "return", "allow" if ok else "deny", target=name, caller_chain=chain, reason=reason,
+        run.emit("module", "return", "allow", target=name, caller_chain=chain, reason=reason,
                  detail={"ok": ok, "error": error, "callee_run_id": result.run_id, "wall_seconds": round(wall, 6),
                          "exit_code": result.exit_code})
         if not ok:

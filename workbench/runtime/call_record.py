@@ -26,7 +26,8 @@ class CallRecord:
     calls: tuple[CallRecord, ...] = ()
 
     def lines(self, depth: int = 0) -> list[str]:
-        outcome = "ok" if self.ok else f"{self.error}: {self.reason}"
+        outcome = ("ok" + (f", {self.reason[len('exited 0 ('):-1]}" if self.reason.startswith("exited 0 (") else "")
+                   if self.ok else f"{self.error}: {self.reason}")
         own = [f"{'  ' * depth}└─ {self.module}: {outcome}"]
         for call in self.calls:
             own.extend(call.lines(depth + 1))
