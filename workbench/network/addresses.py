@@ -8,7 +8,7 @@ here, and a special one is refused unless the deciding grant names that very add
 ``localhost`` for loopback; see :mod:`workbench.network.rules`).
 
 The classification rests on :mod:`ipaddress`'s properties (RFC 6890 and the IANA special
-registries), plus what those leave out: the shared CGNAT range 100.64.0.0/10 (where Alibaba's
+registries), plus what those leave out: site-local ``fec0::/10``, IPv6 outside ``2000::/3``, the shared CGNAT range 100.64.0.0/10 (where Alibaba's
 metadata service lives, 100.100.100.200) and AWS's IPv6 metadata address fd00:ec2::254.  An IPv6
 address that carries an IPv4 one (mapped ``::ffff:a.b.c.d``, 6to4 ``2002::/16``, NAT64
 ``64:ff9b::/96``, Teredo) is judged by the IPv4 address inside as well.
@@ -30,6 +30,10 @@ METADATA = frozenset(
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+#: not globally reachable, yet public to some versions of ipaddress: IETF protocol assignments,
+#: the old 6to4 relay anycast, the 2024 IPv6 documentation prefix
+_ALSO = tuple(ipaddress.ip_network(n) for n in ("192.0.0.0/24", "192.88.99.0/24", "3fff::/20"))
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
 
 
 def _embedded(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -69,10 +73,12 @@ def special(address: Address) -> str | None:
         return "multicast"
     if isinstance(address, ipaddress.IPv4Address) and address in _CGNAT:
         return "shared (CGNAT)"
-    if address.is_private:
+    if address.is_private or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local):
         return "private"
     if address.is_reserved:
         return "reserved"
-    if not address.is_global:
+    if not address.is_global or any(address in net for net in _ALSO if net.version == address.version):
+        return "not global"
+    if isinstance(address, ipaddress.IPv6Address) and address not in _GLOBAL_UNICAST:
         return "not global"
     return None

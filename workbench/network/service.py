@@ -16,9 +16,7 @@ import json
 import threading
 import time
 import urllib.parse
-from typing import Any, Callable, Mapping
-
-import httpx
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from workbench.network.addresses import Address
 from workbench.network.envelope import Ask, EnvelopeError, read_request
@@ -28,10 +26,12 @@ from workbench.network.records import Emit, record, shown
 from workbench.network.resolve import ResolveError, resolve
 from workbench.network.rules import Allowed, check_address, decide, literal
 from workbench.network.secrets import SecretError, Secrets
-from workbench.network.transport import Reply, TotalTimeout, exchange
 from workbench.network.urls import Target, UrlError, parse_url
 from workbench.policy import Policy
 from workbench.policy.capability import Capability
+
+if TYPE_CHECKING:
+    from workbench.network.transport import Reply
 
 __all__ = ["NetworkService", "visible"]
 
@@ -202,6 +202,9 @@ class NetworkService:
             raise self._fail(values, "denied", str(exc), target.url, rule, detail) from None
         if used:
             detail["substituted"] = sorted(used)
+        import httpx  # noqa: PLC0415 - only an allowed request loads httpx (~70 ms); denials stay cheap
+
+        from workbench.network.transport import TotalTimeout, exchange  # noqa: PLC0415
         began = self.clock()
         last: Exception | None = None
         for address in addresses:

@@ -106,6 +106,10 @@ class Sandbox:
     - ``defaults``: limits used where the policy sets none (default :data:`DEFAULT_LIMITS`).
     - ``on_violation``: ``"deny"`` refuses and goes on, ``"kill"`` ends the run at the first violation.
     - ``cache``: the :class:`CompileCache` (default: the shared on-disk cache).
+    - ``secrets``: values for grants that carry ``;secret=NAME`` (names not here are looked up in
+      the host environment); kept as :attr:`secrets`, whose repr shows names only.  The guest never
+      sees a value: it writes ``{{secret:NAME}}`` and the host puts the value into requests to that
+      grant's hosts (:mod:`workbench.network.secrets`).
 
     Bad input (an unknown capability, a granted folder that does not exist) raises here,
     before anything runs.
@@ -120,7 +124,11 @@ class Sandbox:
         defaults: Limits | None = None,
         on_violation: OnViolationLike = "deny",
         cache: CompileCache | None = None,
+        secrets: Mapping[str, str] | None = None,
     ) -> None:
+        from ..network.secrets import Secrets  # noqa: PLC0415 - runs without network grants never load httpx
+
+        self.secrets = Secrets(secrets)
         self.plan = RunPlan.compile(
             _as_policy(policy),
             root=host_root(root),
