@@ -16,6 +16,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -433,3 +435,29 @@ def test_limits_must_be_positive_and_finite() -> None:
                 {"max_redirects": True}, {"max_response_bytes": -1}):
         with pytest.raises(ValueError, match="positive"):
             NetworkLimits(**bad)  # type: ignore[arg-type]
+
+
+_odd = st.text(alphabet=st.sampled_from(list("htps:/[]@\\.%?#0123456789abcx-_*: \r\n\x00é{}")), max_size=30)
+_envelopes = st.fixed_dictionaries(
+    {"method": st.sampled_from(["GET", "POST", "get", "TRACE", 1, None]),
+     "url": st.one_of(_odd.map(lambda t: "http://" + t), _odd, st.integers())},
+    optional={"headers": st.dictionaries(_odd, st.one_of(_odd, st.integers()), max_size=3),
+              "body": st.one_of(_odd, st.integers()), "body_base64": _odd, "extra": st.none()},
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(_envelopes.map(lambda d: json.dumps(d).encode()), st.binary(max_size=200)))
+def test_handle_never_raises_and_records_every_request(monkeypatch: pytest.MonkeyPatch, raw: bytes) -> None:
+    """Whatever the guest sends: one JSON answer, one event, and without a grant for its host no
+    lookup and no connection (``network:http:granted.example`` covers nothing generated here)."""
+    monkeypatch.setattr(socket, "getaddrinfo", _no_lookups)
+    svc, rec = service(["network:http:granted.example"])
+    answer = json.loads(svc.handle(raw))
+    assert answer["ok"] is False and answer["error"] in ("invalid", "denied") and answer["reason"]
+    assert len(rec.events) == 1 and rec.events[0].decision == "deny"
+    assert rec.events[0].detail["error"] == answer["error"]
+
+
+def _no_lookups(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError(f"a lookup was made: {args}")

@@ -51,6 +51,9 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+
+
 def read_request(data: object, limits: NetworkLimits) -> Ask:
     """Parse one request; :class:`EnvelopeError` says what is wrong with it."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -65,7 +68,7 @@ def read_request(data: object, limits: NetworkLimits) -> Ask:
     except UnicodeDecodeError as exc:
         raise EnvelopeError(f"the request is not valid UTF-8 (byte {exc.start}); write it as UTF-8 JSON") from None
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates)
+        value = _DECODER.decode(text)
     except EnvelopeError:
         raise
     except (ValueError, RecursionError) as exc:

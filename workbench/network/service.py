@@ -55,8 +55,11 @@ class _Failure(Exception):
         self.rule = rule
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+
+
 def _answer(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    return _ENCODER.encode(value).encode("ascii")
 
 
 class NetworkService:
@@ -128,17 +131,16 @@ class NetworkService:
         target: str | None,
         rule: Capability | None,
         detail: dict[str, Any],
-        *,
-        decision: str = "deny",
-        resolved: str | None = None,
     ) -> bytes:
-        record(self.emit, values, decision=decision, target=target, resolved=resolved, rule=rule, reason=reason,
-               detail={**detail, "error": kind})
+        self._fail(values, kind, reason, target, rule, detail)
         return _answer({"ok": False, "error": kind, "reason": Secrets.scrub(reason, values)})
 
     def _fail(self, values: list[tuple[str, str]], kind: str, reason: str, target: str | None,
-              rule: Capability | None, detail: dict[str, Any], **extra: Any) -> _Failure:
-        self._refuse(values, kind, reason, target, rule, detail, **extra)
+              rule: Capability | None, detail: dict[str, Any], *, decision: str = "deny",
+              resolved: str | None = None) -> _Failure:
+        """Record the end of a request; the caller raises what this returns (answered in :meth:`handle`)."""
+        record(self.emit, values, decision=decision, target=target, resolved=resolved, rule=rule, reason=reason,
+               detail={**detail, "error": kind})
         return _Failure(kind, reason, rule)
 
     def _perform(self, ask: Ask, values: list[tuple[str, str]]) -> bytes:
