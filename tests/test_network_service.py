@@ -461,3 +461,33 @@ def test_handle_never_raises_and_records_every_request(monkeypatch: pytest.Monke
 
 def _no_lookups(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError(f"a lookup was made: {args}")
+
+
+def test_the_contract_the_device_folder_relies_on() -> None:
+    """The names and signature docs/decisions.md promises to the guest side (issue 12, calls)."""
+    import inspect
+
+    import workbench.network as network
+
+    assert set(network.__all__) == {"NetworkService", "NetworkLimits", "Secrets", "METHODS", "placeholder", "visible"}
+    params = inspect.signature(network.NetworkService).parameters
+    assert list(params) == ["policy", "emit", "secrets", "limits", "clock"]
+    assert all(params[name].kind is inspect.Parameter.KEYWORD_ONLY for name in ("secrets", "limits", "clock"))
+    assert network.placeholder("API_KEY") == "{{secret:API_KEY}}"
+
+
+def test_the_injected_clock_times_the_request(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/").respond_with_data("ok")
+    ticks = iter(range(1000))
+    svc, rec = service([f"network:http:localhost:{httpserver.port}"])
+    svc.clock = lambda: float(next(ticks))
+    assert ask(svc, f"http://localhost:{httpserver.port}/")["ok"]
+    assert rec.events[0].detail["ms"] > 0 and rec.events[0].detail["ms"] % 1000 == 0
+
+
+def test_a_secret_grant_round_trips_through_its_canonical_text() -> None:
+    from workbench.policy.capability import Capability
+
+    cap = Capability.parse("network:https:API.Example.com:443;secret=API_KEY")
+    assert str(cap) == "network:https:api.example.com:443;secret=API_KEY" and Capability.parse(str(cap)) == cap
+    assert cap.param("secret") == "API_KEY"
