@@ -7,6 +7,7 @@ The oracle is a table written from the IANA special-purpose registries (CIDR mem
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -76,3 +77,27 @@ def test_the_named_addresses() -> None:
     }
     for text, why in table.items():
         assert special(ipaddress.ip_address(text)) == why, text
+
+
+LOOPBACK = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
+GRANT_HOSTS = ["*", "*.example.com", "api.example.com", "localhost", "127.0.0.1", "10.0.0.7", "[::1]",
+               "169.254.169.254"]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.sampled_from(GRANT_HOSTS), st.one_of(v4, v6_plain, v6_carrying,
+                                               st.sampled_from(["127.0.0.1", "10.0.0.7", "::1", "169.254.169.254"])
+                                               .map(ipaddress.ip_address)))
+def test_an_address_is_reached_only_when_public_or_named_by_the_grant(grant_host: str, address: Any) -> None:
+    """Oracle: the registry table above, plus what 'named' means written out plainly: the grant's
+    host is the address itself, or ``localhost`` and the address is in 127/8 or ::1."""
+    from workbench.network.rules import check_address
+    from workbench.network.urls import parse_url
+    from workbench.policy import Policy
+
+    policy = Policy.parse([f"network:http:{grant_host}"])
+    rule = policy.grants[0]
+    written = f"[{address.compressed}]" if address.version == 6 else str(address)
+    named = grant_host == written or (grant_host == "localhost" and any(address in n for n in LOOPBACK))
+    refused = check_address(policy, parse_url("http://api.example.com/"), rule, address)
+    assert (refused is None) == (oracle_public(address) or named), (grant_host, address, refused)

@@ -13,7 +13,7 @@ from werkzeug import Request, Response
 from tests.network_helpers import ask, body, service
 from workbench import Sandbox
 from workbench.audit.log import AuditLog
-from workbench.errors import EscalationError
+from workbench.errors import EscalationError, PolicyError
 from workbench.network import Secrets, placeholder
 from workbench.policy import Policy
 
@@ -132,10 +132,10 @@ def test_secrets_show_names_never_values() -> None:
     assert VALUE not in repr(secrets) and "API_KEY" in repr(secrets)
     sandbox = Sandbox(secrets={"API_KEY": VALUE})
     assert VALUE not in repr(sandbox.secrets) and VALUE not in repr(vars(sandbox))
-    with pytest.raises(ValueError, match="not a valid name"):
+    with pytest.raises(PolicyError, match="not a valid name"):
         Secrets({"bad name": "x"})
-    with pytest.raises(TypeError, match="must be text"):
-        Secrets({"K": 5})  # type: ignore[dict-item]
+    with pytest.raises(PolicyError, match="must be text"):
+        Sandbox(secrets={"K": 5})  # type: ignore[dict-item]
 
 
 def test_a_called_module_cannot_claim_a_secret_its_caller_lacks() -> None:

@@ -22,6 +22,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tests.network_helpers import ask, body, hostile_dns, service
+from workbench.errors import PolicyError
 from workbench.network import NetworkLimits, visible
 from workbench.policy import Policy
 
@@ -433,7 +434,7 @@ def test_non_bytes_requests_are_invalid() -> None:
 def test_limits_must_be_positive_and_finite() -> None:
     for bad in ({"max_requests": 0}, {"total_seconds": float("inf")}, {"read_seconds": float("nan")},
                 {"max_redirects": True}, {"max_response_bytes": -1}):
-        with pytest.raises(ValueError, match="positive"):
+        with pytest.raises(PolicyError, match="positive"):
             NetworkLimits(**bad)  # type: ignore[arg-type]
 
 

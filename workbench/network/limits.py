@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from workbench.errors import PolicyError
+
 __all__ = ["NetworkLimits", "METHODS"]
 
 #: the methods a guest may use (no CONNECT: no tunnels; no TRACE: it reflects headers)
@@ -44,7 +46,8 @@ class NetworkLimits:
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise ValueError(f"NetworkLimits.{name} must be a positive number, got {value!r}")
+                raise PolicyError(f"NetworkLimits.{name} must be a positive number, got {value!r}",
+                                  hint="every network limit is a positive, finite number")
 
     @property
     def max_envelope_bytes(self) -> int:

@@ -20,6 +20,8 @@ import os
 import re
 from typing import Iterable, Mapping
 
+from workbench.errors import PolicyError
+
 __all__ = ["Secrets", "placeholder", "SecretError"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -48,9 +50,11 @@ class Secrets:
         checked: dict[str, str] = {}
         for name, value in (mapping or {}).items():
             if not isinstance(name, str) or not _NAME.fullmatch(name):
-                raise ValueError(f"secret name {name!r} is not a valid name (letters, digits, '_')")
+                raise PolicyError(f"secret name {name!r} is not a valid name",
+                                  hint="name secrets like environment variables: letters, digits and '_'")
             if not isinstance(value, str):
-                raise TypeError(f"the value of secret {name!r} must be text, not {type(value).__name__}")
+                raise PolicyError(f"the value of secret {name!r} must be text, not {type(value).__name__}",
+                                  hint="pass secrets={'NAME': 'value'} with text values")
             checked[name] = value
         self._mapping = checked
         self._environ = environ
