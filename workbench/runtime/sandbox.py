@@ -104,6 +104,10 @@ class Sandbox:
     - ``audit``: an ``AuditLog`` (or any subscriber) that receives every event.  It is
       critical: an ``AuditLog`` that cannot be written raises :class:`AuditError` here,
       and a failure to record during a run stops the run (``RunResult.audit_failure``).
+    - ``secrets``: values for grants that carry ``;secret=NAME`` (names not here are looked up in
+      the host environment); kept as :attr:`secrets`, whose repr shows names only.  The guest never
+      sees a value: it writes ``{{secret:NAME}}`` and the host puts the value into requests to that
+      grant's hosts (:mod:`workbench.network.secrets`).
     - ``defaults``: limits used where the policy sets none (default :data:`DEFAULT_LIMITS`).
     - ``on_violation``: ``"deny"`` refuses and goes on, ``"kill"`` ends the run at the first violation.
     - ``cache``: the :class:`CompileCache` (default: the shared on-disk cache).
@@ -120,6 +124,7 @@ class Sandbox:
         *,
         root: str | os.PathLike[str] = ".",
         audit: Subscriber | None = None,
+        secrets: Mapping[str, str] | None = None,
         defaults: Limits | None = None,
         on_violation: OnViolationLike = "deny",
         cache: CompileCache | None = None,
@@ -135,6 +140,9 @@ class Sandbox:
         self.defaults = DEFAULT_LIMITS if defaults is None else defaults
         self.cache = cache if cache is not None else _shared_cache()
         self.bus = EventBus()
+        from ..network.secrets import Secrets  # noqa: PLC0415 - the network package loads only when used
+
+        self.secrets = Secrets(secrets)
         if audit is not None:
             self.bus.subscribe(audit, critical=True)
         if _is_audit_log(audit):
