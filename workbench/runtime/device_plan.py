@@ -1,7 +1,7 @@
 """Which nodes ``/dev/workbench`` has in a run: planned once, from the policy and the host's services.
 
 - ``network:...`` grants give ``http`` (served by :class:`workbench.network.NetworkService`,
-  which checks each request against the grants itself);
+  which checks each request against the grants itself, with the sandbox's secrets);
 - each ``module:call:NAME`` grant gives ``call/NAME`` (served by
   :class:`workbench.modules.calls.CallService`);
 - ``Sandbox(services={"name": service})`` gives ``name`` (the host's own grant);
@@ -12,13 +12,12 @@ No node, no device: the folder is not made, not preopened, not visible.
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..errors import SandboxError
-from .device import HELPER_NODE, NodeSpec, Service, error_response, host_nodes
+from .device import HELPER_NODE, NodeSpec, Service, host_nodes
 
 __all__ = ["plan_device", "HELPER_SOURCE"]
 
@@ -27,20 +26,13 @@ _SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _RESERVED = {"http", "call", HELPER_NODE}
 
 
-class _NoNetwork:
-    """The ``http`` node while no network service is installed: every request is refused."""
+def _network_service(secrets: Any) -> Callable[[Any], Service]:
+    def make(run: Any) -> Service:
+        from ..network import NetworkService  # lazily: only runs with a network grant need it
 
-    def handle(self, request: bytes) -> bytes:
-        return error_response("unreachable", "this installation has no network service (workbench.network)")
+        return NetworkService(run.policy, run.emit, secrets=secrets)
 
-
-def _network_service(run: Any) -> Service:
-    try:
-        network = importlib.import_module("workbench.network")
-    except ImportError:
-        return _NoNetwork()
-    service: Service = network.NetworkService(run.policy, run.emit)
-    return service
+    return make
 
 
 def _call_service(name: str) -> Any:
@@ -52,12 +44,16 @@ def _call_service(name: str) -> Any:
     return make
 
 
-def plan_device(policy: Any, services: Mapping[str, Service] | None = None) -> tuple[NodeSpec, ...]:
+def plan_device(
+    policy: Any, services: Mapping[str, Service] | None = None, secrets: Any = None
+) -> tuple[NodeSpec, ...]:
     """The device's nodes for a policy (and the host's services); empty when nothing is granted."""
     nodes: list[NodeSpec] = []
-    network = [c for c in policy.grants if c.domain == "network"]
-    if network:
-        nodes.append(NodeSpec("http", str(network[0]), "network", make=_network_service))
+    from ..network import visible  # the network package's own answer: any network grant at all?
+
+    if visible(policy):
+        first = next(c for c in policy.grants if c.domain == "network")
+        nodes.append(NodeSpec("http", str(first), "network", make=_network_service(secrets)))
     seen: set[str] = set()
     for cap in policy.grants:
         if cap.domain == "module" and cap.action == "call":

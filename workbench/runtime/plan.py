@@ -116,6 +116,7 @@ class RunPlan:
         environ: Mapping[str, str] | None = None,
         services: Mapping[str, Service] | None = None,
         caller_chain: tuple[str, ...] = (),
+        secrets: Any = None,
     ) -> RunPlan:
         """Check and plan everything once: limits with their rules, mounts (checking every granted
         folder now), the environment and the clock.  Bad input raises our own errors here."""
@@ -156,7 +157,7 @@ class RunPlan:
             clock_grain_ns=0 if policy.clock_precise else CLOCK_GRAIN_NS,
             on_violation=mode,
             file_grants=file_grants_of(mounts),
-            device=plan_device(policy, services),
+            device=plan_device(policy, services, secrets),
             caller_chain=caller_chain,
         )
 

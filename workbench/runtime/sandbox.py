@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, 
 import wasmtime
 
 from ..caches import BoundedCache
-from ..errors import CompileError, ModuleError, UnenforcedCapabilityWarning, warn_at_caller
+from ..errors import CompileError, ModuleError
 from ..events import EventBus, Subscriber
 from ..languages import Program, load_module_source, prepare_program
 from ..languages.detect import SourceLike
@@ -63,20 +63,6 @@ class _Prepared(NamedTuple):
     module: wasmtime.Module
     handle: Any
     plan: GuardPlan | None
-
-
-#: capability domains (and actions) the grammar knows but no guest can use yet
-_UNENFORCED: set[tuple[str, str | None]] = {("network", None)}
-
-
-def _warn_unenforced(policy: Policy) -> None:
-    granted = [str(c) for c in policy.grants if (c.domain, None) in _UNENFORCED or (c.domain, c.action) in _UNENFORCED]
-    if granted:
-        warn_at_caller(
-            f"{', '.join(granted)}: granted, but this installation has no network service yet; "
-            "every request through /dev/workbench/http is refused",
-            UnenforcedCapabilityWarning,
-        )
 
 
 def _is_audit_log(subscriber: Any) -> "TypeGuard[AuditLog]":
@@ -130,24 +116,24 @@ class Sandbox:
         cache: CompileCache | None = None,
         services: Mapping[str, Service] | None = None,
     ) -> None:
+        from ..network.secrets import Secrets  # noqa: PLC0415 - the network package loads only when used
+
+        self.secrets = Secrets(secrets)
         self.plan = RunPlan.compile(
             _as_policy(policy),
             root=host_root(root),
             defaults=DEFAULT_LIMITS if defaults is None else defaults,
             on_violation=on_violation,
             services=services,
+            secrets=self.secrets,
         )  # checks everything now: bad input raises before anything runs
         self.defaults = DEFAULT_LIMITS if defaults is None else defaults
         self.cache = cache if cache is not None else _shared_cache()
         self.bus = EventBus()
-        from ..network.secrets import Secrets  # noqa: PLC0415 - the network package loads only when used
-
-        self.secrets = Secrets(secrets)
         if audit is not None:
             self.bus.subscribe(audit, critical=True)
         if _is_audit_log(audit):
             audit.open()  # fail closed: a log that cannot be written refuses the sandbox now
-        _warn_unenforced(self.policy)
         self._active = ActiveRuns()
         self._prepared: BoundedCache[tuple[Any, ...], _Prepared] = BoundedCache("prepared per sandbox")
 
