@@ -113,7 +113,9 @@ def load_manifest(folder: str | Path) -> Manifest:
         try:
             cap = Capability.parse(text)
         except CapabilityError as exc:
-            raise ManifestError(f"{text!r}: {exc.message}", file=file, field="capabilities", hint=exc.hint) from None
+            raise ManifestError(f"{text!r}: {exc.message}", file=file, field="capabilities",
+                                hint=exc.hint or "write capabilities as the grammar says: domain:action[:scope]"
+                                ) from None
         capabilities.append(str(cap))
     source = data.get("source")
     if source is None:
