@@ -172,3 +172,26 @@ def test_data_moves_as_copies_and_results_come_back(root: Path) -> None:
         CALL + "payload = {'text': 'b a b'}\nanswer = workbench_guest.call('wordcount', payload)\n"
                "print(answer['words'], payload)", "python")
     assert result.stdout.strip() == "3 {'text': 'b a b'}"
+
+
+def test_the_callee_fuel_is_charged_to_the_caller() -> None:
+    code = CALL + "for _ in range(N):\n    workbench_guest.call('wordcount', {'text': 'a b'})\n"
+    sandbox = Sandbox(["module:call:wordcount", "fuel:limit:20000000000"])
+    alone = sandbox.run(code.replace("N", "0"), "python")
+    calling = sandbox.run(code.replace("N", "2"), "python")
+    assert alone.ok and calling.ok, calling.stderr
+    budgets = [Policy.parse(e.detail["policy"]).limits.fuel for e in call_events(calling)]
+    spent = [e.detail["fuel_used"] for e in call_events(calling, "return")]
+    assert all(s > 0 for s in spent) and budgets[0] > budgets[1]  # the second callee gets what is left
+    assert budgets[0] - budgets[1] >= spent[0]
+    assert alone.usage.fuel_used is not None and calling.usage.fuel_used is not None
+    assert calling.usage.fuel_used - alone.usage.fuel_used >= sum(spent)
+
+
+def test_the_callee_memory_is_capped_by_the_callers(catalog: Path) -> None:
+    module(catalog, "hungry", "result = len(bytearray(48 * 2**20))", caps=("memory:limit:1GiB",))
+    code = CALL + "try:\n    print(workbench_guest.call('hungry', {}))\nexcept OSError as exc:\n    print('refused:', exc)\n"
+    result = Sandbox(["module:call:hungry", "memory:limit:32MiB"]).run(code, "python")
+    (call,) = call_events(result)
+    assert Policy.parse(call.detail["policy"]).limits.memory_bytes == 32 * 2**20
+    assert result.stdout.startswith("refused:") and "MemoryError" in result.stdout, result.stdout + result.stderr

@@ -176,7 +176,7 @@ class CallService:
         run.calls.append(CallRecord(name, chain, ok, error, reason, wall, result.calls))
         run.emit("module", "return", "allow", target=name, caller_chain=chain, reason=reason,
                  detail={"ok": ok, "error": error, "callee_run_id": result.run_id, "wall_seconds": round(wall, 6),
-                         "exit_code": result.exit_code})
+                         "exit_code": result.exit_code, "fuel_used": result.usage.fuel_used})
         if not ok:
             return error_response(error or "failed", f"{name}: {reason}")
         try:
