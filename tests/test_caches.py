@@ -43,15 +43,37 @@ def test_a_bounded_cache_holds_its_bound_under_threads() -> None:
 
 
 def test_every_cache_is_declared_with_its_bound_and_reported() -> None:
+    bound = BOUNDS["compiled sources"]
+    held_before, bound_before = report().get("compiled sources", (0, 0))
+
     @memoized("compiled sources")
     def square(n: int) -> int:
         return n * n
 
-    for n in range(BOUNDS["compiled sources"] * 3):
+    for n in range(bound * 3):
         square(n)
     sizes = report()
-    assert sizes["compiled sources"] == (BOUNDS["compiled sources"], BOUNDS["compiled sources"])
-    assert all(held <= bound for held, bound in sizes.values()), sizes
+    assert sizes["compiled sources"] == (held_before + bound, bound_before + bound)
+    assert all(held <= limit for held, limit in sizes.values()), sizes
+
+
+def test_functions_memoised_under_one_name_add_up_in_the_report() -> None:
+    """A second function under a name must not hide the first: the process holds both."""
+    held_before, bound_before = report().get("path shapes", (0, 0))
+
+    @memoized("path shapes")
+    def double(n: int) -> int:
+        return 2 * n
+
+    @memoized("path shapes")
+    def triple(n: int) -> int:
+        return 3 * n
+
+    for n in range(5):
+        double(n)
+    for n in range(7):
+        triple(n)
+    assert report()["path shapes"] == (held_before + 12, bound_before + 2 * BOUNDS["path shapes"])
 
 
 def test_many_distinct_modules_never_grow_the_per_module_caches(

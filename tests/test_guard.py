@@ -192,3 +192,36 @@ def test_raw_linking_reports_errors_as_wasmtime_does() -> None:
     instance = rawlink.instantiate(store, wasmtime.Module(handle.engine, '(module (memory (export "m") 1))'), ())
     with pytest.raises(wasmtime.WasmtimeError, match="exports no 'missing'"):
         rawlink.export_get(store, instance, b"missing", slot)
+
+
+GROWN_PATHS = """(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "private/key")
+  (data (i32.const 200) "a.txt")
+  (func (export "_start")
+    ;; a first call at a low address: the guard now knows a memory of one page
+    (drop (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 11)
+                      (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 16)))
+    (drop (memory.grow (i32.const 1)))
+    ;; the same two names again, copied into the new page
+    (memory.copy (i32.const 70000) (i32.const 200) (i32.const 5))
+    (memory.copy (i32.const 70100) (i32.const 100) (i32.const 11))
+    (drop (call $open (i32.const 3) (i32.const 0) (i32.const 70000) (i32.const 5)
+                      (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 16)))
+    (drop (call $open (i32.const 3) (i32.const 0) (i32.const 70100) (i32.const 11)
+                      (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 16)))))"""
+
+
+def test_paths_in_memory_the_guest_grew_during_the_run_are_read_and_judged(data: Path) -> None:
+    """The guard keeps its view of the guest's memory between calls (the base never moves);
+    a path past the size it saw last must make it look again, not refuse or misread."""
+    sandbox = Sandbox(["filesystem:read:/docs", "!filesystem:read:/docs/private"], root=data)
+    result = sandbox.run(GROWN_PATHS, lang="wat")
+    assert result.exit_code == 0, result
+    assert fs_events(result) == [
+        ("deny", "/docs/private/key", "!filesystem:read:/docs/private", 2),
+        ("allow", "/docs/a.txt", "filesystem:read:/docs", 0),
+        ("deny", "/docs/private/key", "!filesystem:read:/docs/private", 2),
+    ]

@@ -44,7 +44,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _caches: "weakref.WeakValueDictionary[int, BoundedCache[object, object]]" = weakref.WeakValueDictionary()
-_functions: dict[str, Callable[[], int]] = {}
+#: memoised functions by cache name: several functions may share a name (and its bound, each)
+_functions: "dict[str, weakref.WeakSet[functools._lru_cache_wrapper[object]]]" = {}
 _lock = threading.Lock()
 
 
@@ -92,21 +93,27 @@ def memoized(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     def wrap(function: Callable[P, R]) -> Callable[P, R]:
         cached = functools.lru_cache(maxsize=BOUNDS[name])(function)
         with _lock:
-            _functions[name] = lambda: cached.cache_info().currsize
+            _functions.setdefault(name, weakref.WeakSet()).add(cached)
         return cached  # type: ignore[return-value]
 
     return wrap
 
 
 def report() -> dict[str, tuple[int, int]]:
-    """Every live cache by name: (entries now, bound).  Caches of one name (one per sandbox) add up."""
+    """Every live cache by name: (entries now, bound).
+
+    Caches of one name add up, whether they are one :class:`BoundedCache` per sandbox or several
+    functions memoised under one name: each holds its own bound, so the process holds the sum.
+    """
     sizes: dict[str, tuple[int, int]] = {}
     with _lock:
         caches = list(_caches.values())
-        functions = dict(_functions)
+        functions = [(name, list(members)) for name, members in _functions.items()]
     for cache in caches:
         held, bound = sizes.get(cache.name, (0, 0))
         sizes[cache.name] = (held + len(cache), bound + cache.maxsize)
-    for name, size in functions.items():
-        sizes[name] = (size(), BOUNDS[name])
+    for name, cached_functions in functions:
+        for cached in cached_functions:
+            held, bound = sizes.get(name, (0, 0))
+            sizes[name] = (held + cached.cache_info().currsize, bound + BOUNDS[name])
     return sizes

@@ -1,8 +1,10 @@
 """The compile cache: compiled modules serialised to disk, and kept in memory.
 
 Key: ``sha256(wasm bytes)`` + the wasmtime version + the engine configuration
-(:meth:`EngineSettings.fingerprint`), because a serialized module loads only into
-an engine with the same settings (design.md §5).  A second run of the same module,
+that changes the native code (:meth:`EngineSettings.artifact_fingerprint`), because a
+serialized module loads only into an engine with the same settings (design.md §5).  Modules
+kept in memory are keyed by the whole engine (:meth:`EngineSettings.fingerprint`): a live
+module belongs to the engine that made it.  A second run of the same module,
 even in a new process, then deserialises (milliseconds) instead of compiling
 (seconds for a large module).
 
@@ -71,24 +73,40 @@ class CompileCache:
         self.compiles = 0
 
     def key(self, wasm_sha256: str, handle: EngineHandle) -> str:
+        """The artifact's name on disk: the same for engines that differ only at run time."""
+        return f"{wasm_sha256}-{_settings_digest(handle.settings.artifact_fingerprint())}"
+
+    def _memory_key(self, wasm_sha256: str, handle: EngineHandle) -> str:
         return f"{wasm_sha256}-{_settings_digest(handle.settings.fingerprint())}"
 
-    def get(self, wasm: Callable[[], bytes], wasm_sha256: str, handle: EngineHandle) -> wasmtime.Module:
+    def get(
+        self,
+        wasm: Callable[[], bytes],
+        wasm_sha256: str,
+        handle: EngineHandle,
+        *,
+        check: Callable[[bytes], None] | None = None,
+    ) -> wasmtime.Module:
         """The compiled module on ``handle``'s engine: memory, then disk, then compile.
 
         ``wasm`` returns the module's bytes; it is called only on a miss (a large
         interpreter need not be read from disk when its compiled form is cached).
+        ``check`` sees the bytes before they are compiled and may raise: a module that
+        will be refused then costs no compile.
         """
-        key = self.key(wasm_sha256, handle)
+        key, memory_key = self.key(wasm_sha256, handle), self._memory_key(wasm_sha256, handle)
         with self._lock:
-            module = self._memory.get(key)
+            module = self._memory.get(memory_key)
             if module is not None:
-                self._memory.move_to_end(key)
+                self._memory.move_to_end(memory_key)
                 self.hits += 1
                 return module
         loaded = self._load(key, handle)
         if loaded is None:
-            lifted, image_bytes = data_image.lift(table_watch.instrument(wasm(), STORE_CAPS.table_elements))
+            raw = wasm()
+            if check is not None:
+                check(raw)
+            lifted, image_bytes = data_image.lift(table_watch.instrument(raw, STORE_CAPS.table_elements))
             module = compile_module(handle, lifted)  # bounded; may raise, the caller explains the error
             image = data_image.DataImage(image_bytes) if image_bytes is not None else None
             self.compiles += 1
@@ -98,7 +116,7 @@ class CompileCache:
             self.disk_hits += 1
         data_image.attach(module, image)
         with self._lock:
-            self._memory[key] = module
+            self._memory[memory_key] = module
             while len(self._memory) > self.memory_items:
                 self._memory.popitem(last=False)
         return module

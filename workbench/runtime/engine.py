@@ -99,10 +99,20 @@ class EngineSettings:
             )
 
     def fingerprint(self) -> str:
-        """A stable string for cache keys: every field that changes the artifact."""
+        """A stable string naming the engine: every field, for caches of live modules (a
+        :class:`wasmtime.Module` belongs to the engine that made it)."""
+        return f"{self.artifact_fingerprint()};stack={self.max_wasm_stack}"
+
+    def artifact_fingerprint(self) -> str:
+        """A stable string for the compiled artifact on disk: only what changes the native code.
+
+        The wasm stack cap is not in it: wasmtime checks the stack at run time against the
+        engine's own setting, and an artifact compiled under one cap loads into an engine with
+        another (tested), so each ``stack:limit`` value does not cost a recompile.
+        """
         return (
             f"wasmtime={WASMTIME_VERSION};epoch=1;fuel={int(self.fuel)};"
-            f"stack={self.max_wasm_stack};debug={int(self.debug_info)};cow=0;hostmem=1;{data_image.FORMAT};"
+            f"debug={int(self.debug_info)};cow=0;hostmem=1;{data_image.FORMAT};"
             f"{table_watch.FORMAT}={STORE_CAPS.table_elements}"
         )
 

@@ -103,7 +103,6 @@ class Guard(NameCalls, DescriptorCalls):
             self.pending.close()
             self.pending = None
         self._fn = fn
-        self._memory_view = None  # the guest may have grown its memory since the last call
         return self._handlers[fn](decode(fn, args))
 
     def _path_open(self, a: PathOpen) -> int:

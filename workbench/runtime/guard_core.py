@@ -152,7 +152,7 @@ class GuardCore:
         self.context: Any = None
         self.memory: wasmtime.Memory | None = None
         self._fn = ""  # the call being checked
-        self._memory_view: tuple[int, int] | None = None  # (address, size), per call
+        self._memory_view: tuple[int, int] | None = None  # (address, size): see _base
         #: descriptors the guest opened so far, and (when the guard module counts closes in wasm,
         #: rather than the host seeing each) how to read how many it closed
         self.opens = 0
@@ -174,11 +174,15 @@ class GuardCore:
             self.pending = None
         self.fds.close_all()
 
-    def _base(self) -> tuple[int, int]:
-        """(address, size) of the guest's memory, read once per checked call (``check`` clears it):
-        a memory only grows, and the sandbox's memory creator never moves it."""
+    def _base(self, end: int) -> tuple[int, int]:
+        """(address, size) of the guest's memory, read again only when a call reaches past ``end``.
+
+        Why it may be kept for the whole run: the sandbox's memory creator never moves a memory
+        (``linear_memory.py``), and a wasm memory only grows.  So a stale size can only be too
+        small, and then it is read again before anything is refused.
+        """
         cached = self._memory_view
-        if cached is not None:
+        if cached is not None and end <= cached[1]:
             return cached
         assert self.memory is not None
         raw = ctypes.byref(memory_handle(self.memory))
@@ -188,7 +192,7 @@ class GuardCore:
         return base, size
 
     def _string(self, ptr: int, length: int) -> str | None:
-        base, size = self._base()
+        base, size = self._base(ptr + length)
         if ptr < 0 or length < 0 or ptr + length > size:
             return None
         try:
@@ -197,13 +201,13 @@ class GuardCore:
             return None
 
     def _u32(self, ptr: int) -> int:
-        base, size = self._base()
+        base, size = self._base(ptr + 4)
         if ptr < 0 or ptr + 4 > size:
             return 0
         return ctypes.c_uint32.from_address(base + ptr).value
 
     def _write(self, ptr: int, data: bytes) -> bool:
-        base, size = self._base()
+        base, size = self._base(ptr + len(data))
         if ptr < 0 or ptr + len(data) > size:
             return False
         ctypes.memmove(base + ptr, data, len(data))

@@ -117,7 +117,7 @@ class DescriptorCalls(GuardCore):
         if deadline is None or self.memory is None or count <= 0:
             return
         remaining = max(int((deadline - time.monotonic()) * 1e9), 0)
-        base, size = self._base()
+        base, size = self._base(subscriptions + 48 * count)
         if subscriptions < 0 or count > size // 48 or subscriptions + 48 * count > size:
             return  # the real call reports EFAULT
         for index in range(count):

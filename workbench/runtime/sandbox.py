@@ -34,7 +34,7 @@ from .plan import CLOCK_GRAIN_NS, OnViolation, OnViolationLike, RunPlan
 from .rawlink import export_names
 from .result import RunResult
 from .run import _Run
-from .wasi import check_imports
+from .wasi import check_declared_imports, check_imports
 
 if TYPE_CHECKING:
     from ..audit.log import AuditLog
@@ -241,8 +241,8 @@ class Sandbox:
         try:
             if program.compiling is not None:  # a large module shows progress if it must be compiled
                 with program.compiling():
-                    return self.cache.get(program.wasm, program.sha256, handle)
-            return self.cache.get(program.wasm, program.sha256, handle)
+                    return self.cache.get(program.wasm, program.sha256, handle, check=check_declared_imports)
+            return self.cache.get(program.wasm, program.sha256, handle, check=check_declared_imports)
         except wasmtime.WasmtimeError as exc:
             cause = root_cause(str(exc))
             raise CompileError(

@@ -12,11 +12,14 @@ sandbox hands over none, so they grant nothing.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import wasmtime
 
 from ..errors import LinkError
+from .wasm_imports import DeclaredImport, declared_imports
 
-__all__ = ["WASI_MODULE", "WASI_FUNCTIONS", "WASI_SIGNATURES", "check_imports"]
+__all__ = ["WASI_MODULE", "WASI_FUNCTIONS", "WASI_SIGNATURES", "check_imports", "check_declared_imports"]
 
 WASI_MODULE = "wasi_snapshot_preview1"
 
@@ -85,15 +88,38 @@ def _describe(func: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
 
 def check_imports(module: wasmtime.Module) -> None:
     """Raise :class:`LinkError` naming every import the sandbox does not provide as typed."""
+    _check(
+        DeclaredImport(
+            imp.module,
+            imp.name or "",
+            type(imp.type).__name__.replace("Type", "").lower(),
+            *(
+                (tuple(str(p) for p in imp.type.params), tuple(str(r) for r in imp.type.results))
+                if isinstance(imp.type, wasmtime.FuncType)
+                else ((), ())
+            ),
+        )
+        for imp in module.imports
+    )
+
+
+def check_declared_imports(wasm: bytes) -> None:
+    """The same check on the module's bytes, before it is compiled: a module that will be refused
+    costs no compile.  Only refuses; a module it cannot read is left to :func:`check_imports`."""
+    imports = declared_imports(wasm)
+    if imports is not None:
+        _check(imports)
+
+
+def _check(imports: Iterable[DeclaredImport]) -> None:
     missing: list[str] = []
     mistyped: list[str] = []
-    for imp in module.imports:
-        kind = type(imp.type).__name__.replace("Type", "").lower()
-        expected = WASI_SIGNATURES.get(imp.name or "") if imp.module == WASI_MODULE else None
-        if expected is None or not isinstance(imp.type, wasmtime.FuncType):
-            missing.append(f"{imp.module}::{imp.name} ({kind})")
+    for imp in imports:
+        expected = WASI_SIGNATURES.get(imp.name) if imp.module == WASI_MODULE else None
+        if expected is None or imp.kind != "func":
+            missing.append(f"{imp.module}::{imp.name} ({imp.kind})")
             continue
-        actual = (tuple(str(p) for p in imp.type.params), tuple(str(r) for r in imp.type.results))
+        actual = (imp.params, imp.results)
         if actual != expected:
             mistyped.append(f"{imp.module}::{imp.name} {_describe(actual)}, preview1 has {_describe(expected)}")
     if missing:
