@@ -83,9 +83,11 @@ class DescriptorCalls(GuardCore):
             return self._device_refuse(entry, a.fd, f"{entry.path} is a device node: write the request in order "
                                                     "(fd_write), not at an offset")
         count, iovs = a.iovs_len, a.iovs
-        base, size = self._base()
-        if count < 0 or count > 1024 or iovs < 0 or iovs + 8 * count > size:
+        if count < 0 or count > 1024 or iovs < 0:
             return 0  # the real call reports EFAULT/EINVAL
+        base, size = self._base(iovs + 8 * count)
+        if iovs + 8 * count > size:
+            return 0
         adding = sum(ctypes.c_uint32.from_address(base + iovs + 8 * i + 4).value for i in range(count))
         why = entry.mount.device.written(entry.path, adding)
         if why is None:
