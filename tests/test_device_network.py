@@ -6,6 +6,7 @@ the device wires it to every guest language, and that without a network grant th
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -104,3 +105,28 @@ def test_a_wat_guest_reaches_the_network_through_the_device(httpserver: HTTPServ
     result = Sandbox([f"network:http:localhost:{httpserver.port}"]).run(wat_exchange("http", request), "wat")
     answer = json.loads(result.stdout)
     assert answer["ok"] and answer["status"] == 200
+
+
+def test_a_callee_gets_its_callers_secrets_only_through_its_grant(httpserver: HTTPServer, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sandbox(secrets=...) reaches a called module's request (its grant came from the caller's), never its eyes."""
+    httpserver.expect_request("/k").respond_with_handler(
+        lambda request: __import__("werkzeug").Response(request.headers.get("Authorization", "")))
+    port = httpserver.port
+    folder = tmp_path / "catalog" / "keyed"
+    folder.mkdir(parents=True)
+    (folder / "main.py").write_text(
+        "import workbench_guest\n"
+        f"r = workbench_guest.request('GET', 'http://localhost:{port}/k', headers={{'Authorization': '{placeholder('API_KEY')}'}})\n"
+        "result = r.text()\n")
+    (folder / "manifest.toml").write_text(
+        'name = "keyed"\nlanguage = "python"\ndescription = "sends its caller\'s secret"\n'
+        f'capabilities = ["network:http:localhost:{port};secret=API_KEY"]\nexports = []\n[inputs]\n[outputs]\n')
+    monkeypatch.setenv("WORKBENCH_EXTENSIONS", str(tmp_path / "catalog"))
+    sandbox = Sandbox([f"network:http:localhost:{port};secret=API_KEY", "module:call:keyed"],
+                      secrets={"API_KEY": "s3cr3t-v4lue"})
+    result = sandbox.run("import workbench_guest\nprint(workbench_guest.call('keyed', {}))", "python")
+    assert result.ok, result.stderr
+    assert "s3cr3t-v4lue" not in result.stdout and placeholder("API_KEY") in result.stdout
+    (request, _), = httpserver.log
+    assert request.headers["Authorization"] == "s3cr3t-v4lue"

@@ -195,3 +195,23 @@ def test_the_callee_memory_is_capped_by_the_callers(catalog: Path) -> None:
     (call,) = call_events(result)
     assert Policy.parse(call.detail["policy"]).limits.memory_bytes == 32 * 2**20
     assert result.stdout.startswith("refused:") and "MemoryError" in result.stdout, result.stdout + result.stderr
+
+
+def test_cancelling_the_caller_stops_its_callee(catalog: Path) -> None:
+    import threading
+
+    module(catalog, "spin", '(module (func (export "_start") (loop (br 0))))', language="wat")
+    sandbox = Sandbox(["module:call:spin", "time:limit:60s"])
+    started = threading.Event()
+    sandbox.subscribe(lambda item: started.set() if getattr(item, "action", None) == "call" else None)
+    box: list[Any] = []
+    runner = threading.Thread(target=lambda: box.append(sandbox.run(
+        CALL + "try:\n    workbench_guest.call('spin', {})\nexcept OSError as exc:\n    print('callee:', exc)\n",
+        "python")))
+    runner.start()
+    assert started.wait(60)
+    assert sandbox.cancel("enough") >= 2  # the caller and its callee
+    runner.join(50)  # far below the 60 s the callee would otherwise spin
+    assert not runner.is_alive()
+    (result,) = box
+    assert "callee: call spin: stopped" in result.stdout or result.outcome.startswith("stopped"), result

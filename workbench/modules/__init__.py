@@ -9,8 +9,12 @@
 - :class:`~workbench.modules.calls.CallService`: the ``/dev/workbench/call/NAME`` node.
 """
 
+from ..runtime.device_plan import CALLS
+from .calls import MAX_CALL_DEPTH, CallService, run_module
 from .catalog import Catalog, default_catalog
 from .manifest import Manifest, load_manifest
-from .calls import MAX_CALL_DEPTH, run_module
+
+CALLS["service"] = CallService  # the runtime serves /dev/workbench/call/NAME and run_module with these
+CALLS["run"] = run_module
 
 __all__ = ["Manifest", "load_manifest", "Catalog", "default_catalog", "run_module", "MAX_CALL_DEPTH"]

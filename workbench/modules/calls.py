@@ -85,13 +85,20 @@ def _budget(limits: Any, deadline: float | None, fuel_left: int | None) -> list[
 
 
 def _execute(manifest: Manifest, policy: Policy, payload: Any, *, root: Any, bus: Any, chain: tuple[str, ...],
-             on_violation: Any) -> Any:
-    from ..runtime.sandbox import Sandbox  # lazily: the runtime imports this module's callers
+             on_violation: Any, secrets: Any, active: Any) -> Any:
+    """Run the callee in a fresh sandbox: the caller's event bus (so its audit log records the callee),
+    its secrets (a callee's ``;secret=`` grant came from the caller's), its cancellation."""
+    from ..runtime.device_plan import plan_device
+    from ..runtime.sandbox import Sandbox  # lazily: a call needs it, importing the catalog does not
 
     sandbox = Sandbox(policy, root=root, on_violation=on_violation)
-    sandbox.plan = dataclasses.replace(sandbox.plan, caller_chain=chain)
-    if bus is not None:
-        sandbox.bus = bus
+    if secrets is not None:
+        sandbox.secrets = secrets
+    sandbox.plan = dataclasses.replace(sandbox.plan, caller_chain=chain, secrets=secrets,
+                                       device=plan_device(policy, None, secrets))
+    sandbox.bus = bus
+    if active is not None:
+        sandbox._active = active  # the caller's cancel() stops its callees too
     source = manifest.source_text()
     if manifest.language == "python":
         inputs = payload if isinstance(payload, dict) else {"payload": payload}
@@ -163,7 +170,7 @@ class CallService:
                  reason=decision.reason, detail={"policy": policy.to_strings(), "request_bytes": len(request)})
         try:
             result = _execute(manifest, policy, payload, root=run.plan.root, bus=run.bus, chain=chain,
-                              on_violation=str(run.plan.on_violation))
+                              on_violation=str(run.plan.on_violation), secrets=run.plan.secrets, active=run.active)
         except SandboxError as exc:  # the callee's source does not compile, ...
             return self._refused(chain, "invalid", str(exc).splitlines()[0], started)
         if fuel_left is not None and result.usage.fuel_used is not None and store is not None:
@@ -221,4 +228,4 @@ def run_module(sandbox: Any, name: str, payload: Any = None, *, catalog: Catalog
     except CallFailed as failed:
         raise ModuleError(f"module {name}: {failed.reason}", hint="fix its manifest.toml") from None
     return _execute(manifest, policy, payload, root=sandbox.root, bus=sandbox.bus, chain=(name,),
-                    on_violation=str(sandbox.on_violation))
+                    on_violation=str(sandbox.on_violation), secrets=sandbox.secrets, active=sandbox._active)

@@ -16,6 +16,9 @@ from ..errors import SandboxError
 
 __all__ = ["register", "parse_inputs"]
 
+#: the exit codes of ``workbench run`` (cli.py, which imports this module)
+EXIT_OK, EXIT_GUEST_FAILED, EXIT_VIOLATION, EXIT_FAULT = 0, 1, 3, 4
+
 
 def register(subcommands: Any) -> None:
     listing = subcommands.add_parser("list", help="the catalog's modules (extensions/ and WORKBENCH_EXTENSIONS)")
@@ -68,7 +71,6 @@ def _cmd_show(options: argparse.Namespace) -> int:
 
 
 def _cmd_run(options: argparse.Namespace) -> int:
-    from ..cli import EXIT_FAULT, EXIT_GUEST_FAILED, EXIT_OK, EXIT_VIOLATION
     from ..runtime import Sandbox
 
     if options.payload is not None:

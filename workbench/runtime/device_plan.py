@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 from ..errors import SandboxError
 from .device import HELPER_NODE, NodeSpec, Service, host_nodes
 
-__all__ = ["plan_device", "HELPER_SOURCE"]
+__all__ = ["plan_device", "HELPER_SOURCE", "CALLS"]
 
 HELPER_SOURCE = Path(__file__).resolve().parent.parent / "guest" / "workbench_guest.py"
 _SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
@@ -35,11 +35,16 @@ def _network_service(secrets: Any) -> Callable[[Any], Service]:
     return make
 
 
-def _call_service(name: str) -> Any:
-    def make(run: Any) -> Service:
-        from ..modules.calls import CallService  # lazily: modules imports the runtime
+#: how module calls are served and run: filled by :mod:`workbench.modules` when it is imported
+#: (``workbench`` imports it), so the runtime never imports the layer above it.
+#: ``"service"``: ``(run, name) -> Service``; ``"run"``: ``(sandbox, name, payload, catalog) -> RunResult``.
+CALLS: dict[str, Callable[..., Any]] = {}
 
-        return CallService(run, name)
+
+def _call_service(name: str) -> Callable[[Any], Service]:
+    def make(run: Any) -> Service:
+        service: Service = CALLS["service"](run, name)
+        return service
 
     return make
 

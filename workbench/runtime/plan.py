@@ -104,6 +104,8 @@ class RunPlan:
     device: tuple[NodeSpec, ...] = ()
     #: modules that called this one, outermost first, then this one (empty for a top-level run)
     caller_chain: tuple[str, ...] = ()
+    #: the sandbox's secrets (workbench.network.Secrets): for its http node and the modules it calls
+    secrets: Any = field(default=None, repr=False)
 
     @classmethod
     def compile(
@@ -159,6 +161,7 @@ class RunPlan:
             file_grants=file_grants_of(mounts),
             device=plan_device(policy, services, secrets),
             caller_chain=caller_chain,
+            secrets=secrets,
         )
 
     def rule_for(self, field_name: str) -> str | None:

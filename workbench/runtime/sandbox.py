@@ -212,9 +212,9 @@ class Sandbox:
         (JSON data: a Python module's ``inputs``, other languages' stdin).  The module gets what its
         manifest asks for ∩ this sandbox's rights; asking for more raises :class:`EscalationError`
         (recorded).  Its ``result`` (Python) or JSON stdout is ``RunResult.value``/``stdout``."""
-        from ..modules.calls import run_module  # lazily: the catalog is not needed by plain runs
+        from .device_plan import CALLS  # workbench.modules fills it (the layer above the runtime)
 
-        result: RunResult = run_module(self, name, payload, catalog=catalog)
+        result: RunResult = CALLS["run"](self, name, payload, catalog=catalog)
         return result
 
     def _prepare(
