@@ -130,3 +130,14 @@ def test_a_callee_gets_its_callers_secrets_only_through_its_grant(httpserver: HT
     assert "s3cr3t-v4lue" not in result.stdout and placeholder("API_KEY") in result.stdout
     (request, _), = httpserver.log
     assert request.headers["Authorization"] == "s3cr3t-v4lue"
+
+
+def test_a_c_guest_reaches_the_network_through_workbench_h(httpserver: HTTPServer) -> None:
+    pytest.importorskip("ziglang")
+    httpserver.expect_request("/c").respond_with_data("from c")
+    source = ('#include <stdio.h>\n#include "workbench.h"\nint main(void) {\n  char out[4096];\n'
+              f'  if (wb_http_get("http://localhost:{httpserver.port}/c", out, sizeof out) < 0) {{ perror("get"); return 1; }}\n'
+              '  puts(out);\n  return 0;\n}\n')
+    result = Sandbox([f"network:http:localhost:{httpserver.port}"]).run(source, "c")
+    answer = json.loads(result.stdout)
+    assert result.ok and answer["ok"] and answer["status"] == 200, result

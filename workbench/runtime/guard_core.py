@@ -301,11 +301,10 @@ class GuardCore:
     def _judge(self, target: Target, write: bool, directory: bool, action: str) -> Verdict:
         """The decision on a resolved target (raises the refusal)."""
         path = target.resolved
-        device = target.mount.device
-        if device is not None:  # /dev/workbench: the device decides, in every mode (device.py)
+        if target.mount.device is not None:  # /dev/workbench: the device decides, in every mode (device.py)
             allowed: Verdict | None
             why: str
-            allowed, why = device.judge(path, write, action)
+            allowed, why = target.mount.device.judge(path, write, action)
             if allowed is None:
                 raise Refusal(EACCES, why, path)
             return allowed
