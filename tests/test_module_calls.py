@@ -210,7 +210,7 @@ def test_cancelling_the_caller_stops_its_callee(catalog: Path) -> None:
         "python")))
     runner.start()
     assert started.wait(60)
-    assert sandbox.cancel("enough") >= 2  # the caller and its callee
+    assert sandbox.cancel("enough") >= 1  # the caller, and its callee if it has begun (else it stops at once)
     runner.join(50)  # far below the 60 s the callee would otherwise spin
     assert not runner.is_alive()
     (result,) = box

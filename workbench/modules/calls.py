@@ -34,6 +34,7 @@ from ..errors import EscalationError, ManifestError, ModuleError, SandboxError
 from ..events import Event
 from ..policy import Policy, format_duration, format_size
 from ..runtime.call_record import CallRecord
+from ..runtime.context import ActiveRuns
 from ..runtime.device import error_response
 from .catalog import Catalog, default_catalog
 from .manifest import Manifest
@@ -98,7 +99,7 @@ def _execute(manifest: Manifest, policy: Policy, payload: Any, *, root: Any, bus
                                        device=plan_device(policy, None, secrets))
     sandbox.bus = bus
     if active is not None:
-        sandbox._active = active  # the caller's cancel() stops its callees too
+        sandbox._active = active  # the caller's cancel() stops its callees too (_Linked)
     source = manifest.source_text()
     if manifest.language == "python":
         inputs = payload if isinstance(payload, dict) else {"payload": payload}
@@ -129,6 +130,33 @@ def _outcome(result: Any) -> tuple[bool, str | None, str]:
         return True, None, "exited 0" + (f" ({refused} refusal{'s' if refused != 1 else ''})" if refused else "")
     tail = (result.stderr.strip().splitlines() or [""])[-1]
     return False, "failed", f"exit code {result.exit_code}" + (f": {tail}" if tail else "")
+
+
+class _Linked(ActiveRuns):
+    """A callee's runs, as its caller's sandbox sees them: in the caller's set (so ``cancel()`` reaches
+    them), and each stopped at its next tick once its caller is stopped (however the two raced)."""
+
+    def __init__(self, caller: ActiveRuns, caller_watch: Any) -> None:
+        super().__init__()
+        self.caller = caller
+        self.caller_watch = caller_watch
+
+    def add(self, watch: Any) -> None:
+        own, caller = watch.check, self.caller_watch
+
+        def check() -> bool:
+            if caller.stop_kind is not None and watch.stop_kind is None:
+                watch.stop(caller.stop_kind, f"its caller was stopped ({caller.stop_reason})")
+            return bool(own())
+
+        watch.check = check
+        self.caller.add(watch)
+
+    def discard(self, watch: Any) -> None:
+        self.caller.discard(watch)
+
+    def stop_all(self, kind: str, reason: str) -> int:
+        return self.caller.stop_all(kind, reason)
 
 
 class CallService:
@@ -170,7 +198,8 @@ class CallService:
                  reason=decision.reason, detail={"policy": policy.to_strings(), "request_bytes": len(request)})
         try:
             result = _execute(manifest, policy, payload, root=run.plan.root, bus=run.bus, chain=chain,
-                              on_violation=str(run.plan.on_violation), secrets=run.plan.secrets, active=run.active)
+                              on_violation=str(run.plan.on_violation), secrets=run.plan.secrets,
+                              active=_Linked(run.active, run.watch))
         except SandboxError as exc:  # the callee's source does not compile, ...
             return self._refused(chain, "invalid", str(exc).splitlines()[0], started)
         if fuel_left is not None and result.usage.fuel_used is not None and store is not None:
