@@ -184,8 +184,7 @@ class CallService:
             manifest = (self.catalog or default_catalog()).get(name)
             if export is not None and export not in manifest.exports:
                 raise CallFailed("invalid", f"{name} has no export {export!r} (exports: {', '.join(manifest.exports)})")
-            store = run._store
-            fuel_left = store.get_fuel() if run.limits.fuel is not None and store is not None else None
+            fuel_left = run.fuel_left()
             policy = _child_policy(run.policy, manifest, _budget(run.limits, run.watch.deadline, fuel_left))
         except EscalationError as exc:
             return self._refused(chain, "escalation", exc.message, started)
@@ -202,11 +201,8 @@ class CallService:
                               active=_Linked(run.active, run.watch))
         except SandboxError as exc:  # the callee's source does not compile, ...
             return self._refused(chain, "invalid", str(exc).splitlines()[0], started)
-        if fuel_left is not None and result.usage.fuel_used is not None and store is not None:
-            try:
-                store.set_fuel(max(store.get_fuel() - result.usage.fuel_used, 0))
-            except Exception:
-                pass
+        if fuel_left is not None and result.usage.fuel_used is not None:
+            run.charge_fuel(result.usage.fuel_used)
         ok, error, reason = _outcome(result)
         wall = time.monotonic() - started
         run.calls.append(CallRecord(name, chain, ok, error, reason, wall, result.calls))

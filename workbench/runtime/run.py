@@ -120,6 +120,18 @@ class _Run:
         self.chain = plan.caller_chain
         self.calls: list[Any] = []  # CallRecords of the modules this run called (workbench.modules.calls)
 
+    # -- for the module calls this run makes (workbench.modules.calls) --------------------------
+    def fuel_left(self) -> int | None:
+        """The guest's remaining fuel, or None when the run has no fuel budget."""
+        if self.limits.fuel is None or self._store is None:
+            return None
+        return int(self._store.get_fuel())
+
+    def charge_fuel(self, used: int) -> None:
+        """Take ``used`` fuel (a callee's) from the guest's remainder."""
+        if self.limits.fuel is not None and self._store is not None and used > 0:
+            self._store.set_fuel(max(int(self._store.get_fuel()) - used, 0))
+
     # -- events -------------------------------------------------------------------------------
     def emit(self, category: str, action: str, decision: str = "allow", **fields: Any) -> Event:
         event = Event(
