@@ -149,3 +149,22 @@ def test_a_called_module_cannot_claim_a_secret_its_caller_lacks() -> None:
         holder.attenuate(Policy.parse(["network:https:api.example.com;secret=OTHER"]))
     assert holder.attenuate(Policy.parse(["network:https:api.example.com"])).to_strings() == [
         "network:https:api.example.com"]
+
+
+def test_a_value_echoed_into_a_redirect_travels_on_as_the_placeholder(httpserver: HTTPServer) -> None:
+    """The secret's own host redirects to another granted host with the value in the URL (an echo
+    of the header): the next hop gets the placeholder, the guest's final URL and the events too."""
+    port = httpserver.port
+
+    def echo_into_location(request: Request) -> Response:
+        key = request.headers.get("X-Key", "")
+        return Response("", status=302, headers={"Location": f"http://127.0.0.1:{port}/land?k={key}"})
+
+    httpserver.expect_request("/go").respond_with_handler(echo_into_location)
+    httpserver.expect_request("/land").respond_with_data("landed")
+    svc, rec = service([f"network:http:localhost:{port};secret=API_KEY", f"network:http:127.0.0.1:{port}"],
+                       secrets={"API_KEY": VALUE})
+    answer = ask(svc, f"http://localhost:{port}/go", headers={"X-Key": KEY})
+    second, _ = httpserver.log[1]
+    assert VALUE not in second.url and second.args["k"] == KEY
+    assert answer["ok"] and VALUE not in json.dumps(answer) and VALUE not in repr(rec.events)

@@ -391,6 +391,8 @@ def test_the_guest_may_not_set_host_or_connection_headers(httpserver: HTTPServer
     (b"not json", "not valid JSON"),
     (b"\xff\xfe{}", "not valid UTF-8"),
     (b'{"method": "GET", "url": "http://localhost/\xed\xa0\x80"}', "not valid UTF-8"),
+    (b'{"method": "GET", "url": "http://a.example/", "headers": {"X-A": "\xc3\x28"}}', "not valid UTF-8"),
+    (b'{"method": "GET", "url": "http://a.example/", "headers": {"X-A": "\\udc80"}}', "printable ASCII"),
     (b"[1, 2]", "must be a JSON object"),
     (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
     (b'{"method": "GET", "url": "http://a.example/", "url": "http://b.example/"}', "given twice"),

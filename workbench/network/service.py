@@ -164,7 +164,8 @@ class NetworkService:
             location = dict(reply.headers).get("location")
             if reply.status not in _REDIRECTS or location is None:
                 return self._reply(target, reply, values)
-            following = self._redirect(target, location, values, hop, method, allowed.rule)
+            # a value a server put into a Location travels on as its placeholder, never to the next host
+            following = self._redirect(target, Secrets.scrub(location, values), values, hop, method, allowed.rule)
             if reply.status == 303 or (reply.status in (301, 302) and method == "POST"):
                 method = "GET" if method != "HEAD" else method
                 body = b""
@@ -277,5 +278,5 @@ class NetworkService:
             "headers": headers,
             "body_base64": base64.b64encode(body).decode("ascii"),
             "truncated": truncated,
-            "url": target.url,
+            "url": Secrets.scrub(target.url, values),
         })
