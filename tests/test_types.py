@@ -18,9 +18,9 @@ def test_mypy_finds_no_type_errors() -> None:
 
 
 def test_the_core_passes_mypy_strict() -> None:
-    """The runtime and the policy: no ``Any`` leaks at their seams, every function typed."""
+    """The runtime, the policy and the network service: no ``Any`` leaks at their seams, every function typed."""
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "workbench/runtime", "workbench/policy"],
+        [sys.executable, "-m", "mypy", "--strict", "workbench/runtime", "workbench/policy", "workbench/network"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

@@ -22,6 +22,7 @@ from .errors import (
 from .events import Event, EventBus, Sample, Violation
 from .policy import Capability, Limits, Policy
 from .runtime import DEFAULT_LIMITS, CompileCache, Fault, Mount, RunResult, Sandbox, Usage
+from . import modules  # noqa: E402,F401 - registers module calls with the runtime (runtime.device_plan.CALLS)
 
 __all__ = [
     "Sandbox",

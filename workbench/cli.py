@@ -56,11 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the bundled escape attempts and show what the sandbox decided")
     demo.set_defaults(handler=_cmd_demo)
 
-    modules = commands.add_parser("modules", help="bundled modules: the validation suites (test-limits, ...)")
+    modules = commands.add_parser("modules", help="the module catalog (list, show, run) and the validation suites (test-limits, ...)")
     module_commands = modules.add_subparsers(dest="modules_command", metavar="COMMAND", required=True)
     from .validation.commands import register as register_validation  # other `modules` commands register here too
 
     register_validation(module_commands)
+    from .modules.commands import register as register_catalog
+
+    register_catalog(module_commands)
 
     from .audit.commands import register as register_audit
 

@@ -11,7 +11,9 @@ The tree, so a reader sees every failure mode at once::
     ├── ModuleError (ValueError)         the guest module itself is unusable
     │   ├── CompileError                 invalid WAT, bytes that are not wasm, a C/Python
     │   │                                compile failure; carries line/column when known
-    │   └── LinkError                    the module imports something not granted
+    │   ├── LinkError                    the module imports something not granted
+    │   └── ManifestError                a catalog module's manifest.toml that cannot be
+    │                                    used; carries its file and field
     ├── BatchError (ValueError)          a batch that cannot be run as given (two jobs with
     │                                    one id, a job without a source, ...)
     ├── SandboxViolation (PermissionError)
@@ -45,6 +47,7 @@ __all__ = [
     "ModuleError",
     "CompileError",
     "LinkError",
+    "ManifestError",
     "SandboxViolation",
     "BatchError",
     "MemoryAccessError",
@@ -131,6 +134,17 @@ class LinkError(ModuleError):
     def __init__(self, message: str, *, imports: list[str] | None = None, hint: str | None = None) -> None:
         self.imports = imports or []
         super().__init__(message, hint=hint)
+
+
+class ManifestError(ModuleError):
+    """A catalog module's ``manifest.toml`` is missing, malformed or names something wrong.
+    ``file`` is the manifest's path, ``field`` the key at fault (None for the whole file)."""
+
+    def __init__(self, message: str, *, file: str, field: str | None = None, hint: str | None = None) -> None:
+        self.file = file
+        self.field = field
+        where = f"{file}" + (f", field {field!r}" if field else "")
+        super().__init__(f"{where}: {message}", hint=hint)
 
 
 class BatchError(SandboxError, ValueError):

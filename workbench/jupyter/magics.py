@@ -184,10 +184,13 @@ class SandboxMagics(Magics):
         argv, module_args = _split_argv(line)
         args = self.sandbox.parser.parse_args(argv)  # UsageError on bad options
         words = list(args.words)
+        if cell is None and len(words) == 2 and words[0] == "module":  # a catalog module (extensions/)
+            return self._run_module(args, words[1])
         if cell is None:
             if not words or words[0] != "run" or len(words) != 2:
                 raise UsageError(
-                    "usage: %sandbox run FILE [options] [-- ARGS]; for a module in the cell use %%sandbox (two %)"
+                    "usage: %sandbox run FILE [options] [-- ARGS] or %sandbox module NAME [--input NAME=VAR]; "
+                    "for a module in the cell use %%sandbox (two %)"
                 )
             path = Path(os.path.expanduser(words[1]))
             source: Any = path
@@ -235,6 +238,16 @@ class SandboxMagics(Magics):
                 hint="the RunResult is shown above" + (f" and stored in {args.out}" if args.out else "")
                 + "; drop --strict to get it as the cell's value instead",
             )
+        return None if args.quiet else result
+
+    def _run_module(self, args: Any, name: str) -> RunResult | None:
+        """``%sandbox module NAME --input key=VAR``: the catalog module under this cell's capabilities
+        (a DataFrame input travels as its list of records)."""
+        inputs = {key: _as_json_data(value) for key, value in (self._inputs(args.input) or {}).items()}
+        result = self._sandbox(args).run_module(name, inputs)
+        self.last_result = result
+        if args.out:
+            self._namespace[args.out] = result
         return None if args.quiet else result
 
     def _show(self, result: RunResult, quiet: bool) -> None:
@@ -367,3 +380,11 @@ class SandboxMagics(Magics):
         except SandboxError as exc:  # a keyed log read without its key, ...
             verdict = f"not verified: {exc}"
         return AuditView(path=path, verdict=verdict, runs=runs(frame), frame=compact(frame), rows=args.rows)
+
+
+def _as_json_data(value: Any) -> Any:
+    """A DataFrame as its records (what a catalog module takes); anything else as it is."""
+    to_dict = getattr(value, "to_dict", None)
+    if to_dict is not None and hasattr(value, "columns"):
+        return to_dict(orient="records")
+    return value

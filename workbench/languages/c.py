@@ -58,6 +58,8 @@ class COptions:
 
 
 DEFAULT_OPTIONS = COptions()
+#: ``#include "workbench.h"``: the guest helpers for /dev/workbench (extensions/include in the repository)
+GUEST_INCLUDE = Path(__file__).resolve().parent.parent.parent / "extensions" / "include"
 
 
 @functools.lru_cache(maxsize=1)
@@ -165,7 +167,12 @@ def compile_c(source: str | bytes, name: str = "main", options: COptions = DEFAU
     zig = zig_path()
     file_name = _file_name(name)
     flags = options.flags()
-    key = hashlib.sha256("\0".join(["c-v1", _zig_version(), file_name, *flags, source]).encode()).hexdigest()
+    if "workbench.h" in source:  # the guest helpers (extensions/include): their text is part of the key
+        flags = [*flags, f"-I{GUEST_INCLUDE}"]
+        source_key = source + "\0" + hashlib.sha256((GUEST_INCLUDE / "workbench.h").read_bytes()).hexdigest()
+    else:
+        source_key = source
+    key = hashlib.sha256("\0".join(["c-v1", _zig_version(), file_name, *flags, source_key]).encode()).hexdigest()
     root = _cache_dir()
     cached = root / f"{key}.wasm"
     if cached.is_file():

@@ -18,7 +18,7 @@ the same glob and an exact path it matches (what lies below that path is
 carved out); a child glob is covered by a folder holding its static part;
 ``*.example.com`` covers ``a.example.com`` and ``*.a.example.com`` but not
 ``example.com``; a grant without a port covers every port; http and https are
-separate; ``module:call:parser`` covers ``parser.export``; env and clock
+separate; a ``;secret=NAME`` is handed down only by a caller grant carrying the same secret; ``module:call:parser`` covers ``parser.export``; env and clock
 rights must match exactly.
 """
 
@@ -150,13 +150,20 @@ def _covered(child: Capability, rules: Sequence[Capability]) -> bool:
     for rule in rules:
         if rule.domain != child.domain:
             continue
-        if child.domain == "network" and network.covers(rule, child):
+        if child.domain == "network" and network.covers(rule, child) and _same_secret(rule, child):
             return True
         if child.domain == "module" and calls.covers(rule, child):
             return True
         if child.domain in ("env", "clock") and (rule.action, rule.scope) == (child.action, child.scope):
             return True
     return False
+
+
+def _same_secret(rule: Capability, child: Capability) -> bool:
+    """A child's ``;secret=NAME`` must be held by its caller's grant (a deny carries none and blocks
+    all): otherwise a called module could name any host variable and have its value sent out."""
+    wanted = child.param("secret")
+    return rule.deny or wanted is None or rule.param("secret") == wanted
 
 
 def attenuate(parent: Sequence[Capability], child: Sequence[Capability]) -> list[Capability]:

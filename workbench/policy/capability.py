@@ -137,8 +137,24 @@ def _host_folder(value: str, text: str) -> str:
     return value
 
 
+_SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _secret_name(value: str, text: str) -> str:
+    """A ``;secret=`` name: the host environment variable (or ``Sandbox(secrets=...)`` key) whose value
+    the host puts into this grant's requests (workbench.network.secrets); the name only, never a value."""
+    if not _SECRET_NAME.fullmatch(value):
+        raise grammar_error(
+            f"secret name {quote(value)} is not a valid name",
+            text=text,
+            part=value,
+            hint="name the secret like an environment variable, e.g. ';secret=API_KEY'; never write its value here",
+        )
+    return value
+
+
 #: checks (and canonical spelling) of parameter values, by parameter name
-_PARAM_VALUES: dict[str, Canonicaliser] = {"host": _host_folder}
+_PARAM_VALUES: dict[str, Canonicaliser] = {"host": _host_folder, "secret": _secret_name}
 
 
 def _params(raw: str, spec: ActionSpec, key: str, deny: bool, text: str) -> tuple[tuple[str, str], ...]:
@@ -172,7 +188,7 @@ def _params(raw: str, spec: ActionSpec, key: str, deny: bool, text: str) -> tupl
             "a deny rule takes no parameters",
             text=text,
             part=raw,
-            hint="a deny carves a guest path out of a grant; map host folders on the grant",
+            hint="a deny carves a path or host out of a grant; put ';host=' and ';secret=' on the grant",
         )
     return tuple(sorted(found.items()))
 

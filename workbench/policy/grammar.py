@@ -181,8 +181,8 @@ GRAMMAR: dict[str, dict[str, ActionSpec]] = {
         "write": ActionSpec(_path, "filesystem:write:/tmp", "a guest path", frozenset({"host"})),
     },
     "network": {
-        "http": ActionSpec(_host, "network:http:localhost", "a host[:port]"),
-        "https": ActionSpec(_host, "network:https:*.example.com:443", "a host[:port]"),
+        "http": ActionSpec(_host, "network:http:localhost", "a host[:port]", frozenset({"secret"})),
+        "https": ActionSpec(_host, "network:https:*.example.com:443", "a host[:port]", frozenset({"secret"})),
     },
     "env": {
         "set": ActionSpec(_env_set, "env:set:MODE=sandbox", "NAME=value"),

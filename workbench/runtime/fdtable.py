@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["MountRoot", "FdEntry", "FdTable"]
 
@@ -28,7 +29,9 @@ class MountRoot:
     - ``fine``: rules finer than the folder apply inside (globs, single files, carve-outs);
     - ``files``: a single-file mount (a private folder holding only granted files, whose
       names the guest can neither change nor add to);
-    - ``writable``: wasmtime mounted it read-write.
+    - ``writable``: wasmtime mounted it read-write;
+    - ``device``: the run's :class:`~workbench.runtime.device.Device` when this is ``/dev/workbench``
+      (the guard then asks it, not the policy).
     """
 
     guest: str
@@ -37,6 +40,7 @@ class MountRoot:
     fine: bool = False
     files: bool = False
     writable: bool = False
+    device: Any = None
 
 
 class FdEntry:

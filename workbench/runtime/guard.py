@@ -123,6 +123,8 @@ class Guard(NameCalls, DescriptorCalls):
             if walked is not None and walked.stat is not None:
                 directory = directory or st.S_ISDIR(walked.stat.st_mode)
             verdict = self._judge(target, write, directory, "open")
+            if target.mount.device is not None:  # a request written, or a response to make now
+                target.mount.device.opened(target.resolved, write)
             if walked is not None and target.mount.fine:
                 code = self._prepare_open(walked, oflags, write)
                 if code & HANDLED:

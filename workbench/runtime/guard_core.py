@@ -301,6 +301,13 @@ class GuardCore:
     def _judge(self, target: Target, write: bool, directory: bool, action: str) -> Verdict:
         """The decision on a resolved target (raises the refusal)."""
         path = target.resolved
+        if target.mount.device is not None:  # /dev/workbench: the device decides, in every mode (device.py)
+            allowed: Verdict | None
+            why: str
+            allowed, why = target.mount.device.judge(path, write, action)
+            if allowed is None:
+                raise Refusal(EACCES, why, path)
+            return allowed
         if self.decisions.housekeeping(path) and (self.mode == "audit" or not self.decisions.decide(path, write, directory).allowed):
             raise Refusal(ENOENT, "the language runtime looked for one of its own files (not the guest's request); "
                                    "answered 'not found'", path, violation=False, category="runtime")

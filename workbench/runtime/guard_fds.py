@@ -17,6 +17,9 @@ from .fdtable import FdEntry
 from .guard_abi import FdClose, FdReaddir, FdRenumber, PollOneoff
 from .guard_core import ACTIONS, EACCES, GuardCore, Pending, Refusal
 from .guard_decisions import Verdict
+from .errnos import WASI
+
+EFBIG = WASI["EFBIG"]
 
 __all__ = ["DescriptorCalls"]
 
@@ -46,6 +49,9 @@ class DescriptorCalls(GuardCore):
 
     def _fd_change(self, a: Any) -> int:
         fd = a.fd
+        entry = self.fds.get(fd)
+        if entry is not None and entry.mount.device is not None:  # a node's size and times are the device's
+            return self._device_refuse(entry, fd, f"{entry.path} is a device node: its size and times cannot be set")
         judged = self._fd_judged(fd, True, False)
         if judged is None:
             return 0
@@ -59,13 +65,37 @@ class DescriptorCalls(GuardCore):
     def _fd_write(self, a: Any) -> int:
         fd = a.fd
         entry = self.fds.get(fd)
-        if entry is None or not entry.mount.fine or entry.may_write or self.mode == "audit":
+        if entry is None:
+            return 0
+        if entry.mount.device is not None:
+            return self._device_write(entry, a)
+        if not entry.mount.fine or entry.may_write or self.mode == "audit":
             return 0
         judged = self._fd_judged(fd, True, False)
         assert judged is not None
         if judged[1].allowed:
             return 0
         return self._fd_refuse(entry, judged[1], fd)
+
+    def _device_write(self, entry: FdEntry, a: Any) -> int:
+        """A write into a device node: only at the end (``fd_write``), at most the request cap in all."""
+        if self._fn == "fd_pwrite":
+            return self._device_refuse(entry, a.fd, f"{entry.path} is a device node: write the request in order "
+                                                    "(fd_write), not at an offset")
+        count, iovs = a.iovs_len, a.iovs
+        if count < 0 or count > 1024 or iovs < 0:
+            return 0  # the real call reports EFAULT/EINVAL
+        base, size = self._base(iovs + 8 * count)
+        if iovs + 8 * count > size:
+            return 0
+        adding = sum(ctypes.c_uint32.from_address(base + iovs + 8 * i + 4).value for i in range(count))
+        why = entry.mount.device.written(entry.path, adding)
+        if why is None:
+            return 0
+        return self._device_refuse(entry, a.fd, why, EFBIG)
+
+    def _device_refuse(self, entry: FdEntry, fd: int, why: str, errno: int = EACCES) -> int:
+        return self._refuse(ACTIONS[self._fn], entry.path, Refusal(errno, why, entry.path), {"fd": fd})
 
     def _fd_readdir(self, a: FdReaddir) -> int:
         fd = a.fd

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import errno
 import threading
+import weakref
 from typing import Callable
 
-__all__ = ["OutputCapture"]
+__all__ = ["OutputCapture", "weakly"]
 
 
 class OutputCapture:
@@ -74,3 +75,15 @@ class OutputCapture:
 
     def data(self, stream: str) -> bytes:
         return b"".join(self._chunks[stream])
+
+
+def weakly(method: Callable[[str, int], None]) -> Callable[[str, int], None]:
+    """``method`` holding its object only weakly: once the object is gone, calls do nothing."""
+    ref = weakref.WeakMethod(method)
+
+    def call(stream: str, attempted: int) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(stream, attempted)
+
+    return call

@@ -20,6 +20,8 @@ from typing import Any, Literal, Mapping, Union
 from ..errors import PolicyError, SandboxError
 from ..policy import Capability, Limits, Policy, format_duration, format_size
 from ..policy.limits import FIELD_DOMAINS, limit_sources
+from .device import NodeSpec, Service
+from .device_plan import plan_device
 from .mounts import SCRATCH, Mount, file_grants_of, plan_mounts
 
 __all__ = ["OnViolation", "OnViolationLike", "LimitRule", "RunPlan", "CLOCK_GRAIN_NS"]
@@ -98,6 +100,12 @@ class RunPlan:
     clock_grain_ns: int
     on_violation: OnViolation
     file_grants: frozenset[str] = field(default=frozenset())
+    #: the nodes of ``/dev/workbench`` (none: no device folder at all), see device_plan.py
+    device: tuple[NodeSpec, ...] = ()
+    #: modules that called this one, outermost first, then this one (empty for a top-level run)
+    caller_chain: tuple[str, ...] = ()
+    #: the sandbox's secrets (workbench.network.Secrets): for its http node and the modules it calls
+    secrets: Any = field(default=None, repr=False)
 
     @classmethod
     def compile(
@@ -108,6 +116,9 @@ class RunPlan:
         defaults: Limits,
         on_violation: OnViolationLike = OnViolation.DENY,
         environ: Mapping[str, str] | None = None,
+        services: Mapping[str, Service] | None = None,
+        caller_chain: tuple[str, ...] = (),
+        secrets: Any = None,
     ) -> RunPlan:
         """Check and plan everything once: limits with their rules, mounts (checking every granted
         folder now), the environment and the clock.  Bad input raises our own errors here."""
@@ -148,6 +159,9 @@ class RunPlan:
             clock_grain_ns=0 if policy.clock_precise else CLOCK_GRAIN_NS,
             on_violation=mode,
             file_grants=file_grants_of(mounts),
+            device=plan_device(policy, services, secrets),
+            caller_chain=caller_chain,
+            secrets=secrets,
         )
 
     def rule_for(self, field_name: str) -> str | None:
@@ -160,7 +174,7 @@ class RunPlan:
     @property
     def fine(self) -> bool:
         """Does the guard decide calls one by one in some mount (rules finer than a folder)?"""
-        return any(mount.fine for mount in self.mounts)
+        return bool(self.device) or any(mount.fine for mount in self.mounts)  # device writes are capped
 
     @property
     def scratch(self) -> bool:
@@ -183,4 +197,6 @@ class RunPlan:
             "env": [name for name, _ in self.environment],
             "clock_grain_ns": self.clock_grain_ns,
             "on_violation": str(self.on_violation),
+            **({"device": [node.name for node in self.device]} if self.device else {}),
+            **({"caller_chain": list(self.caller_chain)} if self.caller_chain else {}),
         }

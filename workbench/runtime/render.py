@@ -168,6 +168,10 @@ def result_text(result: RunLike, *, verbose: bool = False) -> str:
     for failure in getattr(result, "subscriber_failures", ()):
         if not failure.critical:  # an audit log's failure is already the outcome
             lines.append(f"  subscriber failed: {failure}")
+    calls = getattr(result, "calls", ())
+    if calls:  # the module calls, as a tree below the caller (call_record.py)
+        lines.append("  calls:")
+        lines.extend(f"  {line}" for call in calls for line in call.lines(1))
     if result.value is not None:
         lines.append(f"  value: {result.value!r}")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import SuggestionWarning
 from ..events import Event, Sample, SubscriberFailure, Violation
 from ..policy import Limits, Policy
+from .call_record import CallRecord, render_calls
 from .mounts import Mount
 from .outcome import Outcome, classify
 from .render import result_html, result_text
@@ -105,11 +106,17 @@ class RunResult:
     call_log: Any = field(default=None, repr=False, compare=False)
     memory: Any = field(default=None, repr=False, compare=False)
     profile: Any = field(default=None, repr=False, compare=False)
+    #: the module calls this run made (each with its own calls below it): a tree, see call_tree()
+    calls: tuple[CallRecord, ...] = field(default=(), repr=False)
 
     @property
     def limits(self) -> Limits | None:
         """The limits the run ran under (the policy's, with the sandbox's defaults filled in)."""
         return None if self.plan is None else self.plan.limits
+
+    def call_tree(self) -> str:
+        """The module calls this run made, as an indented tree (``parser: ok``, ``wordcount: denied: ...``)."""
+        return render_calls(self.module, self.calls)
 
     @property
     def trace(self) -> Any:
@@ -224,6 +231,7 @@ class RunResult:
             ],
             "events": [e.to_dict() for e in self.events],
             "value": self.value,
+            **({"calls": [asdict(c) for c in self.calls]} if self.calls else {}),
             "audit_failure": None if self.audit_failure is None else str(self.audit_failure),
             "subscriber_failures": [
                 {"subscriber": f.subscriber, "critical": f.critical, "error": f.error, "count": f.count}

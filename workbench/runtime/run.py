@@ -16,7 +16,6 @@ import shutil
 import tempfile
 import time
 import uuid
-import weakref
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -30,6 +29,7 @@ from .context import ActiveRuns, RunContext
 from .deadline import RunWatch, install_watch
 from .backtraces import explain_fault
 from .debugging import Collected, DebugOptions, RunDebug
+from .device import DEVICE_PATH, Device
 from . import rawlink
 from .engine import apply_store_caps
 from .data_image import image_of
@@ -42,27 +42,16 @@ from .linear_memory import MemoryAccount, Refusal, charging
 from .monitor import Monitor
 from .mount_record import record_mounts
 from .mounts import Mount, OpenMounts, open_mounts
-from .output import OutputCapture
+from .output import OutputCapture, weakly
 from .plan import RunPlan
 from .result import Fault, RunResult, Usage
 from .shutdown import running
-from .wasi_streams import OutputStreams, set_stdin
+from .wasi_setup import wasi_config
+from .wasi_streams import OutputStreams
 from .table_watch import connect as connect_table_hooks
 from .verdicts import classify_trap, report_memory_refusal, report_output_cap, report_overrun, report_table_refusal
 
 __all__ = ["_Run"]
-
-
-def _weakly(method: Callable[[str, int], None]) -> Callable[[str, int], None]:
-    """``method`` holding its object only weakly: once the object is gone, calls do nothing."""
-    ref = weakref.WeakMethod(method)
-
-    def call(stream: str, attempted: int) -> None:
-        bound = ref()
-        if bound is not None:
-            bound(stream, attempted)
-
-    return call
 
 
 class _Run:
@@ -98,7 +87,7 @@ class _Run:
         on_output, self._end_stream = filtered_output(on_output, program.stdout_filter)
         # the output callbacks reach the run only weakly, so whatever holds them (a stream
         # wasmtime drops late, a view) never holds a finished run
-        self.output = OutputCapture(self.limits.output_bytes, _weakly(self._on_output_cap), on_output)
+        self.output = OutputCapture(self.limits.output_bytes, weakly(self._on_output_cap), on_output)
         self.watch = RunWatch(None)
         self.failures = FailureBook()
         self.monitor = Monitor(
@@ -123,6 +112,21 @@ class _Run:
                               guard_plan) if debug else None
         if self.debug is not None:
             self.debug.wasm = program.wasm
+        self.device: Device | None = None
+        self.chain = plan.caller_chain
+        self.calls: list[Any] = []  # CallRecords of the modules this run called (workbench.modules.calls)
+
+    # -- for the module calls this run makes (workbench.modules.calls) --------------------------
+    def fuel_left(self) -> int | None:
+        """The guest's remaining fuel, or None when the run has no fuel budget."""
+        if self.limits.fuel is None or self._store is None:
+            return None
+        return int(self._store.get_fuel())
+
+    def charge_fuel(self, used: int) -> None:
+        """Take ``used`` fuel (a callee's) from the guest's remainder."""
+        if self.limits.fuel is not None and self._store is not None and used > 0:
+            self._store.set_fuel(max(int(self._store.get_fuel()) - used, 0))
 
     # -- events -------------------------------------------------------------------------------
     def emit(self, category: str, action: str, decision: str = "allow", **fields: Any) -> Event:
@@ -133,7 +137,7 @@ class _Run:
             decision=decision,  # type: ignore[arg-type]
             module=self.module_name,
             module_sha256=self.sha,
-            **fields,
+            **({"caller_chain": self.chain, **fields} if self.chain else fields),
         )
         if self.budget.admit(event):  # repeats are counted, and a run keeps at most ~11,000 events
             self.events.append(event)
@@ -203,6 +207,8 @@ class _Run:
         try:
             return self._execute(entry, args, stdin, env, mounts, opened, scratch)
         finally:
+            if self.device is not None:
+                self.device.close()
             opened.close()
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -224,6 +230,10 @@ class _Run:
         for system in self.program.system_mounts:
             preopens.append((system.guest_path, system.host_path, False))
             roots.append(MountRoot(system.guest_path, system.host_path))
+        if plan is not None and self.plan.device:  # /dev/workbench, only with a grant (device.py)
+            self.device = Device(self.plan.device, self, self.emit)
+            preopens.append((DEVICE_PATH, self.device.host, True))
+            roots.append(MountRoot(DEVICE_PATH, self.device.host, self.device.fd, writable=True, device=self.device))
         if plan is not None and not any(m.guest_path == "/" for m in mounts):
             preopens.append(("/", empty_root(), False))  # so attempts outside every grant reach the guard
             roots.append(MountRoot("/", empty_root()))
@@ -356,6 +366,7 @@ class _Run:
             call_log=collected.trace,
             memory=collected.memory,
             profile=collected.profile,
+            calls=tuple(self.calls),
         )
 
     def _scratch_folder(self) -> Path | None:
@@ -365,30 +376,12 @@ class _Run:
         return Path(tempfile.mkdtemp(prefix="workbench-tmp-"))
 
     def _wasi_config(
-        self,
-        preopens: list[tuple[str, str, bool]],
-        args: Sequence[str],
-        stdin: str | bytes | None,
+        self, preopens: list[tuple[str, str, bool]], args: Sequence[str], stdin: str | bytes | None,
         env: Mapping[str, str] | None,
     ) -> wasmtime.WasiConfig:
-        wasi = wasmtime.WasiConfig()
-        wasi.argv = [*self.program.argv, *map(str, args)]
-        variables = dict(self.program.env)
-        variables.update(self.plan.environment)
-        if env:
-            variables.update({str(k): str(v) for k, v in env.items()})
-        if variables:  # a WasiConfig starts with an empty environment
-            wasi.env = list(variables.items())
-        self.guest_env = tuple(variables.items())
-        for name in sorted(variables):
-            self.emit("env", "expose", target=name, detail={})  # names only, never values
-        if stdin is None:
-            stdin = self.program.stdin
-        if stdin is not None:
-            set_stdin(wasi, stdin.encode("utf-8") if isinstance(stdin, str) else bytes(stdin))
-        self.streams.attach(wasi, self.output.writer("stdout"), self.output.writer("stderr"))
-        for guest, host, writable in preopens:
-            wasi.preopen_dir(host, guest, writable)
+        wasi, self.guest_env = wasi_config(
+            self.program, self.plan.environment, lambda name: self.emit("env", "expose", target=name, detail={}),
+            self.streams, self.output, preopens, args, stdin, env)
         return wasi
 
     @staticmethod

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, 
 import wasmtime
 
 from ..caches import BoundedCache
-from ..errors import CompileError, ModuleError, UnenforcedCapabilityWarning, warn_at_caller
+from ..errors import CompileError, ModuleError
 from ..events import EventBus, Subscriber
 from ..languages import Program, load_module_source, prepare_program
 from ..languages.detect import SourceLike
@@ -27,6 +27,7 @@ from ..policy import Limits, Policy
 from .cache import CompileCache
 from .context import ActiveRuns
 from .debugging import DebugOptions
+from .device import Service
 from .engine import EngineSettings, check_native_stack, engine_for
 from .guard_link import GuardPlan, guard_plan
 from .mounts import Mount, host_root
@@ -66,20 +67,6 @@ class _Prepared(NamedTuple):
     plan: GuardPlan | None
 
 
-#: capability domains (and actions) the grammar knows but no guest can use yet
-_UNENFORCED = {("network", None), ("module", "call")}
-
-
-def _warn_unenforced(policy: Policy) -> None:
-    granted = [str(c) for c in policy.grants if (c.domain, None) in _UNENFORCED or (c.domain, c.action) in _UNENFORCED]
-    if granted:
-        warn_at_caller(
-            f"{', '.join(granted)}: granted, but guests get no network and no calls to other modules yet "
-            "(WASI preview 1 has no sockets); the module runs without them",
-            UnenforcedCapabilityWarning,
-        )
-
-
 def _is_audit_log(subscriber: Any) -> "TypeGuard[AuditLog]":
     """Is ``subscriber`` an ``AuditLog``?  Without importing the audit package (~15 ms) for runs
     that have none: an ``AuditLog`` exists only once its module is loaded."""
@@ -111,9 +98,15 @@ class Sandbox:
     - ``audit``: an ``AuditLog`` (or any subscriber) that receives every event.  It is
       critical: an ``AuditLog`` that cannot be written raises :class:`AuditError` here,
       and a failure to record during a run stops the run (``RunResult.audit_failure``).
+    - ``secrets``: values for grants that carry ``;secret=NAME`` (names not here are looked up in
+      the host environment); kept as :attr:`secrets`, whose repr shows names only.  The guest never
+      sees a value: it writes ``{{secret:NAME}}`` and the host puts the value into requests to that
+      grant's hosts (:mod:`workbench.network.secrets`).
     - ``defaults``: limits used where the policy sets none (default :data:`DEFAULT_LIMITS`).
     - ``on_violation``: ``"deny"`` refuses and goes on, ``"kill"`` ends the run at the first violation.
     - ``cache``: the :class:`CompileCache` (default: the shared on-disk cache).
+    - ``services``: host services the guest reaches as ``/dev/workbench/NAME`` (objects with
+      ``handle(request: bytes) -> bytes``; see docs/decisions.md, "The device folder").
 
     Bad input (an unknown capability, a granted folder that does not exist) raises here,
     before anything runs.
@@ -125,15 +118,22 @@ class Sandbox:
         *,
         root: str | os.PathLike[str] = ".",
         audit: Subscriber | None = None,
+        secrets: Mapping[str, str] | None = None,
         defaults: Limits | None = None,
         on_violation: OnViolationLike = "deny",
         cache: CompileCache | None = None,
+        services: Mapping[str, Service] | None = None,
     ) -> None:
+        from ..network.secrets import Secrets  # noqa: PLC0415 - the network package loads only when used
+
+        self.secrets = Secrets(secrets)
         self.plan = RunPlan.compile(
             _as_policy(policy),
             root=host_root(root),
             defaults=DEFAULT_LIMITS if defaults is None else defaults,
             on_violation=on_violation,
+            services=services,
+            secrets=self.secrets,
         )  # checks everything now: bad input raises before anything runs
         self.defaults = DEFAULT_LIMITS if defaults is None else defaults
         self.cache = cache if cache is not None else _shared_cache()
@@ -142,7 +142,6 @@ class Sandbox:
             self.bus.subscribe(audit, critical=True)
         if _is_audit_log(audit):
             audit.open()  # fail closed: a log that cannot be written refuses the sandbox now
-        _warn_unenforced(self.policy)
         self._active = ActiveRuns()
         self._prepared: BoundedCache[tuple[Any, ...], _Prepared] = BoundedCache("prepared per sandbox")
 
@@ -233,6 +232,16 @@ class Sandbox:
         check_native_stack(handle.settings.max_wasm_stack)
         run = _Run(self.plan, self.bus, self._active, program, module, handle, on_output, plan)
         return LiveInstance(run, self._active)
+
+    def run_module(self, name: str, payload: Any = None, *, catalog: Any = None) -> RunResult:
+        """Run catalog module ``name`` (``extensions/``, ``WORKBENCH_EXTENSIONS``) with ``payload``
+        (JSON data: a Python module's ``inputs``, other languages' stdin).  The module gets what its
+        manifest asks for ∩ this sandbox's rights; asking for more raises :class:`EscalationError`
+        (recorded).  Its ``result`` (Python) or JSON stdout is ``RunResult.value``/``stdout``."""
+        from .device_plan import CALLS  # workbench.modules fills it (the layer above the runtime)
+
+        result: RunResult = CALLS["run"](self, name, payload, catalog=catalog)
+        return result
 
     def _prepare(
         self, source: SourceLike, lang: str | None, name: str | None, entry: str, inputs: Mapping[str, Any] | None,
