@@ -120,7 +120,7 @@ def _value(result: Any, manifest: Manifest) -> Any:
 
 def _outcome(result: Any) -> tuple[bool, str | None, str]:
     """Did the callee finish (exit 0)?  Its refusals are its own record, not its caller's failure."""
-    if result.fault is not None:
+    if result.fault is not None and result.fault.trapped:  # a Python guest's own exception is its exit code
         return False, "trap", str(result.fault).splitlines()[0]
     kills = [v for v in result.violations if v.decision == "kill"]
     if kills:
