@@ -499,3 +499,31 @@ def test_a_guest_that_starts_after_the_cancel_is_stopped_too(tmp_path: Path) -> 
     assert result.outcome == "cancelled" and result.result is not None
     assert result.result.usage.wall_seconds < 20
     assert any(e.action == "cancel" for e in result.result.events)
+
+
+def test_a_job_may_name_a_catalog_module(tmp_path: Path) -> None:
+    """Issue 15: a job names an extensions/ module; it runs under its manifest's request ∩ the job's
+    policy, and a module asking for more than the batch grants is that job's result, not the batch's end."""
+    state = _state(tmp_path)
+    jobs = as_jobs([
+        {"id": "count", "module": "wordcount", "inputs": {"text": "to be or not to be", "top": 1}},
+        {"id": "fetch", "module": "fetcher", "inputs": {"url": "http://127.0.0.1:9/"}},  # no network granted
+    ], Policy.parse(["time:limit:20s"]))
+    assert [job.module for job in jobs] == ["wordcount", "fetcher"]
+    results = {r.job_id: r for r in (state.run(job, 1) for job in jobs)}
+    assert results["count"].ok and results["count"].result is not None
+    assert results["count"].result.value == {"words": 6, "top": [["to", 2]]}
+    assert results["fetch"].outcome == "error (EscalationError)" and results["fetch"].bad_input
+
+
+@pytest.mark.parametrize("item, message", [
+    ({"id": "a", "module": "no-such-module"}, "no-such-module"),
+    ({"id": "b", "module": "wordcount", "source": "x"}, "exactly one of"),
+    ({"id": "c", "module": "wordcount", "lang": "python"}, "takes no 'lang'"),
+    ({"id": "d", "module": ""}, "catalog module"),
+    ({"id": "e", "module": 7}, "catalog module"),
+])
+def test_a_bad_module_job_is_refused_before_anything_runs(item: dict[str, Any], message: str) -> None:
+    with pytest.raises(BatchError, match=message) as info:
+        as_jobs([item], BATCH)
+    assert f"job {item['id']!r}" in str(info.value)

@@ -37,6 +37,10 @@ class Job:
     - ``caps``: capabilities of this job alone; they may only narrow the batch policy
     - ``args``, ``stdin``: the guest's ``argv[1:]`` and standard input
     - ``name``: the module name shown in results and audit records
+    - ``module``: instead of a source, a catalog module (``extensions/``, ``WORKBENCH_EXTENSIONS``)
+      run with ``inputs`` as its payload, under its manifest's request ∩ the job's policy
+      (:meth:`Sandbox.run_module`); the client checks the name in its own catalog, and each
+      worker runs it from its own
     """
 
     id: str
@@ -47,13 +51,14 @@ class Job:
     args: tuple[str, ...] = ()
     stdin: Union[str, bytes, None] = None
     name: str | None = None
+    module: str | None = None
     #: the policy the job runs under (canonical strings), set by :func:`as_jobs`
     policy: tuple[str, ...] = field(default=(), repr=False)
 
 
 JobLike = Union[Job, Mapping[str, Any], str, bytes, "os.PathLike[str]"]
 
-_KEYS = {"id", "source", "path", "lang", "inputs", "caps", "args", "stdin", "name"}
+_KEYS = {"id", "source", "path", "module", "lang", "inputs", "caps", "args", "stdin", "name"}
 
 
 def _from_mapping(item: Mapping[str, Any], position: int) -> Job:
@@ -61,9 +66,12 @@ def _from_mapping(item: Mapping[str, Any], position: int) -> Job:
     if unknown:
         raise BatchError(f"job {position}: unknown key(s) {', '.join(sorted(map(str, unknown)))}",
                          hint=f"a job has the keys {', '.join(sorted(_KEYS))}")
-    if ("source" in item) == ("path" in item):
-        raise BatchError(f"job {item.get('id', position)!r}: give exactly one of 'source' and 'path'",
-                         hint="'source' is the program text, 'path' a file to read it from")
+    if sum(key in item for key in ("source", "path", "module")) != 1:
+        raise BatchError(f"job {item.get('id', position)!r}: give exactly one of 'source', 'path' and 'module'",
+                         hint="'source' is the program text, 'path' a file to read it from, 'module' the name "
+                              "of a catalog module (workbench modules list)")
+    if "module" in item:
+        return _catalog_job(item, position)
     caps = item.get("caps")
     if isinstance(caps, str):
         caps = Policy.parse(caps).to_strings()
@@ -79,6 +87,31 @@ def _from_mapping(item: Mapping[str, Any], position: int) -> Job:
         name=item.get("name"),
     )
     return _with_source(job, source)
+
+
+def _catalog_job(item: Mapping[str, Any], position: int) -> Job:
+    """A job that runs a catalog module: its name must be in the catalog (checked here, on the client)."""
+    from ..errors import SandboxError
+    from ..modules import default_catalog
+
+    name = item["module"]
+    job_id = str(item.get("id", position))
+    if not isinstance(name, str) or not name:
+        raise BatchError(f"job {job_id!r}: 'module' is the name of a catalog module, not {name!r}",
+                         hint="see `workbench modules list`")
+    for key in ("lang", "args", "stdin"):
+        if key in item:
+            raise BatchError(f"job {job_id!r}: a module job takes no {key!r}",
+                             hint="a catalog module's language and entry come from its manifest; pass data as 'inputs'")
+    try:
+        default_catalog().get(name)
+    except SandboxError as exc:
+        raise BatchError(f"job {job_id!r}: {exc.message}", hint=exc.hint or "see `workbench modules list`") from exc
+    caps = item.get("caps")
+    if isinstance(caps, str):
+        caps = Policy.parse(caps).to_strings()
+    return Job(id=job_id, source=b"", inputs=item.get("inputs"),
+               caps=None if caps is None else tuple(str(c) for c in caps), name=item.get("name") or name, module=name)
 
 
 def _with_source(job: Job, source: Any) -> Job:
@@ -129,7 +162,7 @@ def as_jobs(items: Iterable[JobLike], policy: Policy) -> list[Job]:
     seen: set[str] = set()
     for position, item in enumerate(items):
         if isinstance(item, Job):
-            job = _with_source(item, item.source)
+            job = item if item.module is not None else _with_source(item, item.source)
         elif isinstance(item, Mapping):
             job = _from_mapping(item, position)
         else:

@@ -96,8 +96,11 @@ class WorkerState:
         try:
             self._record("job-start", job, attempt)
             sandbox = self.sandbox(job.policy)
-            result = sandbox.run(job.source, job.lang, args=job.args, stdin=job.stdin, name=job.name,
-                                 inputs=job.inputs)
+            if job.module is not None:
+                result = sandbox.run_module(job.module, dict(job.inputs) if job.inputs is not None else None)
+            else:
+                result = sandbox.run(job.source, job.lang, args=job.args, stdin=job.stdin, name=job.name,
+                                     inputs=job.inputs)
         except SandboxError as exc:  # bad input: the job's own fault, reported as its result
             error, error_type = str(exc), type(exc).__name__
         except Exception as exc:  # noqa: BLE001 - a bug of ours must cost one job, not the batch
