@@ -58,7 +58,7 @@ def test_a_job_with_a_capability_that_does_not_parse_names_the_job() -> None:
 def test_bad_job_lists_are_refused_with_our_error(tmp_path: Path) -> None:
     with pytest.raises(BatchError, match="two jobs have the id 'a'"):
         as_jobs([{"id": "a", "source": "x"}, {"id": "a", "source": "y"}], BATCH)
-    with pytest.raises(BatchError, match="exactly one of 'source' and 'path'"):
+    with pytest.raises(BatchError, match="exactly one of 'source', 'path' and 'module'"):
         as_jobs([{"id": "a"}], BATCH)
     with pytest.raises(BatchError, match="unknown key"):
         as_jobs([{"id": "a", "source": "x", "capz": []}], BATCH)
