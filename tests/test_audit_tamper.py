@@ -183,6 +183,9 @@ from workbench.audit import AuditLog
 from workbench.events import Event
 log = AuditLog(sys.argv[1])
 pad = "x" * int(sys.argv[2])
+# one whole record before "ready": the kill then lands at a random moment of a later one, however slowly a
+# busy machine lets this process start writing
+log.append(Event(run_id="crash", category="lifecycle", action="start"))
 print("ready", flush=True)
 i = 0
 while True:

@@ -306,6 +306,7 @@ class _Crash(WorkerPlugin):
         import workbench.runtime.sandbox as sandbox_module
 
         original = sandbox_module.Sandbox.run
+        self._original = original
 
         def run(sandbox: Any, source: Any, lang: Any = None, **kwargs: Any) -> Any:
             if kwargs.get("name") == "crash-me":
@@ -313,6 +314,13 @@ class _Crash(WorkerPlugin):
             return original(sandbox, source, lang, **kwargs)
 
         sandbox_module.Sandbox.run = run  # type: ignore[method-assign]
+
+    def teardown(self, worker: Any) -> None:
+        """Unregistering undoes the patch in the worker (no restart: restarting every worker while a
+        nanny is still bringing back the one the crash killed can leave the cluster with none)."""
+        import workbench.runtime.sandbox as sandbox_module
+
+        sandbox_module.Sandbox.run = self._original  # type: ignore[method-assign]
 
 
 def test_a_native_crash_costs_one_job_not_the_batch(client: Client, root: Path, tmp_path: Path) -> None:
@@ -326,7 +334,7 @@ def test_a_native_crash_costs_one_job_not_the_batch(client: Client, root: Path, 
     finally:
         client.unregister_worker_plugin(_Crash.name)
         cloudpickle.unregister_pickle_by_value(me)
-        client.restart(timeout=600)  # undo the patch: fresh worker processes (slow on a loaded machine)
+        client.wait_for_workers(2, timeout=600)  # the nanny brings the killed ones back (slowly on a busy machine)
     crash = frame[frame.job_id == "crash"]
     assert crash.outcome.item() == "lost (worker died)" and crash.attempts.item() == 2
     others = frame[frame.job_id != "crash"]
