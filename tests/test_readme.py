@@ -45,6 +45,8 @@ CLAIMS = {
         "assert result.value == {'words': 2, 'scale': 3.0}, result\n",
     "df = log.frame()":
         "assert log.verify().ok and len(df) > 0 and set(df['decision']) >= {'allow', 'deny'}\n",
+    '(import "workbench" "call"':
+        "import json\nassert result.exit_code == 0 and json.loads(result.stdout)['result']['words'] == 6, result\n",
     "AuditKey.generate()":
         "assert AuditLog('keyed.jsonl').verify(checkpoint=checkpoint, public_key=public_key).ok\n",
 }

@@ -16,7 +16,7 @@ from typing import Any
 import wasmtime
 from wasmtime import _bindings as ffi
 from wasmtime._extern import wrap_extern
-from wasmtime._ffi import WASMTIME_EXTERN_FUNC, WASMTIME_FUNCREF, WASMTIME_I32
+from wasmtime._ffi import WASMTIME_EXTERN_FUNC, WASMTIME_EXTERN_MEMORY, WASMTIME_FUNCREF, WASMTIME_I32
 from wasmtime._func import enter_wasm
 
 from .errors import SandboxError
@@ -26,6 +26,7 @@ __all__ = [
     "wrap_extern",
     "enter_wasm",
     "WASMTIME_EXTERN_FUNC",
+    "WASMTIME_EXTERN_MEMORY",
     "WASMTIME_FUNCREF",
     "WASMTIME_I32",
     "KNOWN_VERSIONS",

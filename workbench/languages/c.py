@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..builtin_catalog import BUILTIN_EXTENSIONS
 from ..errors import CompileError, ModuleError
 from .messages import source_text
 from .progress import step_progress
@@ -58,8 +59,8 @@ class COptions:
 
 
 DEFAULT_OPTIONS = COptions()
-#: ``#include "workbench.h"``: the guest helpers for /dev/workbench (extensions/include in the repository)
-GUEST_INCLUDE = Path(__file__).resolve().parent.parent.parent / "extensions" / "include"
+#: ``#include "workbench.h"``: the guest helpers for /dev/workbench and the host imports (extensions/include)
+GUEST_INCLUDE = BUILTIN_EXTENSIONS / "include"
 
 
 @functools.lru_cache(maxsize=1)

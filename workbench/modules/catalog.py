@@ -1,4 +1,4 @@
-"""Where catalog modules are found: the package's ``extensions/`` and the user's own folders.
+"""Where catalog modules are found: the built-in ``extensions/`` and the user's own folders.
 
 The user's folders come from ``WORKBENCH_EXTENSIONS`` (paths separated by ``os.pathsep``) or
 ``Catalog(folders=...)``; they are searched before the built-in folder, so a user's module of
@@ -12,13 +12,15 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from ..builtin_catalog import BUILTIN_EXTENSIONS
 from ..errors import ModuleError
 from .manifest import Manifest, load_manifest
 
 __all__ = ["Catalog", "default_catalog", "BUILTIN", "ENV_VAR"]
 
-#: the repository's extensions/ (next to the package in a checkout or an editable install)
-BUILTIN = Path(__file__).resolve().parent.parent.parent / "extensions"
+#: the built-in catalog: the repository's extensions/ (a checkout, an editable install) or the
+#: package's own copy (a wheel): see workbench/builtin_catalog.py
+BUILTIN = BUILTIN_EXTENSIONS
 ENV_VAR = "WORKBENCH_EXTENSIONS"
 
 

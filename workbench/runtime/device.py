@@ -34,7 +34,7 @@ from .guard_decisions import Verdict
 
 __all__ = [
     "DEVICE_PATH", "HELPER_NODE", "MAX_REQUEST_BYTES", "MAX_RESPONSE_BYTES", "Service", "NodeSpec", "Device",
-    "error_response",
+    "error_response", "serve", "close_services",
 ]
 
 DEVICE_PATH = "/dev/workbench"
@@ -77,14 +77,21 @@ class NodeSpec:
 class Device:
     """The device folder of one run: its private host folder, its nodes and their services."""
 
-    def __init__(self, nodes: tuple[NodeSpec, ...], run: Any, emit: Callable[..., Any], guest: str = DEVICE_PATH):
+    def __init__(self, nodes: tuple[NodeSpec, ...], run: Any, emit: Callable[..., Any], guest: str = DEVICE_PATH,
+                 service: Callable[[NodeSpec], Service] | None = None):
+        """``service``: where a node's service comes from (the run's, shared with its host imports:
+        ``host_imports.py``), which then also closes them; by default each is made here."""
         self.guest = guest
         self.emit = emit
+        self._owns = service is None
         self.host = tempfile.mkdtemp(prefix="workbench-dev-", dir=_memory_folder())
         self.nodes: dict[str, NodeSpec] = {}
         self.services: dict[str, Service] = {}
         self.folders = {guest}
         self.pending: set[str] = set()  # nodes written to since their last answer
+        #: each node's (fixed) allow verdict, made once: parsing its rule at every open cost a third
+        #: of a request through the device (benchmarks/bench_network_device.py)
+        self._verdicts: dict[str, Verdict] = {}
         try:
             for node in nodes:
                 path = f"{guest}/{node.name}"
@@ -97,21 +104,20 @@ class Device:
                 if node.content is not None:
                     os.chmod(os.path.join(self.host, node.name), 0o444)
                 self.nodes[path] = node
+                rule = node.capability
+                reason = f"{path} is a device node granted by {rule!r}" if rule else f"{path} is a node the host serves"
+                self._verdicts[path] = Verdict.of(AccessDecision(True, None, reason)) if rule is None \
+                    else _verdict(rule, reason)
                 if node.make is not None:
-                    self.services[path] = node.make(run)
+                    self.services[path] = node.make(run) if service is None else service(node)
             self.fd = os.open(self.host, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except BaseException:
             shutil.rmtree(self.host, ignore_errors=True)
             raise
 
     def close(self) -> None:
-        for service in self.services.values():
-            closing = getattr(service, "close", None)
-            if closing is not None:
-                try:
-                    closing()
-                except Exception:
-                    pass
+        if self._owns:
+            close_services(self.services.values())
         try:
             os.close(self.fd)
         except OSError:
@@ -128,9 +134,7 @@ class Device:
                 return None, f"{path} is a node of {self.guest}: its name cannot be changed, linked or removed"
             if write and node.make is None:
                 return None, f"{path} is read-only"
-            rule = node.capability
-            reason = f"{path} is a device node granted by {rule!r}" if rule else f"{path} is a node the host serves"
-            return Verdict.of(AccessDecision(True, None, reason)) if rule is None else _verdict(rule, reason), ""
+            return self._verdicts[path], ""
         if path in self.folders:
             if write or action not in ("open", "stat"):
                 return None, f"{path} is the device folder: nothing in it can be created, changed or removed"
@@ -170,31 +174,7 @@ class Device:
     def _answer(self, path: str) -> None:
         node = self.nodes[path]
         request, too_large = self._read(node.name)
-        detail: dict[str, Any] = {"request_bytes": len(request)}
-        if too_large:
-            response = error_response("too_large", f"the request is larger than {MAX_REQUEST_BYTES:,} bytes")
-            self.emit(node.category, "request", "deny", target=path, capability=node.capability,
-                      reason=f"request larger than {MAX_REQUEST_BYTES:,} bytes; refused", detail=detail)
-        else:
-            try:
-                response = self.services[path].handle(request)
-                if not isinstance(response, (bytes, bytearray)):
-                    raise TypeError(f"the service answered {type(response).__name__}, not bytes")
-                response = bytes(response)
-            except Exception as exc:  # never into wasmtime: the guest gets an error, the record says why
-                reason = f"the service behind {path} failed: {type(exc).__name__}: {exc}"
-                response = error_response("invalid", reason)
-                self.emit(node.category, "request", "deny", target=path, capability=node.capability,
-                          reason=reason, detail=detail)
-            if len(response) > MAX_RESPONSE_BYTES:
-                reason = f"the response ({len(response):,} bytes) is larger than {MAX_RESPONSE_BYTES:,} bytes"
-                self.emit(node.category, "request", "deny", target=path, capability=node.capability,
-                          reason=reason + "; replaced by an error", detail=detail)
-                response = error_response("too_large", reason)
-            if node.category == "device":  # a host service records nothing itself: the device does
-                self.emit("device", "request", "allow", target=path, reason="answered by the host's service",
-                          detail={**detail, "response_bytes": len(response)})
-        self._write(node.name, response)
+        self._write(node.name, serve(node, self.services[path], request, too_large, self.emit, path))
 
     def _read(self, name: str) -> tuple[bytes, bool]:
         try:
@@ -223,6 +203,50 @@ class Device:
                 view = view[os.write(fd, view):]
         finally:
             os.close(fd)
+
+
+def serve(node: NodeSpec, service: Service, request: bytes, too_large: bool, emit: Callable[..., Any],
+          target: str) -> bytes:
+    """One request to one response, with the device's caps and records; shared by the nodes and the
+    direct host imports (``host_imports.py``), so both paths check and record the same.
+
+    ``too_large``: the guest offered more than :data:`MAX_REQUEST_BYTES` (``request`` holds at most
+    that); ``target``: what the records name (the node's path, or the import).  Never raises."""
+    detail: dict[str, Any] = {"request_bytes": len(request)}
+    if too_large:
+        emit(node.category, "request", "deny", target=target, capability=node.capability,
+             reason=f"request larger than {MAX_REQUEST_BYTES:,} bytes; refused", detail=detail)
+        return error_response("too_large", f"the request is larger than {MAX_REQUEST_BYTES:,} bytes")
+    try:
+        response = service.handle(request)
+        if not isinstance(response, (bytes, bytearray)):
+            raise TypeError(f"the service answered {type(response).__name__}, not bytes")
+        response = bytes(response)
+    except Exception as exc:  # never into wasmtime: the guest gets an error, the record says why
+        reason = f"the service behind {target} failed: {type(exc).__name__}: {exc}"
+        response = error_response("invalid", reason)
+        emit(node.category, "request", "deny", target=target, capability=node.capability, reason=reason,
+             detail=detail)
+    if len(response) > MAX_RESPONSE_BYTES:
+        reason = f"the response ({len(response):,} bytes) is larger than {MAX_RESPONSE_BYTES:,} bytes"
+        emit(node.category, "request", "deny", target=target, capability=node.capability,
+             reason=reason + "; replaced by an error", detail=detail)
+        response = error_response("too_large", reason)
+    if node.category == "device":  # a host service records nothing itself: the device does
+        emit("device", "request", "allow", target=target, reason="answered by the host's service",
+             detail={**detail, "response_bytes": len(response)})
+    return response
+
+
+def close_services(services: Any) -> None:
+    """Close each service that has a ``close`` (a failure there is the service's own)."""
+    for service in services:
+        closing = getattr(service, "close", None)
+        if closing is not None:
+            try:
+                closing()
+            except Exception:
+                pass
 
 
 def _memory_folder() -> str | None:

@@ -32,6 +32,7 @@ __all__ = ["GuardPlan", "guard_plan", "instantiate_guarded", "empty_root"]
 
 _NAMES = {number: name for name, number in FN_IDS.items()}
 WASI_KEY = WASI_MODULE.encode()
+HOST_KEY = b"workbench"  # host_imports.HOST_MODULE: the run's HostCalls links these
 
 
 @dataclass(frozen=True)
@@ -183,14 +184,15 @@ def _raw_func(store: wasmtime.Store, name: str, callback: Any, env: int) -> ffi.
 
 def instantiate_guarded(
     store: wasmtime.Store, linker: wasmtime.Linker, module: wasmtime.Module, plan: GuardPlan, guard: Guard,
-    tracer: Any = None,
+    tracer: Any = None, host: Any = None,
 ) -> tuple[Any, Callable[[], None]]:
     """Instantiate ``module`` behind the guard; returns its exports and a function that detaches the guard.
 
     Three instances: the forwarder (whose functions the guest imports in place of the
     guarded WASI calls, each an indirect call through its table), the guest, and the
     guard (which needs the guest's memory, so it comes last and fills the table).
-    ``tracer``: a :class:`~.trace.Tracer` whose layer goes between the guest and its imports.
+    ``tracer``: a :class:`~.trace.Tracer` whose layer goes between the guest and its imports;
+    ``host``: the run's :class:`~.host_imports.HostCalls`, for ``workbench::*`` imports.
     """
     number = next(_ids)
     _guards[number] = guard
@@ -205,6 +207,8 @@ def instantiate_guarded(
         for slot, (module_key, name_key, forwarded) in enumerate(plan.import_keys):
             if forwarded:
                 rawlink.export_get(store, forwarder, name_key, externs[slot])
+            elif module_key == HOST_KEY and host is not None:
+                externs[slot] = host.extern(store, name_key.decode())
             else:
                 rawlink.linker_get(linker, store, module_key, name_key, externs[slot])
         if tracer is not None:

@@ -34,6 +34,7 @@ from .engine import apply_store_caps, check_native_stack
 from .fdtable import MountRoot
 from .guard import Guard
 from .guard_link import empty_root, instantiate_guarded
+from .host_imports import HostCalls, instantiate_plain
 from .linear_memory import charging
 from .memory_snapshot import MemorySnapshot
 from .mount_record import record_mounts
@@ -103,6 +104,7 @@ class LiveInstance:
         self.wall_used = 0.0
         self.cpu_used = 0.0
         self._detach_guard: Any = None
+        self._host: HostCalls | None = None
         self._remove_watch: Any = None
         plan, limits = run.plan, run.limits
         self._scratch = run._scratch_folder()
@@ -138,13 +140,16 @@ class LiveInstance:
         run.monitor.start()
         self._exports: Any = None
         with charging(run.memory_account, image_of(run.module)):
-            if run.guard_plan is None:
+            self._host = HostCalls(run) if run.host_imports else None  # workbench::* (host_imports.py)
+            if run.guard_plan is None and self._host is not None:
+                self._exports = instantiate_plain(store, run.handle.linker, run.module, self._host)
+            elif run.guard_plan is None:
                 instance = run.handle.linker.instantiate(store, run.module)
                 self._exports = rawlink.Exports(store, instance_handle(instance), run.module)
             else:
                 guard = Guard(run.context, roots, housekeeping=program.housekeeping)
                 self._exports, self._detach_guard = instantiate_guarded(store, run.handle.linker, run.module,
-                                                                        run.guard_plan, guard)
+                                                                        run.guard_plan, guard, host=self._host)
         run.monitor.attach(store, self._exports)
         initialize = self._exports.get("_initialize")
         if initialize is not None:  # a reactor's set-up, once
@@ -276,6 +281,10 @@ class LiveInstance:
         if self._detach_guard is not None:
             self._detach_guard()
             self._detach_guard = None
+        if self._host is not None:
+            self._host.close()
+            self._host = None
+        self._run.close_services()
         if self._remove_watch is not None:
             self._remove_watch()
             self._remove_watch = None

@@ -7,11 +7,13 @@ notebook's final view embeds the HTML under its gauges and timeline.
 - ``text/plain`` (:func:`result_text`) holds only what is the same on every run and
   every machine: the outcome (:mod:`.outcome`), the violations grouped as the timeline
   groups them (:mod:`.timeline`), deterministic usage (memory, fuel, output bytes), and
-  mounts with host paths relative to the working folder.  No times, run ids or
+  mounts with host paths relative to the working folder, the module calls as a tree
+  (caller, then callee: outcome; at most :data:`.call_record.SHOWN_CALLS`).  No times, run ids or
   addresses, so nbval can compare it.  ``verbose=True`` adds reasons and timings.
 - ``text/html`` (:func:`result_html`): the outcome, usage bars against the limits (the
   same :mod:`.readings` as the live gauges), the violation groups with rule, target,
-  errno by name and reason, in a box of bounded height, then fault, mounts and value.
+  errno by name and reason, in a box of bounded height, then fault, mounts, the module calls
+  (the same tree as the text, as nested lists) and value.
 
 A guest told ``EACCES`` prints it in its own language's numbering: WASI numbers EACCES 2,
 so a Python guest shows ``[Errno 2] Permission denied``, which reads like "file not
@@ -27,6 +29,7 @@ from typing import Any, Protocol, Sequence
 
 from ..events import Event
 from ..policy import Limits
+from .call_record import calls_html, calls_text
 from .outcome import Outcome
 from .readings import Reading, readings
 from .sizes import human_size
@@ -170,8 +173,8 @@ def result_text(result: RunLike, *, verbose: bool = False) -> str:
             lines.append(f"  subscriber failed: {failure}")
     calls = getattr(result, "calls", ())
     if calls:  # the module calls, as a tree below the caller (call_record.py)
-        lines.append("  calls:")
-        lines.extend(f"  {line}" for call in calls for line in call.lines(1))
+        lines.append(f"  calls from {result.module}:")
+        lines.extend(f"  {line}" for line in calls_text(calls))
     if result.value is not None:
         lines.append(f"  value: {result.value!r}")
     return "\n".join(lines)
@@ -258,6 +261,9 @@ def result_html(result: RunLike, *, usage: bool = True, groups: bool = True) -> 
         parts.append(f"<div>mounts:<ul style='margin:0'>{items}</ul></div>")
     else:
         parts.append("<div style='color:#555'>no folders mounted</div>")
+    calls = getattr(result, "calls", ())
+    if calls:  # the same tree as the text (call_record.py)
+        parts.append(f"<div>calls from <b>{html.escape(result.module)}</b>:{calls_html(calls)}</div>")
     if outcome.learn_mode:
         parts.append("<div style='color:#1565c0'><b>learn mode</b>: every access was allowed and recorded, none "
                      "enforced; run again under <code>result.suggested_policy()</code> with "

@@ -38,6 +38,7 @@ from .failures import FailureBook
 from .fdtable import MountRoot
 from .guard import Guard
 from .guard_link import GuardPlan, empty_root, instantiate_guarded
+from .host_imports import HostCalls, instantiate_plain
 from .linear_memory import MemoryAccount, Refusal, charging
 from .monitor import Monitor
 from .mount_record import record_mounts
@@ -45,6 +46,7 @@ from .mounts import Mount, OpenMounts, open_mounts
 from .output import OutputCapture, weakly
 from .plan import RunPlan
 from .result import Fault, RunResult, Usage
+from .run_services import RunServices
 from .shutdown import running
 from .wasi_setup import wasi_config
 from .wasi_streams import OutputStreams
@@ -54,8 +56,9 @@ from .verdicts import classify_trap, report_memory_refusal, report_output_cap, r
 __all__ = ["_Run"]
 
 
-class _Run:
-    """One run's state: its store, watch, output and events.  Used once."""
+class _Run(RunServices):
+    """One run's state: its store, watch, output and events.  Used once.  (Its fuel accessors and
+    device services, for the module calls it makes: :class:`~.run_services.RunServices`.)"""
 
     def __init__(
         self,
@@ -68,6 +71,7 @@ class _Run:
         on_output: Callable[[str, bytes], None] | None,
         guard_plan: GuardPlan | None = None,
         debug: DebugOptions | None = None,
+        host_imports: tuple[str, ...] = (),
     ) -> None:
         self.plan = plan
         self.bus = bus
@@ -113,20 +117,10 @@ class _Run:
         if self.debug is not None:
             self.debug.wasm = program.wasm
         self.device: Device | None = None
+        self.host_imports = host_imports  # workbench::* functions the module imports (host_imports.py)
+        self._services: dict[str, Any] = {}
         self.chain = plan.caller_chain
         self.calls: list[Any] = []  # CallRecords of the modules this run called (workbench.modules.calls)
-
-    # -- for the module calls this run makes (workbench.modules.calls) --------------------------
-    def fuel_left(self) -> int | None:
-        """The guest's remaining fuel, or None when the run has no fuel budget."""
-        if self.limits.fuel is None or self._store is None:
-            return None
-        return int(self._store.get_fuel())
-
-    def charge_fuel(self, used: int) -> None:
-        """Take ``used`` fuel (a callee's) from the guest's remainder."""
-        if self.limits.fuel is not None and self._store is not None and used > 0:
-            self._store.set_fuel(max(int(self._store.get_fuel()) - used, 0))
 
     # -- events -------------------------------------------------------------------------------
     def emit(self, category: str, action: str, decision: str = "allow", **fields: Any) -> Event:
@@ -209,6 +203,7 @@ class _Run:
         finally:
             if self.device is not None:
                 self.device.close()
+            self.close_services()
             opened.close()
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -231,7 +226,7 @@ class _Run:
             preopens.append((system.guest_path, system.host_path, False))
             roots.append(MountRoot(system.guest_path, system.host_path))
         if plan is not None and self.plan.device:  # /dev/workbench, only with a grant (device.py)
-            self.device = Device(self.plan.device, self, self.emit)
+            self.device = Device(self.plan.device, self, self.emit, service=self.service_for)
             preopens.append((DEVICE_PATH, self.device.host, True))
             roots.append(MountRoot(DEVICE_PATH, self.device.host, self.device.fd, writable=True, device=self.device))
         if plan is not None and not any(m.guest_path == "/" for m in mounts):
@@ -258,6 +253,7 @@ class _Run:
         collected = Collected()
         debug, tracer = self.debug, self.debug.tracer if self.debug is not None else None
         detach_guard: Callable[[], None] | None = None
+        host: HostCalls | None = None
         cpu0 = time.thread_time()
         self.started = self.context.started = time.monotonic()
         self.monitor.start()
@@ -274,14 +270,18 @@ class _Run:
             self.handle.ticker.acquire()
             ticking = True
             self.active.add(self.watch)
-            if plan is None and tracer is not None and debug is not None:
+            host = HostCalls(self) if self.host_imports else None
+            if host is not None and plan is None:  # one host call per request: host_imports.py
+                exports = instantiate_plain(store, self.handle.linker, self.module, host, tracer)
+            elif plan is None and tracer is not None and debug is not None:
                 exports = debug.instantiate_plain(store, self.handle.linker)
             elif plan is None:
                 instance = self.handle.linker.instantiate(store, self.module)
                 exports = rawlink.Exports(store, instance_handle(instance), self.module)  # by name, never enumerated
             else:
                 guard = Guard(self.context, roots, housekeeping=self.program.housekeeping)
-                exports, detach_guard = instantiate_guarded(store, self.handle.linker, self.module, plan, guard, tracer)
+                exports, detach_guard = instantiate_guarded(store, self.handle.linker, self.module, plan, guard, tracer,
+                                                            host)
             connect_table_hooks(store, exports, self._on_table_refused)  # instrumented modules only
             self.monitor.attach(store, exports)
             start = exports["_initialize"] if entry == "_start" and "_initialize" in exports and "_start" not in exports else None
@@ -306,6 +306,8 @@ class _Run:
             memory_scope.__exit__(None, None, None)
             if detach_guard is not None:
                 detach_guard()
+            if host is not None:
+                host.close()
             self.active.discard(self.watch)
             if ticking:
                 self.handle.ticker.release()

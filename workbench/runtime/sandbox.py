@@ -30,6 +30,7 @@ from .debugging import DebugOptions
 from .device import Service
 from .engine import EngineSettings, check_native_stack, engine_for
 from .guard_link import GuardPlan, guard_plan
+from .host_imports import host_imports_of, refuse_ungranted
 from .mounts import Mount, host_root
 from .plan import CLOCK_GRAIN_NS, OnViolation, OnViolationLike, RunPlan
 from .rawlink import export_names
@@ -65,6 +66,7 @@ class _Prepared(NamedTuple):
     module: wasmtime.Module
     handle: Any
     plan: GuardPlan | None
+    host_imports: tuple[str, ...] = ()  # workbench::* functions it imports (host_imports.py)
 
 
 def _is_audit_log(subscriber: Any) -> "TypeGuard[AuditLog]":
@@ -213,13 +215,15 @@ class Sandbox:
             prepared = self._prepare(source, lang, name, entry, inputs)
             if key is not None and prepared.program.lang in _PURE_LANGS:
                 self._prepared.put(key, prepared)
-        program, module, handle, plan = prepared
+        program, module, handle, plan, host = prepared
+        if host:  # linked only under their grants, refused (and recorded) at every run otherwise
+            refuse_ungranted(self.plan.device, host, self.bus, program.name, program.sha256, self.plan.caller_chain)
         # per run, not per module: the calling thread's native stack must hold the wasm stack, or a
         # deep recursion would crash the process instead of trapping
         check_native_stack(handle.settings.max_wasm_stack)
         debug = DebugOptions(trace, keep_memory, profile)
         return _Run(self.plan, self.bus, self._active, program, module, handle, on_output, plan,
-                    debug or None).execute(entry, args, stdin, env)
+                    debug or None, host).execute(entry, args, stdin, env)
 
     def instantiate(self, source: SourceLike, lang: str | None = None, *, name: str | None = None,
                     on_output: Callable[[str, bytes], None] | None = None) -> "LiveInstance":
@@ -228,9 +232,11 @@ class Sandbox:
         ``with sandbox.instantiate(src) as handle: ...`` closes it; see :mod:`.live`."""
         from .live import LiveInstance
 
-        program, module, handle, plan = self._prepare(source, lang, name, "_start", None, entry_required=False)
+        program, module, handle, plan, host = self._prepare(source, lang, name, "_start", None, entry_required=False)
+        if host:
+            refuse_ungranted(self.plan.device, host, self.bus, program.name, program.sha256, self.plan.caller_chain)
         check_native_stack(handle.settings.max_wasm_stack)
-        run = _Run(self.plan, self.bus, self._active, program, module, handle, on_output, plan)
+        run = _Run(self.plan, self.bus, self._active, program, module, handle, on_output, plan, None, host)
         return LiveInstance(run, self._active)
 
     def run_module(self, name: str, payload: Any = None, *, catalog: Any = None) -> RunResult:
@@ -257,13 +263,15 @@ class Sandbox:
         )
         handle = engine_for(settings)
         module = self._compile(program, handle)
-        if (program.sha256, entry) not in _checked_modules or not entry_required:  # depend only on the bytes
+        host = _checked_modules.get((program.sha256, entry)) if entry_required else None
+        if host is None:  # the checks depend only on the bytes
             check_imports(module)
+            host = host_imports_of(module)
             if entry_required:
                 self._check_entry(module, entry)
-                _checked_modules.put((program.sha256, entry), True)
+                _checked_modules.put((program.sha256, entry), host)
         plan = guard_plan(module, program.sha256, handle, self.plan.clock_grain_ns, fine=self.plan.fine)
-        return _Prepared(program, module, handle, plan)
+        return _Prepared(program, module, handle, plan, host)
 
     def _compile(self, program: Program, handle: Any) -> wasmtime.Module:
         try:
@@ -290,8 +298,8 @@ class Sandbox:
             )
 
 
-#: (module sha256, entry) pairs whose imports and entry point were already checked
-_checked_modules: BoundedCache[tuple[str, str], bool] = BoundedCache("checked modules")
+#: (module sha256, entry) pairs whose imports and entry point were already checked: their host imports
+_checked_modules: BoundedCache[tuple[str, str], tuple[str, ...]] = BoundedCache("checked modules")
 
 _cache_singleton: CompileCache | None = None
 _cache_lock = threading.Lock()

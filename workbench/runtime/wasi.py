@@ -1,7 +1,8 @@
 """The WASI preview1 surface a guest may import, and the import check.
 
 A module is checked before it runs: every import must be a WASI preview1
-function, with the signature preview1 gives it.  Anything else (``env.foo``, an
+function, with the signature preview1 gives it, or one of the workbench's own host imports
+(:mod:`.host_imports`, linked only under their grant: that check is per sandbox, at the run).  Anything else (``env.foo``, an
 imported memory, the old ``wasi_unstable`` names, ``proc_exit`` taking an i64) is
 refused with one message that lists every bad import, rather than wasmtime's
 first-only error at link time, which a run would report as the guest's fault: a
@@ -17,6 +18,7 @@ from typing import Iterable
 import wasmtime
 
 from ..errors import LinkError
+from .host_imports import HOST_MODULE, HOST_SIGNATURES
 from .wasm_imports import DeclaredImport, declared_imports
 
 __all__ = ["WASI_MODULE", "WASI_FUNCTIONS", "WASI_SIGNATURES", "check_imports", "check_declared_imports"]
@@ -115,20 +117,23 @@ def _check(imports: Iterable[DeclaredImport]) -> None:
     missing: list[str] = []
     mistyped: list[str] = []
     for imp in imports:
-        expected = WASI_SIGNATURES.get(imp.name) if imp.module == WASI_MODULE else None
+        table = WASI_SIGNATURES if imp.module == WASI_MODULE else HOST_SIGNATURES if imp.module == HOST_MODULE else {}
+        expected = table.get(imp.name)
         if expected is None or imp.kind != "func":
             missing.append(f"{imp.module}::{imp.name} ({imp.kind})")
             continue
         actual = (imp.params, imp.results)
         if actual != expected:
-            mistyped.append(f"{imp.module}::{imp.name} {_describe(actual)}, preview1 has {_describe(expected)}")
+            has = "preview1" if imp.module == WASI_MODULE else "the workbench"
+            mistyped.append(f"{imp.module}::{imp.name} {_describe(actual)}, {has} has {_describe(expected)}")
     if missing:
         unstable = any(m.startswith("wasi_unstable::") for m in missing)
         hint = (
             "this module targets the old 'wasi_unstable' ABI; rebuild it for wasm32-wasi (preview1)"
             if unstable
-            else "a sandboxed module may import only WASI preview1 functions (wasi_snapshot_preview1); "
-            "host functions are not granted"
+            else "a sandboxed module may import only WASI preview1 functions (wasi_snapshot_preview1) and "
+            "workbench::http_request / workbench::call (README: 'Network and module calls from a guest'); "
+            "other host functions are not granted"
         )
         also = f"; and {len(mistyped)} WASI function(s) with the wrong signature: {'; '.join(mistyped)}" if mistyped else ""
         raise LinkError(
