@@ -40,7 +40,8 @@ def test_the_top_function_is_the_known_hot_one(profiled: Any) -> None:
     assert profile.sample_count >= 10
     assert top["function"][0] == "hot" and top["self_pct"][0] > 60
     totals = dict(zip(top["function"], top["total_pct"]))
-    assert totals["_start"] == pytest.approx(100) and totals["main"] == pytest.approx(100)  # named by the export
+    # main is named by the export; on a busy machine a sample or two can land in _start before main is entered
+    assert totals["_start"] == pytest.approx(100) and totals["main"] > 95
     assert totals["cold"] == pytest.approx(dict(zip(top["function"], top["self_pct"])).get("warm", 0), abs=5)
     assert all(path[0] == "_start" for path, _ in profile.stacks)  # whole stacks, outermost first
     assert list(top.columns) == ["function", "self_samples", "total_samples", "self_pct", "total_pct"]
