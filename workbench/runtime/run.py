@@ -13,6 +13,7 @@ does not need.
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 import tempfile
 import time
 import uuid
@@ -30,7 +31,7 @@ from .deadline import RunWatch, install_watch
 from .backtraces import explain_fault
 from .debugging import Collected, DebugOptions, RunDebug
 from .device import DEVICE_PATH, Device
-from . import rawlink
+from . import host_call, rawlink
 from .engine import apply_store_caps
 from .data_image import image_of
 from .event_budget import EventBudget
@@ -183,7 +184,9 @@ class _Run:
         self, entry: str, args: Sequence[str], stdin: str | bytes | None, env: Mapping[str, str] | None
     ) -> RunResult:
         """Run once; the store is freed here, on this thread, before returning (see shutdown.py)."""
-        with running(self.watch):
+        needs = self.program.needs  # an interpreter's host::call: refused and recorded (host_call.py)
+        serving = host_call.serving(host_call.refuser(self.context)) if needs and needs.host_call else nullcontext()
+        with running(self.watch), serving:
             try:
                 return self._mounted(entry, args, stdin, env)
             finally:
@@ -229,7 +232,7 @@ class _Run:
         roots = list(opened.roots)
         for system in self.program.system_mounts:
             preopens.append((system.guest_path, system.host_path, False))
-            roots.append(MountRoot(system.guest_path, system.host_path))
+            roots.append(MountRoot(system.guest_path, system.host_path, system=True))
         if plan is not None and self.plan.device:  # /dev/workbench, only with a grant (device.py)
             self.device = Device(self.plan.device, self, self.emit)
             preopens.append((DEVICE_PATH, self.device.host, True))
@@ -299,7 +302,7 @@ class _Run:
             exit_code = exc.code
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             fault = classify_trap(self.context, exc, exports is None, cpu_used=self.monitor.cpu_used(),
-                                  memory_refusal=self.memory_account.last)
+                                  memory_refusal=self.memory_account.last, stack_bytes=self.handle.settings.max_wasm_stack)
         finally:
             if debug is not None:
                 debug.stop()  # no more hooks or samples
