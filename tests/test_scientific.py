@@ -156,3 +156,16 @@ def test_runs_are_fresh_instances_and_the_default_guest_is_unaffected() -> None:
     assert (first.stdout, second.stdout) == ("set\n", "False\n")
     default = sandbox.run("import sys\nprint(sys.version_info[:2])", lang="python")
     assert default.ok and default.stdout == "(3, 12)\n"
+
+
+def test_the_device_channel_works_and_ungranted_hosts_are_denied(httpserver: Any) -> None:
+    httpserver.expect_request("/hello").respond_with_data("hello guest")
+    port = httpserver.port
+    code = ("import workbench_guest\n"
+            f"for url in ['http://localhost:{port}/hello', 'http://127.0.0.1:{port}/hello']:\n"
+            "    try:\n        print('ok', workbench_guest.http_get(url).decode())\n"
+            "    except PermissionError as exc:\n        print('denied')\n")
+    result = Sandbox([f"network:http:localhost:{port}"]).run(code, **SCI)
+    assert result.stdout == "ok hello guest\ndenied\n", result.stderr
+    requests = [e for e in result.events if e.category == "network" and e.action == "request"]
+    assert [e.decision for e in requests] == ["allow", "deny"]

