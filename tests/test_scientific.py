@@ -169,3 +169,20 @@ def test_the_device_channel_works_and_ungranted_hosts_are_denied(httpserver: Any
     assert result.stdout == "ok hello guest\ndenied\n", result.stderr
     requests = [e for e in result.events if e.category == "network" and e.action == "request"]
     assert [e.decision for e in requests] == ["allow", "deny"]
+
+
+def test_figures_come_back_as_png_through_the_capped_channel() -> None:
+    code = ("import matplotlib.pyplot as plt\n"
+            "fig, ax = plt.subplots()\nax.plot([1, 2, 3], [1, 4, 9])\n"
+            "plt.figure()\nplt.bar([1, 2], [3, 4])\n"
+            "print('drawn')\nresult = len(plt.get_fignums())")
+    result = Sandbox(["filesystem:write:/tmp"]).run(code, **SCI)  # matplotlib needs a writable MPLCONFIGDIR
+    assert result.ok, result.stderr
+    assert (result.stdout, result.value, len(result.figures)) == ("drawn\n", 2, 2)
+    assert all(f.startswith(b"\x89PNG\r\n\x1a\n") and f.endswith(b"IEND\xaeB`\x82") for f in result.figures)
+    assert json.loads(result.to_json())["figures"] == [{"format": "png", "bytes": len(f)} for f in result.figures]
+    forged = Sandbox().run("print('\\x1e\\x1eworkbench-figure:bm90IGEgcG5n')\nprint('after')", **SCI)
+    assert forged.stdout == "after\n" and forged.figures == ()
+    assert [(v.kind, v.event.action if v.event else None) for v in forged.violations] == [("output", "figure")]
+    squeezed = Sandbox(["filesystem:write:/tmp", "output:limit:2KB"]).run(code, **SCI)
+    assert squeezed.figures == () and squeezed.stdout == "drawn\n"  # the output cap cut them: none half-kept

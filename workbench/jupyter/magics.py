@@ -31,7 +31,7 @@ from .magic_helpers import close_match as _close
 from .magic_helpers import kernel_present as _kernel_present
 from .magic_helpers import plain_help as _plain_help
 from .magic_helpers import split_argv as _split_argv
-from .debug_view import show_debug
+from .debug_view import show_debug, show_figures
 from .runner import CellRun
 
 __all__ = ["SandboxMagics"]
@@ -221,6 +221,7 @@ class SandboxMagics(Magics):
             sandbox, source, lang=args.lang, name=name, args=module_args, stdin=stdin, inputs=inputs, entry=args.entry,
             debug={"trace": args.trace, "keep_memory": args.keep_memory, "profile": args.profile}, runtime=args.runtime,
         )
+        show_figures(result)
         show_debug(result, args.quiet, name)
         self.last_result = result
         if args.out:

@@ -117,6 +117,9 @@ class Program:
     source_text: str = ""  # the guest's source, when it is text (a fault shows the lines around its line)
     #: what an interpreter installed apart needs of the engine and the run (:class:`Needs`); None: nothing
     needs: Needs | None = None
+    #: ``(stdout) -> (stdout without them, figure payloads)``: figures handed back through stdout (the
+    #: runtime checks and caps them: ``runtime/figures.py``); None for languages without figures
+    read_figures: Callable[[bytes], tuple[bytes, tuple[bytes, ...]]] | None = None
 
     @classmethod
     def from_wasm(cls, lang: str, name: str, wasm: bytes) -> "Program":

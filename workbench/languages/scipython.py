@@ -34,6 +34,8 @@ from ..runtimes.store import Installed, require
 from .messages import source_text
 from .program import Needs, Program, SystemMount
 from .progress import step_progress
+from .guest_driver import FIGURE_MARKER, MAX_FIGURES
+from .protocol import Chain, LineProtocol, OutputFilter
 from .python import FLAGS, STUB, _driver_source, read_value, result_protocol
 
 __all__ = ["prepare", "needs_for", "interpreter_program", "system_mounts", "ARGV0", "WASM_STACK", "STDLIB_GUEST_DIR", "ENVIRONMENT"]
@@ -47,9 +49,13 @@ ENVIRONMENT = {"TMPDIR": "/tmp", "PYTHONTZPATH": "", "HOME": "/tmp", "MPLCONFIGD
 #: what the interpreter looks for itself, never the user's code: its own prefix at start-up (getpath's
 #: probes for the executable and a build tree) and the system time-zone folders (``-I`` makes zoneinfo
 #: ignore ``PYTHONTZPATH``; it then falls back to the tzdata package in the zip).  Answered "not found"
-#: and recorded apart from the guest's own requests (``Program.housekeeping``), unless the policy grants them.
+#: and recorded apart from the guest's own requests (``Program.housekeeping``), unless the policy grants them;
+#: likewise matplotlib's look for a ``matplotlibrc`` in the working folder and for system fonts.
 HOUSEKEEPING = ("/<unknown>", "/usr", "/usr/local", "/usr/local/bin", "/usr/local/bin/", "/usr/share", "/usr/share/zoneinfo/", "/usr/lib",
-                "/usr/lib/zoneinfo/", "/usr/share/lib", "/usr/share/lib/zoneinfo/", "/etc", "/etc/zoneinfo/")
+                "/usr/lib/zoneinfo/", "/usr/share/lib", "/usr/share/lib/zoneinfo/", "/etc", "/etc/zoneinfo/",
+                # matplotlib: a matplotlibrc in the working folder, then the system font folders
+                "/matplotlibrc", "/usr/X11R6/", "/usr/X11/", "/usr/share/fonts", "/usr/share/fonts/",
+                "/usr/local/share/fonts", "/usr/local/share/fonts/", "/usr/lib/openoffice/")
 #: the code section of the pinned build is 74 MB: past the bounds a guest's module gets
 MAX_CODE_BYTES = 96 * 2**20
 
@@ -142,12 +148,26 @@ def prepare(content: str | bytes, name: str, *, path: Path | None = None, inputs
         system_mounts=system_mounts(installed),
         env=dict(ENVIRONMENT),
         read_value=read_value,
-        stdout_filter=result_protocol,
+        stdout_filter=output_protocol,
+        read_figures=read_figures,
         enter=_enter,
         compiling=interp.compiling,
         housekeeping=("/" + (file_name or "<string>"), *HOUSEKEEPING),
         needs=needs_for(installed),
     )
+
+
+def output_protocol() -> OutputFilter:
+    """The live stream's filter: figure lines, then the result line, never reach a view."""
+    return Chain(LineProtocol(FIGURE_MARKER.encode()), result_protocol())
+
+
+def read_figures(stdout: bytes) -> tuple[bytes, tuple[bytes, ...]]:
+    """Split the figure lines off stdout: ``(the rest, their payloads)`` (at most one more than the
+    driver sends, so a guest that forged more is seen, and nothing unbounded is kept)."""
+    protocol = LineProtocol(FIGURE_MARKER.encode(), keep=MAX_FIGURES + 1)
+    rest = protocol.feed(stdout) + protocol.finish()
+    return rest, tuple(protocol.kept)
 
 
 def interpreter_program(installed: Installed) -> Program:

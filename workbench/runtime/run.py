@@ -36,6 +36,7 @@ from .engine import apply_store_caps
 from .data_image import image_of
 from .event_budget import EventBudget
 from .failures import FailureBook
+from .figures import take_figures
 from .fdtable import MountRoot
 from .guard import Guard
 from .guard_link import GuardPlan, empty_root, instantiate_guarded
@@ -333,6 +334,7 @@ class _Run:
             throttled_seconds=self.monitor.throttled_seconds,
             cpu_share_limit=limits.cpu_share,
         )
+        stdout_bytes, figures = take_figures(self.program, self.output.data("stdout"), self.context)  # before exit
         for summary in self.budget.close():  # what was counted rather than kept, before the exit
             self.events.append(summary)
             self.bus.publish(summary)
@@ -344,7 +346,7 @@ class _Run:
         self.monitor.detach()  # the store must not stay reachable from the run (see Monitor.detach)
         del store, exports
         self._end_stream()  # the guest has stopped writing: pass on what the filter held back
-        stdout_bytes, value = self.output.data("stdout"), None
+        value = None
         fault = explain_fault(fault, self.program, exit_code, self.output.text("stderr"))  # names, source lines
         if self.program.read_value is not None:
             stdout_bytes, value = self.program.read_value(stdout_bytes)
@@ -370,6 +372,7 @@ class _Run:
             memory=collected.memory,
             profile=collected.profile,
             calls=tuple(self.calls),
+            figures=figures,
         )
 
     def _scratch_folder(self) -> Path | None:
