@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-fast test-timing test-browser binder-check bench clean env
+.PHONY: demo test test-fast test-timing test-browser test-scientific binder-check bench clean env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ test: $(STAMP)
 # `make test`; these few confirm it against the real clocks, on a machine left alone.
 test-timing: $(STAMP)
 	$(BIN)/python -m pytest -q -m timing
+
+# The scientific Python runtime (marker `scientific`): installs it first (once: a ~98 MB download,
+# checked by sha256, and a compile of a minute or more that needs ~3 GB of free memory; then a no-op),
+# into the user's runtimes folder (workbench runtimes list).  `make test` never downloads or compiles it.
+test-scientific: $(STAMP)
+	$(BIN)/workbench runtimes install scientific
+	$(BIN)/python -m pytest -q -m scientific
 
 # The real-browser test (tests/browser, marked `browser`): JupyterLab + Debian's Chromium + Playwright.
 # Installs what it needs: chromium through apt-get (as root, or with sudo), playwright and jupyterlab

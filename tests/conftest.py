@@ -9,6 +9,14 @@ from pathlib import Path
 
 import pytest
 
+# Installed runtimes (``workbench runtimes``) stay where the user installed them, before the cache moves:
+# ``make test-scientific`` installs the scientific runtime there once (a minute of compiling, 2.3 GB of
+# memory), and tests that install or remove runtimes point WORKBENCH_RUNTIMES_DIR at a folder of their own.
+if not os.environ.get("WORKBENCH_RUNTIMES_DIR"):
+    _USER_CACHE = os.environ.get("WORKBENCH_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "sandbox-workbench")
+    os.environ["WORKBENCH_RUNTIMES_DIR"] = os.path.join(_USER_CACHE, "runtimes")
+
 _CACHE = tempfile.mkdtemp(prefix="workbench-test-cache-")
 os.environ["WORKBENCH_CACHE_DIR"] = _CACHE
 

@@ -16,7 +16,8 @@ def test_the_design_contract_is_exported() -> None:
 def test_all_lists_exactly_the_public_names() -> None:
     public = {name for name in vars(workbench) if not name.startswith("_")}
     modules = {"errors", "events", "policy", "runtime", "languages", "probes", "audit", "jupyter", "demo", "cli",
-               "validation", "annotations", "caches", "batch", "network", "modules", "guest", "builtin_catalog"}
+               "validation", "annotations", "caches", "batch", "network", "modules", "guest", "builtin_catalog",
+               "runtimes"}
     extension_hooks = {"load_ipython_extension", "unload_ipython_extension"}
     assert public - modules - extension_hooks <= set(workbench.__all__)
 

@@ -135,7 +135,7 @@ def test_the_same_text_runs_again_without_preparing_it_again(monkeypatch: pytest
     sandbox = Sandbox()
     calls: list[object] = []
     prepare = sandbox._prepare
-    monkeypatch.setattr(sandbox, "_prepare", lambda *a: calls.append(a[0]) or prepare(*a))
+    monkeypatch.setattr(sandbox, "_prepare", lambda *a, **k: calls.append(a[0]) or prepare(*a, **k))
     first = sandbox.run(probes.hello("one\n"))
     again = sandbox.run(probes.hello("one\n"))  # equal text, another str object
     other = sandbox.run(probes.hello("two\n"))
@@ -150,7 +150,7 @@ def test_python_and_file_sources_are_prepared_every_time(monkeypatch: pytest.Mon
     sandbox = Sandbox()
     calls: list[object] = []
     prepare = sandbox._prepare
-    monkeypatch.setattr(sandbox, "_prepare", lambda *a: calls.append(a[0]) or prepare(*a))
+    monkeypatch.setattr(sandbox, "_prepare", lambda *a, **k: calls.append(a[0]) or prepare(*a, **k))
     path = tmp_path / "hello.wat"
     path.write_text(probes.hello("from the file\n"))
     assert sandbox.run(path).stdout == "from the file\n"

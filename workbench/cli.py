@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("file", type=Path, help="the module: a .wat or .wasm file")
     run.add_argument("--cap", action="append", default=[], metavar="CAP", help="grant a capability (repeatable)")
     run.add_argument("--lang", help="source language (default: from the file)")
+    run.add_argument("--runtime", metavar="NAME",
+                     help="Python only: an installed runtime (scientific: numpy, pandas, matplotlib; "
+                          "see workbench runtimes)")
     run.add_argument("--root", default=".", help="host folder that the guest's / maps to (default: .)")
     run.add_argument("--entry", default="_start", help="exported function to call (default: _start)")
     run.add_argument("--on-violation", choices=["deny", "kill", "audit"], default="deny",
@@ -72,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .batch.commands import register as register_batch
 
     register_batch(commands)
+
+    from .runtimes.commands import register as register_runtimes
+
+    register_runtimes(commands)
     return parser
 
 
@@ -102,7 +109,8 @@ def _cmd_run(options: argparse.Namespace) -> int:
     # Ctrl-C while the guest spins: stop it at the next epoch tick instead of waiting for it
     with route_interrupts(lambda signum: sandbox.cancel("interrupted (Ctrl-C)") > 0):
         result = sandbox.run(options.file, lang=options.lang, args=args, entry=options.entry,
-                             on_output=None if options.json else stream, trace=options.trace)
+                             on_output=None if options.json else stream, trace=options.trace,
+                             runtime=options.runtime)
     failure = result.audit_failure
     if options.trace and not options.json:
         print(trace_text(result.trace), file=sys.stderr)

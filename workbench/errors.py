@@ -12,8 +12,15 @@ The tree, so a reader sees every failure mode at once::
     │   ├── CompileError                 invalid WAT, bytes that are not wasm, a C/Python
     │   │                                compile failure; carries line/column when known
     │   ├── LinkError                    the module imports something not granted
-    │   └── ManifestError                a catalog module's manifest.toml that cannot be
-    │                                    used; carries its file and field
+    │   ├── ManifestError                a catalog module's manifest.toml that cannot be
+    │   │                                used; carries its file and field
+    │   └── RuntimeMissingError          a run asked for a guest runtime (``runtime=
+    │                                    "scientific"``) that is not installed, or damaged
+    ├── InstallError                     a guest runtime that cannot be installed or removed
+    │   │                                (``workbench runtimes``): a failed download, a
+    │   │                                checksum mismatch, too little memory or disk
+    │   └── UnknownRuntimeError (ValueError)
+    │                                    a runtime name that is not in the catalog
     ├── BatchError (ValueError)          a batch that cannot be run as given (two jobs with
     │                                    one id, a job without a source, ...)
     ├── SandboxViolation (PermissionError)
@@ -48,6 +55,9 @@ __all__ = [
     "CompileError",
     "LinkError",
     "ManifestError",
+    "RuntimeMissingError",
+    "InstallError",
+    "UnknownRuntimeError",
     "SandboxViolation",
     "BatchError",
     "MemoryAccessError",
@@ -145,6 +155,24 @@ class ManifestError(ModuleError):
         self.field = field
         where = f"{file}" + (f", field {field!r}" if field else "")
         super().__init__(f"{where}: {message}", hint=hint)
+
+
+class RuntimeMissingError(ModuleError):
+    """A run asked for a guest runtime that is not installed here (or whose files changed since
+    it was installed).  ``runtime`` is its name; the hint gives the command that installs it."""
+
+    def __init__(self, message: str, *, runtime: str, hint: str | None = None) -> None:
+        self.runtime = runtime
+        super().__init__(message, hint=hint)
+
+
+class InstallError(SandboxError):
+    """A guest runtime could not be installed, checked or removed.  Nothing half-installed is
+    left behind: the install works in a temporary folder that is renamed into place last."""
+
+
+class UnknownRuntimeError(InstallError, ValueError):
+    """A runtime name that the catalog (``workbench runtimes list``) does not know."""
 
 
 class BatchError(SandboxError, ValueError):

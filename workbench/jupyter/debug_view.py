@@ -24,3 +24,15 @@ def show_debug(result: Any, quiet: bool, name: str = "cell") -> None:
     if result.profile is not None:
         display(result.profile)
         display(result.profile.flame_graph())
+
+
+def show_figures(result: Any) -> None:
+    """Display the figures the guest drew (``RunResult.figures``, PNG bytes checked by the runtime)
+    under the cell; like the guest's output, they show even with ``--quiet``."""
+    figures = getattr(result, "figures", ())
+    if not figures:
+        return
+    from IPython.display import Image, display
+
+    for figure in figures:
+        display(Image(data=figure, format="png"))

@@ -31,7 +31,7 @@ from .magic_helpers import close_match as _close
 from .magic_helpers import kernel_present as _kernel_present
 from .magic_helpers import plain_help as _plain_help
 from .magic_helpers import split_argv as _split_argv
-from .debug_view import show_debug
+from .debug_view import show_debug, show_figures
 from .runner import CellRun
 
 __all__ = ["SandboxMagics"]
@@ -160,6 +160,7 @@ class SandboxMagics(Magics):
     @argument_group("the module")
     @argument("--lang", metavar="L", help="wat, wasm, python or c (c needs the [c] extra); default: detected")
     @argument("--entry", default="_start", metavar="FUNC", help="exported function to call (default: _start)")
+    @argument("--runtime", metavar="NAME", help="Python: an installed runtime (scientific: numpy, pandas, matplotlib)")
     @argument("--input", action="append", default=[], metavar="NAME=VAR", help="pass notebook variable VAR in as NAME")
     @argument("--stdin", metavar="VAR", help="feed the text or bytes in notebook variable VAR to the module's stdin")
     @argument_group("results and violations")
@@ -218,8 +219,9 @@ class SandboxMagics(Magics):
         )
         result = runner.execute(
             sandbox, source, lang=args.lang, name=name, args=module_args, stdin=stdin, inputs=inputs, entry=args.entry,
-            debug={"trace": args.trace, "keep_memory": args.keep_memory, "profile": args.profile},
+            debug={"trace": args.trace, "keep_memory": args.keep_memory, "profile": args.profile}, runtime=args.runtime,
         )
+        show_figures(result)
         show_debug(result, args.quiet, name)
         self.last_result = result
         if args.out:

@@ -55,9 +55,10 @@ class CellRun:
         inputs: Mapping[str, Any] | None = None,
         entry: str = "_start",
         debug: Mapping[str, bool] | None = None,
+        runtime: str | None = None,
     ) -> RunResult:
         """Run ``source`` in ``sandbox`` with the notebook's trimmings; returns the RunResult."""
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"runtime": runtime} if runtime else {}
         if inputs:
             extra["inputs"] = dict(inputs)
         if entry != "_start":

@@ -13,10 +13,10 @@ Errors are :class:`~workbench.errors.CompileError` with the line when known.
 from __future__ import annotations
 
 from .detect import Detection, GuestSource, LanguageGuessWarning, detect_language, guess_language, load_module_source
-from .program import Entry, Program, SystemMount
+from .program import Entry, Needs, Program, SystemMount
 from .progress import set_progress_hook
 from .registry import compile_to_wasm, known_languages, prepare_program
 
 __all__ = ["GuestSource", "Detection", "LanguageGuessWarning", "detect_language", "guess_language",
            "load_module_source", "compile_to_wasm", "known_languages", "prepare_program", "Program",
-           "SystemMount", "Entry", "set_progress_hook"]
+           "SystemMount", "Entry", "Needs", "set_progress_hook"]

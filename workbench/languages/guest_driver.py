@@ -34,6 +34,9 @@ interpreter finalisation, which a pre-initialised interpreter must skip.
 import sys
 
 RESULT_MARKER = "\x1e\x1eworkbench-result:"
+FIGURE_MARKER = "\x1e\x1eworkbench-figure:"
+#: figures handed back per run, at most (the host keeps to its own caps as well)
+MAX_FIGURES = 16
 SNAPSHOT_MARKER = "\x00workbench-snapshot\x00"
 _current = ("", "<string>")  # the running code and its file name, for tracebacks
 
@@ -73,10 +76,33 @@ def _print_exception(exc):
     traceback.print_exception(type(exc), exc, tb)
 
 
+def _send_figures():
+    """matplotlib's open figures as PNG lines (base64) after a marker, when pyplot was used; the host
+    checks and caps them (``RunResult.figures``).  Nothing is written to any file."""
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return
+    import base64
+    import io
+
+    for number in plt.get_fignums()[:MAX_FIGURES]:
+        buffer = io.BytesIO()
+        try:
+            plt.figure(number).savefig(buffer, format="png")
+        except Exception as exc:
+            sys.stderr.write(f"workbench: figure {number} could not be drawn ({type(exc).__name__}: {exc})\n")
+            continue
+        sys.stdout.write(FIGURE_MARKER + base64.b64encode(buffer.getvalue()).decode("ascii") + "\n")
+
+
 def _finish(code, namespace):
     import atexit
     import os
 
+    try:
+        _send_figures()  # before atexit: pyplot registers Gcf.destroy_all there
+    except BaseException:
+        pass
     try:
         atexit._run_exitfuncs()
     except BaseException:

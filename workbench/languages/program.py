@@ -15,7 +15,7 @@ from typing import Any, Callable, ContextManager, Mapping
 
 from .protocol import OutputFilter
 
-__all__ = ["Program", "SystemMount", "Entry"]
+__all__ = ["Program", "SystemMount", "Entry", "Needs"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,30 @@ class SystemMount:
     guest_path: str
     host_path: str
     purpose: str
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What an interpreter installed apart (``runtime="scientific"``) asks of the engine and the run,
+    beyond a plain WASI command module.  None of it widens what the guest may do:
+
+    - ``entry``: the export that runs the program (a reactor's ``run``, not ``_start``);
+    - ``wasm_stack``: its wasm stack in bytes when the policy sets none (``stack:limit`` still wins);
+      a run whose thread cannot hold it runs on a thread of its own with a native stack that can;
+    - ``exceptions``: the wasm exception-handling proposal, on an engine of its own;
+    - ``host_call``: it imports ``host::call`` (i32×4 → i32), which is answered by a stub that
+      refuses (-1) and records each call (docs/decisions.md, "The scientific runtime");
+    - ``cache_dir``: where its compiled form is kept (its installation, so removing it frees the disk);
+    - ``max_code_bytes``: its code section, larger than the compile bounds allow a guest's module
+      (it is pinned by sha256, so its size is known and fixed).
+    """
+
+    entry: str = "_start"
+    wasm_stack: int | None = None
+    exceptions: bool = False
+    host_call: bool = False
+    cache_dir: str | None = None
+    max_code_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +115,11 @@ class Program:
     source_sha256: str = ""
     source_name: str = ""
     source_text: str = ""  # the guest's source, when it is text (a fault shows the lines around its line)
+    #: what an interpreter installed apart needs of the engine and the run (:class:`Needs`); None: nothing
+    needs: Needs | None = None
+    #: ``(stdout) -> (stdout without them, figure payloads)``: figures handed back through stdout (the
+    #: runtime checks and caps them: ``runtime/figures.py``); None for languages without figures
+    read_figures: Callable[[bytes], tuple[bytes, tuple[bytes, ...]]] | None = None
 
     @classmethod
     def from_wasm(cls, lang: str, name: str, wasm: bytes) -> "Program":

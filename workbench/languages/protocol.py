@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 from typing import Callable, Protocol
 
-__all__ = ["OutputFilter", "LineProtocol", "filtered_output"]
+__all__ = ["OutputFilter", "LineProtocol", "Chain", "filtered_output"]
 
 
 class OutputFilter(Protocol):
@@ -42,12 +42,15 @@ class OutputFilter(Protocol):
 class LineProtocol:
     """Removes ``marker ... \\n`` lines from a byte stream fed chunk by chunk; keeps their payloads."""
 
-    def __init__(self, marker: bytes) -> None:
+    def __init__(self, marker: bytes, *, keep: int = 0) -> None:
         if not marker or b"\n" in marker:
             raise ValueError("a protocol marker is non-empty and has no newline")
         self.marker = marker
         self.payloads = 0  #: protocol lines seen
         self.last: bytes | None = None  #: the payload of the last protocol line
+        #: the payloads of the first ``keep`` protocol lines (figures: several per run), in order
+        self.kept: list[bytes] = []
+        self._keep = keep
         self._held = b""
         self._line: bytearray | None = None  # inside a protocol line: its bytes so far
 
@@ -89,6 +92,8 @@ class LineProtocol:
         last = line.rfind(self.marker)
         self.payloads += 1
         self.last = line[last + len(self.marker):] if last >= 0 else line
+        if len(self.kept) < self._keep:
+            self.kept.append(self.last)
 
     def _partial_marker(self, buffer: bytes) -> int:
         """How many bytes at the end of ``buffer`` are a proper prefix of the marker."""
@@ -96,6 +101,19 @@ class LineProtocol:
             if self.marker.startswith(buffer[-size:]):
                 return size
         return 0
+
+
+class Chain:
+    """Two filters in a row: what the first lets through is fed to the second (two side channels)."""
+
+    def __init__(self, first: OutputFilter, second: OutputFilter) -> None:
+        self.first, self.second = first, second
+
+    def feed(self, data: bytes) -> bytes:
+        return self.second.feed(self.first.feed(data))
+
+    def finish(self) -> bytes:
+        return self.second.feed(self.first.finish()) + self.second.finish()
 
 
 def filtered_output(

@@ -49,12 +49,23 @@ def prepare_program(
     *,
     path: Path | None = None,
     inputs: Mapping[str, Any] | None = None,
+    runtime: str | None = None,
 ) -> Program:
     """The :class:`Program` for a source: compiled (memoised) and wrapped for the runtime.
 
     ``inputs`` (Python only) are checked here, before anything runs: a value JSON
-    cannot carry is a :class:`ModuleError` naming where it is.
+    cannot carry is a :class:`ModuleError` naming where it is.  ``runtime`` (Python only): an
+    installed interpreter to use instead of the default one (``"scientific"``, :mod:`.scipython`).
     """
+    if runtime is not None and runtime != "default":
+        if lang != "python":
+            raise ModuleError(f"runtime={runtime!r} is for lang='python' only, not {lang!r}",
+                              hint="leave runtime= out for other languages")
+        from . import python, scipython
+
+        # not memoised: whether the runtime is installed (and intact) is asked on every run
+        return _with_source(scipython.prepare(content, name, path=path, inputs_json=python.encode_inputs(inputs),
+                                              runtime=runtime), content, name, path)
     if lang == "python":
         from . import python
         from .pyruntime import current_settings

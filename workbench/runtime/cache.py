@@ -37,7 +37,7 @@ from typing import Callable
 import wasmtime
 
 from . import data_image, table_watch
-from .compiler import compile_module
+from .compiler import CompileBounds, compile_module
 from .engine import STORE_CAPS, EngineHandle
 from .private_files import ensure_private_dir, read_identified, write_identified
 
@@ -88,13 +88,15 @@ class CompileCache:
         handle: EngineHandle,
         *,
         check: Callable[[bytes], None] | None = None,
+        bounds: CompileBounds | None = None,
     ) -> wasmtime.Module:
         """The compiled module on ``handle``'s engine: memory, then disk, then compile.
 
         ``wasm`` returns the module's bytes; it is called only on a miss (a large
         interpreter need not be read from disk when its compiled form is cached).
         ``check`` sees the bytes before they are compiled and may raise: a module that
-        will be refused then costs no compile.
+        will be refused then costs no compile.  ``bounds``: what the compile may take, when not the
+        defaults (:data:`~.compiler.COMPILE_BOUNDS`): a pinned interpreter larger than any guest's module.
         """
         key, memory_key = self.key(wasm_sha256, handle), self._memory_key(wasm_sha256, handle)
         with self._lock:
@@ -109,7 +111,7 @@ class CompileCache:
             if check is not None:
                 check(raw)
             lifted, image_bytes = data_image.lift(table_watch.instrument(raw, STORE_CAPS.table_elements))
-            module = compile_module(handle, lifted)  # bounded; may raise, the caller explains the error
+            module = compile_module(handle, lifted, bounds)  # bounded; may raise, the caller explains the error
             image = data_image.DataImage(image_bytes) if image_bytes is not None else None
             self.compiles += 1
             self._store(key, module, image_bytes or b"")

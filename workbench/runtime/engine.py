@@ -83,11 +83,15 @@ class EngineSettings:
     - ``fuel``: instruction metering (only for runs with a fuel budget: it costs 15-60%)
     - ``max_wasm_stack``: the wasm call-stack cap in bytes (``stack:limit``)
     - ``debug_info``: DWARF, for ``file.c:line`` in trap backtraces
+    - ``exceptions``: the wasm exception-handling proposal turned on explicitly (the scientific
+      Python runtime's interpreter is built with it); off, the engine keeps wasmtime's default
+      configuration, so the default guests' artifacts and cache keys are unchanged
     """
 
     fuel: bool = False
     max_wasm_stack: int = 512 * 1024
     debug_info: bool = False
+    exceptions: bool = False
 
     def __post_init__(self) -> None:
         if self.max_wasm_stack < MIN_WASM_STACK:
@@ -112,6 +116,7 @@ class EngineSettings:
             f"wasmtime={WASMTIME_VERSION};epoch=1;fuel={int(self.fuel)};"
             f"debug={int(self.debug_info)};cow=0;hostmem=1;{data_image.FORMAT};"
             f"{table_watch.FORMAT}={STORE_CAPS.table_elements}"
+            + (";exceptions=1" if self.exceptions else "")
         )
 
     def build_config(self) -> wasmtime.Config:
@@ -135,6 +140,8 @@ class EngineSettings:
         # than the async stack (2 MiB by default); nothing here runs async, so only the rule matters
         ffi.wasmtime_config_async_stack_size_set(config.ptr(), self.max_wasm_stack + NATIVE_STACK_HEADROOM)
         config.debug_info = self.debug_info
+        if self.exceptions:
+            config.wasm_exceptions = True
         config.cranelift_opt_level = "speed"
         # every linear memory is mapped by the sandbox, so each growth request meets the cap
         # there and a refusal is seen (linear_memory.py); this turns wasmtime's own CoW off

@@ -31,7 +31,9 @@ class MountRoot:
       names the guest can neither change nor add to);
     - ``writable``: wasmtime mounted it read-write;
     - ``device``: the run's :class:`~workbench.runtime.device.Device` when this is ``/dev/workbench``
-      (the guard then asks it, not the policy).
+      (the guard then asks it, not the policy);
+    - ``system``: a read-only folder the language runtime itself provides (its standard library):
+      read without a grant, never written, whatever the policy.
     """
 
     guest: str
@@ -41,6 +43,7 @@ class MountRoot:
     files: bool = False
     writable: bool = False
     device: Any = None
+    system: bool = False
 
 
 class FdEntry:

@@ -311,6 +311,10 @@ class GuardCore:
         if self.decisions.housekeeping(path) and (self.mode == "audit" or not self.decisions.decide(path, write, directory).allowed):
             raise Refusal(ENOENT, "the language runtime looked for one of its own files (not the guest's request); "
                                    "answered 'not found'", path, violation=False, category="runtime")
+        if target.mount.system:  # the language runtime's own files: not the policy's to grant (nor to suggest)
+            if write:
+                raise Refusal(EROFS, f"{target.mount.guest} is provided read-only by the language runtime", path)
+            return Verdict.plain(True, f"{target.mount.guest} is provided read-only by the language runtime")
         if self.mode == "audit":
             return Verdict.plain(True, "learn mode: allowed and recorded")
         verdict = self.decisions.decide(path, write, directory, target.mount)

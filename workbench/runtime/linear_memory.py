@@ -233,7 +233,10 @@ def _new_memory(env: object, ty: object, minimum: int, maximum: int, reserved: i
             return _error("workbench: memories with a custom page size are not supported by the sandbox")
         account: MemoryAccount | None = getattr(_local, "account", None)
         image = getattr(_local, "image", None)
-        _local.image = None  # the image is for one memory: the next one made here
+        if image is not None and image.length <= _round_up(minimum, HOST_PAGE):
+            _local.image = None  # the image is for one memory: the next one made here
+        else:  # too small for it: not the module's own memory (wasmtime's GC heap, for exceptions)
+            image = None
         if account is not None and not account.allows(minimum):
             account.refuse(minimum, 0, "cap", notify=False)
             return _error(

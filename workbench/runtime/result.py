@@ -108,6 +108,8 @@ class RunResult:
     profile: Any = field(default=None, repr=False, compare=False)
     #: the module calls this run made (each with its own calls below it): a tree, see call_tree()
     calls: tuple[CallRecord, ...] = field(default=(), repr=False)
+    #: figures the guest drew (matplotlib, scientific runtime), as PNG bytes, checked and capped (runtime/figures.py)
+    figures: tuple[bytes, ...] = field(default=(), repr=False)
 
     @property
     def limits(self) -> Limits | None:
@@ -232,6 +234,7 @@ class RunResult:
             "events": [e.to_dict() for e in self.events],
             "value": self.value,
             **({"calls": [asdict(c) for c in self.calls]} if self.calls else {}),
+            **({"figures": [{"format": "png", "bytes": len(f)} for f in self.figures]} if self.figures else {}),
             "audit_failure": None if self.audit_failure is None else str(self.audit_failure),
             "subscriber_failures": [
                 {"subscriber": f.subscriber, "critical": f.critical, "error": f.error, "count": f.count}

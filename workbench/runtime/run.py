@@ -13,6 +13,7 @@ does not need.
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 import tempfile
 import time
 import uuid
@@ -30,11 +31,12 @@ from .deadline import RunWatch, install_watch
 from .backtraces import explain_fault
 from .debugging import Collected, DebugOptions, RunDebug
 from .device import DEVICE_PATH, Device
-from . import rawlink
+from . import host_call, rawlink
 from .engine import apply_store_caps
 from .data_image import image_of
 from .event_budget import EventBudget
 from .failures import FailureBook
+from .figures import take_figures
 from .fdtable import MountRoot
 from .guard import Guard
 from .guard_link import GuardPlan, empty_root, instantiate_guarded
@@ -177,7 +179,9 @@ class _Run(RunServices):
         self, entry: str, args: Sequence[str], stdin: str | bytes | None, env: Mapping[str, str] | None
     ) -> RunResult:
         """Run once; the store is freed here, on this thread, before returning (see shutdown.py)."""
-        with running(self.watch):
+        needs = self.program.needs  # an interpreter's host::call: refused and recorded (host_call.py)
+        serving = host_call.serving(host_call.refuser(self.context)) if needs and needs.host_call else nullcontext()
+        with running(self.watch), serving:
             try:
                 return self._mounted(entry, args, stdin, env)
             finally:
@@ -224,7 +228,7 @@ class _Run(RunServices):
         roots = list(opened.roots)
         for system in self.program.system_mounts:
             preopens.append((system.guest_path, system.host_path, False))
-            roots.append(MountRoot(system.guest_path, system.host_path))
+            roots.append(MountRoot(system.guest_path, system.host_path, system=True))
         if plan is not None and self.plan.device:  # /dev/workbench, only with a grant (device.py)
             self.device = Device(self.plan.device, self, self.emit, service=self.service_for)
             preopens.append((DEVICE_PATH, self.device.host, True))
@@ -299,7 +303,7 @@ class _Run(RunServices):
             exit_code = exc.code
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             fault = classify_trap(self.context, exc, exports is None, cpu_used=self.monitor.cpu_used(),
-                                  memory_refusal=self.memory_account.last)
+                                  memory_refusal=self.memory_account.last, stack_bytes=self.handle.settings.max_wasm_stack)
         finally:
             if debug is not None:
                 debug.stop()  # no more hooks or samples
@@ -332,6 +336,7 @@ class _Run(RunServices):
             throttled_seconds=self.monitor.throttled_seconds,
             cpu_share_limit=limits.cpu_share,
         )
+        stdout_bytes, figures = take_figures(self.program, self.output.data("stdout"), self.context)  # before exit
         for summary in self.budget.close():  # what was counted rather than kept, before the exit
             self.events.append(summary)
             self.bus.publish(summary)
@@ -343,7 +348,7 @@ class _Run(RunServices):
         self.monitor.detach()  # the store must not stay reachable from the run (see Monitor.detach)
         del store, exports
         self._end_stream()  # the guest has stopped writing: pass on what the filter held back
-        stdout_bytes, value = self.output.data("stdout"), None
+        value = None
         fault = explain_fault(fault, self.program, exit_code, self.output.text("stderr"))  # names, source lines
         if self.program.read_value is not None:
             stdout_bytes, value = self.program.read_value(stdout_bytes)
@@ -369,6 +374,7 @@ class _Run(RunServices):
             memory=collected.memory,
             profile=collected.profile,
             calls=tuple(self.calls),
+            figures=figures,
         )
 
     def _scratch_folder(self) -> Path | None:

@@ -28,15 +28,17 @@ from .cache import CompileCache
 from .context import ActiveRuns
 from .debugging import DebugOptions
 from .device import Service
-from .engine import EngineSettings, check_native_stack, engine_for
+from . import host_call
+from .engine import check_native_stack, engine_for
 from .guard_link import GuardPlan, guard_plan
 from .host_imports import host_imports_of, refuse_ungranted
 from .mounts import Mount, host_root
+from .needs import bounds_for, cache_for, engine_settings, entry_export, needs_own_thread, on_thread_with_stack
 from .plan import CLOCK_GRAIN_NS, OnViolation, OnViolationLike, RunPlan
 from .rawlink import export_names
 from .result import RunResult
 from .run import _Run
-from .wasi import check_declared_imports, check_imports
+from .wasi import ExtraImports, check_declared_imports, check_imports
 
 if TYPE_CHECKING:
     from ..audit.log import AuditLog
@@ -197,6 +199,7 @@ class Sandbox:
         trace: bool = False,
         keep_memory: bool = False,
         profile: bool = False,
+        runtime: str | None = None,
     ) -> RunResult:
         """Compile (or load from cache) and run ``source``; never raises for what the guest does.
 
@@ -207,23 +210,32 @@ class Sandbox:
         Debugging, each only when asked: ``trace`` records every WASI call (``RunResult.trace``),
         ``keep_memory`` keeps a read-only copy of the guest's memory (``RunResult.memory``),
         ``profile`` samples where the guest spends its time (``RunResult.profile``).
-        Raises only for unusable input: :class:`CompileError`, :class:`LinkError`, ...
+        ``runtime`` (Python): ``"scientific"`` runs the code with the installed scientific runtime
+        (numpy, pandas, matplotlib; ``workbench runtimes install scientific``), None the default one.
+        Raises only for unusable input: :class:`CompileError`, :class:`LinkError`,
+        :class:`RuntimeMissingError` (with the command that installs the runtime), ...
         """
+        runtime = None if runtime == "default" else runtime
+        lang = "python" if runtime is not None and lang is None else lang  # runtimes are Python's
         key = (source, lang, name, entry) if isinstance(source, (str, bytes)) and inputs is None else None
-        prepared = self._prepared.get(key) if key is not None else None
+        prepared = self._prepared.get(key) if key is not None and runtime is None else None
         if prepared is None:
-            prepared = self._prepare(source, lang, name, entry, inputs)
-            if key is not None and prepared.program.lang in _PURE_LANGS:
+            prepared = self._prepare(source, lang, name, entry, inputs, runtime=runtime)
+            if key is not None and runtime is None and prepared.program.lang in _PURE_LANGS:
                 self._prepared.put(key, prepared)
         program, module, handle, plan, host = prepared
         if host:  # linked only under their grants, refused (and recorded) at every run otherwise
             refuse_ungranted(self.plan.device, host, self.bus, program.name, program.sha256, self.plan.caller_chain)
+        debug = DebugOptions(trace, keep_memory, profile)
+        run = _Run(self.plan, self.bus, self._active, program, module, handle, on_output, plan, debug or None, host)
+        stack = handle.settings.max_wasm_stack
+        if needs_own_thread(program, stack):  # an interpreter that needs a deeper stack than this thread's
+            return on_thread_with_stack(lambda: run.execute(entry, args, stdin, env), stack,
+                                        lambda: run.watch.stop("cancel", "interrupted (Ctrl-C)"))
         # per run, not per module: the calling thread's native stack must hold the wasm stack, or a
         # deep recursion would crash the process instead of trapping
-        check_native_stack(handle.settings.max_wasm_stack)
-        debug = DebugOptions(trace, keep_memory, profile)
-        return _Run(self.plan, self.bus, self._active, program, module, handle, on_output, plan,
-                    debug or None, host).execute(entry, args, stdin, env)
+        check_native_stack(stack)
+        return run.execute(entry, args, stdin, env)
 
     def instantiate(self, source: SourceLike, lang: str | None = None, *, name: str | None = None,
                     on_output: Callable[[str, bytes], None] | None = None) -> "LiveInstance":
@@ -251,40 +263,33 @@ class Sandbox:
 
     def _prepare(
         self, source: SourceLike, lang: str | None, name: str | None, entry: str, inputs: Mapping[str, Any] | None,
-        entry_required: bool = True,
+        entry_required: bool = True, runtime: str | None = None,
     ) -> _Prepared:
         """Source to a runnable module: detect, compile (or load from the cache), check, plan the guard."""
         guest = load_module_source(source, lang, name=name)
-        program = prepare_program(guest.lang, guest.content, guest.name, path=guest.path, inputs=inputs)
-        settings = EngineSettings(
-            fuel=self.limits.fuel is not None,
-            max_wasm_stack=self.limits.stack_bytes or 512 * 1024,
-            debug_info=program.debug_info,  # C built with -g: file.c:line in backtraces
-        )
+        program = prepare_program(guest.lang, guest.content, guest.name, path=guest.path, inputs=inputs,
+                                  runtime=runtime)
+        # C built with -g: file.c:line in backtraces; an installed interpreter: its own engine (needs.py)
+        settings = engine_settings(program, self.limits, stack_from_policy=self._stack_from_policy())
         handle = engine_for(settings)
-        module = self._compile(program, handle)
+        extra = extra_imports(program, handle)
+        module = self._compile(program, handle, extra)
         host = _checked_modules.get((program.sha256, entry)) if entry_required else None
         if host is None:  # the checks depend only on the bytes
-            check_imports(module)
+            check_imports(module, extra)
             host = host_imports_of(module)
             if entry_required:
-                self._check_entry(module, entry)
+                self._check_entry(module, entry_export(program, entry))
                 _checked_modules.put((program.sha256, entry), host)
         plan = guard_plan(module, program.sha256, handle, self.plan.clock_grain_ns, fine=self.plan.fine)
         return _Prepared(program, module, handle, plan, host)
 
-    def _compile(self, program: Program, handle: Any) -> wasmtime.Module:
-        try:
-            if program.compiling is not None:  # a large module shows progress if it must be compiled
-                with program.compiling():
-                    return self.cache.get(program.wasm, program.sha256, handle, check=check_declared_imports)
-            return self.cache.get(program.wasm, program.sha256, handle, check=check_declared_imports)
-        except wasmtime.WasmtimeError as exc:
-            cause = root_cause(str(exc))
-            raise CompileError(
-                f"not a valid WebAssembly module: {cause}",
-                hint="check that the file is a complete wasm32 module (wasm-tools validate FILE)",
-            ) from exc
+    def _stack_from_policy(self) -> bool:
+        """Does the policy itself set ``stack:limit`` (rather than the defaults)?"""
+        return any(rule.field == "stack_bytes" and not rule.default for rule in self.plan.rules)
+
+    def _compile(self, program: Program, handle: Any, extra: ExtraImports | None = None) -> wasmtime.Module:
+        return compile_program(program, handle, cache_for(program, self.cache), extra)
 
     @staticmethod
     def _check_entry(module: wasmtime.Module, entry: str) -> None:
@@ -296,6 +301,34 @@ class Sandbox:
                 f"module has no exported function {entry!r}",
                 hint=f"exported functions: {', '.join(shown) or 'none'}{more}; pass entry= one of them",
             )
+
+
+def extra_imports(program: Program, handle: Any) -> ExtraImports | None:
+    """The imports besides WASI that ``program`` is given (defined on ``handle``'s linker), or None."""
+    if program.needs is None or not program.needs.host_call:
+        return None
+    host_call.define(handle.linker, handle.engine)
+    return {(host_call.MODULE, host_call.NAME): host_call.SIGNATURE}
+
+
+def compile_program(program: Program, handle: Any, cache: CompileCache, extra: ExtraImports | None = None) -> wasmtime.Module:
+    """``program``'s module compiled for ``handle`` (or loaded from ``cache``): imports checked before
+    a compile, progress shown for a long one, wasmtime's refusal as our :class:`CompileError`."""
+
+    def check(raw: bytes) -> None:
+        check_declared_imports(raw, extra)
+
+    try:
+        if program.compiling is not None:  # a large module shows progress if it must be compiled
+            with program.compiling():
+                return cache.get(program.wasm, program.sha256, handle, check=check, bounds=bounds_for(program))
+        return cache.get(program.wasm, program.sha256, handle, check=check, bounds=bounds_for(program))
+    except wasmtime.WasmtimeError as exc:
+        cause = root_cause(str(exc))
+        raise CompileError(
+            f"not a valid WebAssembly module: {cause}",
+            hint="check that the file is a complete wasm32 module (wasm-tools validate FILE)",
+        ) from exc
 
 
 #: (module sha256, entry) pairs whose imports and entry point were already checked: their host imports

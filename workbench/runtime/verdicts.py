@@ -44,13 +44,15 @@ def classify_trap(
     *,
     cpu_used: float = 0.0,
     memory_refusal: Refusal | None = None,
+    stack_bytes: int | None = None,
 ) -> Fault | None:
     """Turn a trap into a violation event (a limit) or a :class:`Fault` (the guest's bug).
 
     Limits that stop a run (time, CPU, fuel, stack, a memory or table cap at instantiation)
     become ``kill`` events; stops that already recorded their own event (the guard, the
     output cap) add nothing; anything else is the guest's own fault, kept with its backtrace.
-    ``cpu_used``: CPU seconds the guest used; ``memory_refusal``: the last grow refused.
+    ``cpu_used``: CPU seconds the guest used; ``memory_refusal``: the last grow refused;
+    ``stack_bytes``: the engine's wasm stack, when it is not the policy's (an interpreter's own).
     """
     text = clean_wasmtime_message(str(exc))
     plan = run.plan
@@ -96,14 +98,16 @@ def classify_trap(
         )
         return None
     if code_name == "STACK_OVERFLOW":
+        own = stack_bytes is not None and stack_bytes != limits.stack_bytes  # the runtime's stack, not a rule's
         run.emit(
             "stack",
             "overflow",
             "kill",
-            capability=plan.rule_for("stack_bytes"),
+            capability=None if own else plan.rule_for("stack_bytes"),
             reason=(
-                f"call stack exceeded {format_size(limits.stack_bytes or 0)} (runaway recursion?); "
-                "if the depth is legitimate, grant a larger stack:limit"
+                f"call stack exceeded {format_size((stack_bytes if own else limits.stack_bytes) or 0)} (runaway "
+                "recursion?); " + ("the language runtime's own stack" if own else
+                                   "if the depth is legitimate, grant a larger stack:limit")
             ),
             detail={"backtrace": list(backtrace_of(text)[:5])},
         )

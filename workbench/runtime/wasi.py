@@ -13,7 +13,7 @@ sandbox hands over none, so they grant nothing.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import wasmtime
 
@@ -21,7 +21,7 @@ from ..errors import LinkError
 from .host_imports import HOST_MODULE, HOST_SIGNATURES
 from .wasm_imports import DeclaredImport, declared_imports
 
-__all__ = ["WASI_MODULE", "WASI_FUNCTIONS", "WASI_SIGNATURES", "check_imports", "check_declared_imports"]
+__all__ = ["WASI_MODULE", "WASI_FUNCTIONS", "WASI_SIGNATURES", "ExtraImports", "check_imports", "check_declared_imports"]
 
 WASI_MODULE = "wasi_snapshot_preview1"
 
@@ -88,9 +88,14 @@ def _describe(func: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
     return f"{_signature(params)} -> {_signature(results)}"
 
 
-def check_imports(module: wasmtime.Module) -> None:
-    """Raise :class:`LinkError` naming every import the sandbox does not provide as typed."""
-    _check(
+#: imports besides WASI that a program may be allowed (its ``Needs``): (module, name) -> (params, results)
+ExtraImports = Mapping[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]]
+
+
+def check_imports(module: wasmtime.Module, extra: ExtraImports | None = None) -> None:
+    """Raise :class:`LinkError` naming every import the sandbox does not provide as typed
+    (``extra``: imports besides WASI this program is given, such as the refusing ``host::call``)."""
+    _check((
         DeclaredImport(
             imp.module,
             imp.name or "",
@@ -102,23 +107,25 @@ def check_imports(module: wasmtime.Module) -> None:
             ),
         )
         for imp in module.imports
-    )
+    ), extra)
 
 
-def check_declared_imports(wasm: bytes) -> None:
+def check_declared_imports(wasm: bytes, extra: ExtraImports | None = None) -> None:
     """The same check on the module's bytes, before it is compiled: a module that will be refused
     costs no compile.  Only refuses; a module it cannot read is left to :func:`check_imports`."""
     imports = declared_imports(wasm)
     if imports is not None:
-        _check(imports)
+        _check(imports, extra)
 
 
-def _check(imports: Iterable[DeclaredImport]) -> None:
+def _check(imports: Iterable[DeclaredImport], extra: ExtraImports | None = None) -> None:
     missing: list[str] = []
     mistyped: list[str] = []
     for imp in imports:
         table = WASI_SIGNATURES if imp.module == WASI_MODULE else HOST_SIGNATURES if imp.module == HOST_MODULE else {}
         expected = table.get(imp.name)
+        if expected is None and extra:
+            expected = extra.get((imp.module, imp.name))
         if expected is None or imp.kind != "func":
             missing.append(f"{imp.module}::{imp.name} ({imp.kind})")
             continue
