@@ -4,6 +4,7 @@ tests never read or write the user's real cache."""
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,13 @@ if not os.environ.get("WORKBENCH_RUNTIMES_DIR"):
 
 _CACHE = tempfile.mkdtemp(prefix="workbench-test-cache-")
 os.environ["WORKBENCH_CACHE_DIR"] = _CACHE
+
+# Ctrl-C is a tested feature (batches, the magic, compiles, the CLI): a suite started as a background job
+# (``make test &``, nohup, CI runners that detach) inherits SIGINT *ignored*, and then Python installs no
+# KeyboardInterrupt handler and children keep ignoring it, so those tests would fail for the launcher's sake.
+# Install Python's own handler for the session; children started from here then get SIGINT's default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # -- real-time checks (marker ``timing``; ``make test-timing``, which CI runs on its own) ----------
 #: timing tests retried because the machine was busy when they failed: (test, load, cores)
