@@ -106,6 +106,16 @@ def test_a_big_request_body_falls_back_to_the_file_protocol(httpserver: HTTPServ
     assert [e.detail["rights"] for e in node_events(result)] == ["write", "read"]
 
 
+def test_a_small_request_body_still_takes_one_readlink(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/post", method="POST", data=b"s" * 1000).respond_with_data("got it")
+    code = (f"import workbench_guest\nr = workbench_guest.request('POST', 'http://localhost:{httpserver.port}/post', "
+            "body='s' * 1000, headers={'Content-Type': 'text/plain'})\nprint(r.status, r.text())")
+    result = Sandbox([f"network:http:localhost:{httpserver.port}"]).run(code, "python")
+    assert result.exit_code == 0, result
+    assert result.stdout.strip() == "200 got it"
+    assert not node_events(result)
+
+
 HOSTILE = '''
 import os, errno
 for name in NAMES:
@@ -227,3 +237,22 @@ def test_a_module_call_through_the_one_call_exchange() -> None:
     assert result.exit_code == 0, result
     assert result.stdout.strip() == "6"
     assert not node_events(result, "/dev/workbench/call/wordcount")
+
+
+def test_the_run_request_cap_counts_both_ways_in() -> None:
+    code = '''
+import workbench_guest
+kinds = []
+for i in range(101):
+    workbench_guest._MAX_TOKEN = 3072 if i % 2 else -1  # one call and the file protocol, in turn
+    try:
+        workbench_guest.request("GET", "http://not-granted.example/")
+    except PermissionError:
+        kinds.append("denied")
+    except OSError as exc:
+        kinds.append(str(exc).split(": ")[1])
+print(kinds.count("denied"), kinds[-1])
+'''
+    result = Sandbox(["network:http:localhost"]).run(code, "python")
+    assert result.exit_code == 0, result
+    assert result.stdout.strip() == "100 limit"

@@ -28,7 +28,7 @@ DEVICE = "/dev/workbench"
 _PREFIX = "/x-"
 _MAX_TOKEN = 3072
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
-_scan = json.JSONDecoder().scan_once
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # json's C scanner
 __all__ = ["Response", "http_get", "request", "call", "exchange", "exchange_by_file", "DEVICE"]
 
 
