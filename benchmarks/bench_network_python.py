@@ -14,9 +14,10 @@ service through ``/dev/workbench/http``.  Three guests run under one policy
 
 A run may make 100 requests (``NetworkLimits.max_requests``); for the measurement the run's service
 gets a cap of 10**6, so every attempt is refused by the policy itself (after 100 the cap would
-answer instead, which is cheaper).  The cost per attempt is the process CPU time of a run of N attempts minus a run of none, over N;
-interleaved rounds; medians of the per-attempt costs and of the per-round ratios to the open.
-Run: ``.venv/bin/python benchmarks/bench_network_python.py [--rounds 5] [--n 2000]``.
+answer instead, which is cheaper).  The cost per attempt is the process CPU time of a run of N
+attempts minus a run of none, over N; interleaved rounds; medians of the per-attempt costs and of the
+per-round ratios to the open.  Figures: docs/decisions.md ("The Python guest's one-call exchange").
+Run: ``.venv/bin/python benchmarks/bench_network_python.py [--rounds 7] [--n 2000]``.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def cpu_of(sandbox: Sandbox, code: str, n: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--n", type=int, default=2000)
     options = parser.parse_args()
     device_plan._network_service = _uncapped  # type: ignore[assignment]

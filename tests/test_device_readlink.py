@@ -256,3 +256,26 @@ print(kinds.count("denied"), kinds[-1])
     result = Sandbox(["network:http:localhost"]).run(code, "python")
     assert result.exit_code == 0, result
     assert result.stdout.strip() == "100 limit"
+
+
+def test_a_refused_exchange_names_the_node_not_the_token() -> None:
+    code = '''
+import workbench_guest
+try:
+    workbench_guest.call("nope", {"text": "x"})
+except PermissionError as exc:
+    print(exc.filename, "x-" in str(exc))
+'''
+    result = Sandbox(["module:call:wordcount"]).run(code, "python")
+    assert result.exit_code == 0, result
+    assert result.stdout.strip() == "/dev/workbench/call/nope False"
+    assert [(e.category, e.decision, e.target) for e in result.events if e.category == "module"] == \
+        [("module", "deny", "nope")]
+
+
+def test_exchange_still_sends_any_json_value() -> None:
+    echo = Echo()
+    result = Sandbox([], services={"echo": echo}).run(
+        "import workbench_guest\nprint(workbench_guest.exchange('echo', 'text')['echo'])", "python")
+    assert result.exit_code == 0, result
+    assert echo.requests == [b'"text"']

@@ -53,18 +53,25 @@ class Response:
 
 
 def exchange(node, message):
-    """Send one JSON request (data, or its JSON text) to ``/dev/workbench/<node>``; return the decoded JSON answer."""
+    """Send one JSON request to ``/dev/workbench/<node>`` and return the decoded JSON answer."""
+    return _send(node, json.dumps(message))
+
+
+def _send(node, text):
+    """One request (its JSON text) to a node: in one readlink when it fits in a path, else by file."""
     path = f"{DEVICE}/{node}"
-    data = (message if isinstance(message, str) else json.dumps(message)).encode("utf-8")
+    data = text.encode("utf-8")
     token = _b2a(data, newline=False).translate(_URLSAFE)  # base64.urlsafe_b64encode, two calls fewer
-    if len(token) <= _MAX_TOKEN:
-        # a str path: the answer comes back as str, which json.loads reads without guessing its encoding
+    if len(token) > _MAX_TOKEN:
+        return exchange_by_file(path, data)
+    try:  # a str path: the answer comes back as str, which is read without guessing its encoding
         answer = _loads(os.readlink(f"{path}{_PREFIX}{token.decode('ascii')}"))
-        if isinstance(answer, dict) and answer.get("error") == "more":  # kept whole in the node
-            with open(path, "rb") as kept:
-                return json.loads(kept.read())
-        return answer
-    return exchange_by_file(path, data)
+    except OSError as exc:  # named by the node, not by the request's token
+        raise type(exc)(exc.errno, exc.strerror, path) from None
+    if isinstance(answer, dict) and answer.get("error") == "more" and answer.get("read") == path:
+        with open(path, "rb") as kept:  # too big for readlink's buffer: kept whole in the node
+            return json.loads(kept.read())
+    return answer
 
 
 def _loads(text):
@@ -100,14 +107,15 @@ def request(method, url, headers=None, body=None):
     """One HTTP(S) request through the host (``network:`` grants); returns a :class:`Response`."""
     if body is None and not headers and isinstance(method, str) and isinstance(url, str):
         # the common request, its JSON made by hand: json.dumps costs a guest more than the host call
-        message = f'{{"method": {_quoted(method)}, "url": {_quoted(url)}, "headers": {{}}}}'
+        text = f'{{"method": {_quoted(method)}, "url": {_quoted(url)}, "headers": {{}}}}'
     else:
         message = {"method": method, "url": url, "headers": dict(headers or {})}
         if body is not None:
             if isinstance(body, str):
                 body = body.encode("utf-8")
             message["body_base64"] = base64.b64encode(bytes(body)).decode("ascii")
-    return Response(_checked(exchange("http", message), f"{method} {url}"))
+        text = json.dumps(message)
+    return Response(_checked(_send("http", text), f"{method} {url}"))
 
 
 def http_get(url):

@@ -96,7 +96,7 @@ class NetworkService:
         self._lock = threading.Lock()
         #: URLs parsed and targets decided in this run, kept (at most _KEPT of each): a guest that asks
         #: the same URL again, as loops do, skips both; they depend only on the text and the policy,
-        #: which a run never changes (a third of a denied request's host time: bench_network_python.py)
+        #: which a run never changes (about a quarter of a denied request's host time: bench_network_python.py)
         self._targets: dict[str, Target] = {}
         self._verdicts: dict[Target, Allowed | tuple[str, Capability | None]] = {}
 

@@ -53,7 +53,8 @@ class ExchangeCalls(GuardCore):
                 data, errno = None, EIO
             if data is not None and len(data) > room:
                 data, errno = None, ERANGE
-        if data is not None and not (self._write(a.buf, data) and self._write(a.size_out, len(data).to_bytes(4, "little"))):
+        size_bytes = len(data).to_bytes(4, "little") if data is not None else b""
+        if data is not None and not (self._write(a.buf, data) and self._write(a.size_out, size_bytes)):
             data, errno = None, EFAULT
         if not errno:  # recorded by the service, as a request through a host import is
             return HANDLED
