@@ -56,8 +56,7 @@ class _Failure(Exception):
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
-
-
+#: how many parsed URLs and decided targets a service keeps (each): a run's loops ask few distinct URLs
 _KEPT = 256
 
 
