@@ -494,3 +494,21 @@ def test_a_secret_grant_round_trips_through_its_canonical_text() -> None:
     cap = Capability.parse("network:https:API.Example.com:443;secret=API_KEY")
     assert str(cap) == "network:https:api.example.com:443;secret=API_KEY" and Capability.parse(str(cap)) == cap
     assert cap.param("secret") == "API_KEY"
+
+
+def test_a_url_asked_again_is_decided_and_recorded_the_same_and_the_memo_is_bounded() -> None:
+    """The service keeps parsed URLs and decided targets for its run (service.py ``_KEPT``): the same
+    answer and record each time, a refused URL is not kept, and at most 256 of each are kept."""
+    svc, recorder = service(["network:http:localhost"])
+    answers = [ask(svc, "http://not-granted.example/") for _ in range(3)]
+    assert answers[0] == answers[1] == answers[2] and answers[0]["error"] == "denied"
+    first, *rest = [{**vars(e), "ts": 0} for e in recorder.events]
+    assert all(other == first for other in rest) and len(rest) == 2
+    assert ask(svc, "http://bad host/")["error"] == "invalid"
+    assert "http://bad host/" not in svc._targets
+    limits = NetworkLimits(max_requests=1000)
+    many, _ = service(["network:http:localhost"], limits=limits)
+    for i in range(300):
+        ask(many, f"http://host{i}.example/")
+    assert len(many._targets) == 256 and len(many._verdicts) == 256
+    assert ask(many, "http://host299.example/")["error"] == "denied"

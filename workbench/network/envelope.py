@@ -84,7 +84,7 @@ def read_request(data: object, limits: NetworkLimits) -> Ask:
     def fail(message: str) -> EnvelopeError:
         return EnvelopeError(message, url_text, method_text)
 
-    unknown = sorted(set(value) - _KEYS)
+    unknown = [] if _KEYS.issuperset(value) else sorted(set(value) - _KEYS)
     if unknown:
         raise fail(f"unknown key {unknown[0][:40]!r}; the keys are {', '.join(sorted(_KEYS))}")
     if not isinstance(method, str):

@@ -9,6 +9,9 @@ call already passes through the guard.  So a service is a *node* (Plan 9's ``/ne
    guard reads the request (a capped copy), hands it to the service's ``handle(bytes) -> bytes``
    and writes the (capped) response into the node; the guest then reads it like a file.
 
+A guest may also make a request in one call, a ``readlink`` of ``<node>/x-<token>``, answered
+through the same :func:`serve` (``device_link.py``; the Python helper does so).
+
 The nodes are real files in a private folder made for the run and preopened at
 ``/dev/workbench`` only when a grant (``network:...``, ``module:call:NAME``) or the host
 (``Sandbox(services=...)``) gives the run a node; without one the folder does not exist, and a
@@ -169,6 +172,13 @@ class Device:
             return (f"a request to {path} may hold at most {MAX_REQUEST_BYTES:,} bytes "
                     f"({size:,} written, {adding:,} more asked)")
         return None
+
+    def keep(self, path: str, data: bytes) -> None:
+        """Make ``data`` node ``path``'s content, to be read as it is: the answer of a readlink
+        exchange (``device_link.py``) too large for the guest's buffer, fetched whole by reading
+        the node (no second request is made; a request written but not yet answered is dropped)."""
+        self.pending.discard(path)
+        self._write(self.nodes[path].name, data)
 
     # -- one exchange -------------------------------------------------------------------------
     def _answer(self, path: str) -> None:

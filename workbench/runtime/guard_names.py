@@ -29,8 +29,10 @@ from .guard_abi import (
     PathUnlinkFile,
 )
 from .errnos import WASI
-from .guard_core import EACCES, EEXIST, EINVAL, ENOENT, EPERM, GuardCore, Pending, Refusal, Target
+from .device_link import exchange_of
+from .guard_core import EACCES, EEXIST, EINVAL, ENOENT, EPERM, Pending, Refusal, Target
 from .guard_decisions import Verdict, inside
+from .guard_exchange import ExchangeCalls
 from .guard_wasm import HANDLED
 from .hostwalk import Walk
 
@@ -40,7 +42,7 @@ _FOLLOW = 1
 _ATIM, _ATIM_NOW, _MTIM, _MTIM_NOW = 1, 2, 4, 8
 
 
-class NameCalls(GuardCore):
+class NameCalls(ExchangeCalls):
     """Handlers for the name-changing WASI calls (each takes the raw argument array)."""
 
     def _name_call(self, a: Any, action: str, directory: bool, op: Callable[[Walk], None]) -> int:
@@ -266,6 +268,9 @@ class NameCalls(GuardCore):
         detail: dict[str, Any] = {"rights": "read"}
         try:
             target = self._target(dirfd, ptr, length, follow=False, name_op=True)
+            exchange = exchange_of(target.mount.device, target.resolved) if target.mount.device is not None else None
+            if exchange is not None:  # a request to a device node, answered in the link text (device_link.py)
+                return self._exchange(target, exchange[0], exchange[1], a, detail)
             verdict = self._judge(target, False, False, "readlink")
         except Refusal as refusal:
             return self._refuse("readlink", self._raw_of(ptr, length), refusal, detail)
