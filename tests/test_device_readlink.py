@@ -10,6 +10,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 
 from workbench import Sandbox
@@ -279,3 +281,56 @@ def test_exchange_still_sends_any_json_value() -> None:
         "import workbench_guest\nprint(workbench_guest.exchange('echo', 'text')['echo'])", "python")
     assert result.exit_code == 0, result
     assert echo.requests == [b'"text"']
+
+
+# -- a token is cut short in every record, whatever shape its path takes (review of the exchange) ----------
+_LONG = b"x-" + b"A" * 3000
+
+
+@given(st.lists(st.one_of(st.sampled_from(["", ".", "..", "echo", "x-", "x-e30="]),
+                          st.text(alphabet="x-AZaz09_=.", min_size=0, max_size=200)), min_size=1, max_size=6))
+@settings(max_examples=300, deadline=None)
+def test_shown_cuts_every_exchange_name_and_nothing_else(names: list[str]) -> None:
+    raw = "/".join(names)
+    out = device_link.shown(raw).split("/")
+    assert len(out) == len(names)  # no name added, lost or merged
+    keep = len(device_link.PREFIX) + 48
+    for before, after in zip(names, out):
+        if before.startswith("x-") and len(before) > keep:  # the oracle: cut to 50 characters, its length said
+            assert after == f"{before[:keep]}...({len(before) - 2} characters)"
+        else:
+            assert after == before
+    assert device_link.cut_in(f"'/dev/workbench/{raw}' and {raw}", raw) == f"'/dev/workbench/{'/'.join(out)}' and {'/'.join(out)}"
+
+
+@pytest.mark.parametrize("path, errno", [
+    (b"nope/" + _LONG, "EACCES"),                 # no such node
+    (b"nope/" + _LONG + b"/", "EACCES"),          # a trailing '/': the last name is empty
+    (b"nope/" + _LONG + b"/.", "EACCES"),         # ... or '.'
+    (b"workbench_guest.py/" + _LONG + b"//", "EACCES"),
+    (b"../workbench/echo/" + _LONG, "ENOTCAPABLE"),  # '..' out of the preopen: refused before the exchange
+    (b"echo/../echo/" + _LONG, "ENOTDIR"),       # a climb: walked, the node is no folder
+    (b"x/../echo/" + _LONG, "EACCES"),            # a climb through a missing name
+])
+def test_a_refused_exchange_never_records_its_whole_token(path: bytes, errno: str) -> None:
+    echo = Echo()
+    for mode in ("deny", "kill"):
+        result = Sandbox([], services={"echo": echo}, on_violation=mode).run(wat_readlink(path, 8192, 4096), "wat")
+        readlinks = [e for e in result.events if e.action == "readlink"]
+        assert len(readlinks) == 1, readlinks  # recorded once
+        assert readlinks[0].errno == WASI[errno]
+        for event in result.events:  # the path fields cut to 50; a reason quoting a path keeps its own (shorter) cut
+            assert "A" * 49 not in f"{event.target}{event.resolved}" and "A" * 200 not in json.dumps(vars(event), default=str)
+        if mode == "kill" and readlinks[0].decision == "kill":
+            assert result.exit_code is None and "A" * 200 not in str(result.violations)
+    assert echo.requests == []
+
+
+def test_an_exchange_that_fails_after_it_was_served_cuts_its_token_whatever_the_path() -> None:
+    echo = Echo(pad=10)
+    token = b"x-" + base64.urlsafe_b64encode(b'{"pad": "' + b"y" * 2000 + b'"}')
+    result = Sandbox([], services={"echo": echo}).run(wat_readlink(b"echo/" + token + b"/.", 8192, 0), "wat")
+    assert result.exit_code == WASI["ERANGE"]
+    failed, = [e for e in result.events if e.action == "readlink"]
+    assert failed.resolved == "/dev/workbench/echo" and "characters)" in (failed.target or "")
+    assert token[:200].decode() not in json.dumps(vars(failed), default=str)

@@ -24,7 +24,7 @@ import json
 
 from .device import Device, error_response, serve
 
-__all__ = ["PREFIX", "MAX_TOKEN_CHARS", "exchange_of", "answer", "more", "shown"]
+__all__ = ["PREFIX", "MAX_TOKEN_CHARS", "exchange_of", "answer", "more", "shown", "cut_in"]
 
 #: what starts the last name of an exchange path (``http/x-eyJ...``): any other name below a node
 #: is not an exchange, and is judged (and refused) as today
@@ -68,10 +68,23 @@ def more(node_path: str, size: int, room: int) -> bytes:
                                  f"bytes); read it from {node_path}"}).encode()
 
 
-def shown(node_path: str, raw: str) -> str:
-    """The guest's path as a record names it: the token cut short (it is the request, recorded by
-    the service), so a record stays readable."""
-    name = raw.rpartition("/")[2]
-    if len(name) <= len(PREFIX) + _SHOWN:
+def shown(raw: str) -> str:
+    """A readlink's path as a record names it: every ``x-`` name in it cut short (a token is the
+    request, recorded by the service), wherever it stands (``x-.../``, ``x-.../.``, ``x-.../..``) and
+    whether or not the path reached a node, so a record stays readable and never holds a whole request."""
+    if PREFIX not in raw:
         return raw
-    return f"{raw[: len(raw) - len(name)]}{name[: len(PREFIX) + _SHOWN]}...({len(name) - len(PREFIX)} characters)"
+    return "/".join(_cut(name) for name in raw.split("/"))
+
+
+def cut_in(text: str, raw: str) -> str:
+    """``text`` (a reason, a resolved path) with each long ``x-`` name of the path ``raw`` cut as :func:`shown` cuts it."""
+    for name in {n for n in raw.split("/") if _cut(n) != n}:
+        text = text.replace(name, _cut(name))
+    return text
+
+
+def _cut(name: str) -> str:
+    if not name.startswith(PREFIX) or len(name) <= len(PREFIX) + _SHOWN:
+        return name
+    return f"{name[: len(PREFIX) + _SHOWN]}...({len(name) - len(PREFIX)} characters)"

@@ -36,12 +36,12 @@ class ExchangeCalls(GuardCore):
         verdict, why = device.judge(node_path, False, "readlink")  # records a call/NAME not granted
         if verdict is None or node_path not in device.services:
             why = why or f"{node_path} takes no requests (it is read-only)"
-            return self._refuse("readlink", shown(node_path, raw), Refusal(EACCES, why, node_path), detail)
+            return self._refuse("readlink", shown(raw), Refusal(EACCES, why, node_path), detail)
         room = a.buf_len
         _, size = self._base(max(a.buf + max(room, 0), a.size_out + 4))
         if room < 0 or a.buf < 0 or a.size_out < 0 or a.buf + room > size or a.size_out + 4 > size:
             reason = f"the readlink buffer of an exchange with {node_path} lies outside the guest's memory; not served"
-            return self._refuse("readlink", shown(node_path, raw), Refusal(EFAULT, reason, node_path), detail)
+            return self._refuse("readlink", shown(raw), Refusal(EFAULT, reason, node_path), detail)
         reply = answer(device, node_path, token)
         data: bytes | None = reply
         errno = 0
@@ -60,6 +60,6 @@ class ExchangeCalls(GuardCore):
             return HANDLED
         detail.update(exchange="readlink", request_chars=len(token), answer_bytes=len(reply),
                       kept=len(reply) > room and errno != EIO)
-        self.emit("filesystem", "readlink", "audit" if self.mode == "audit" else "allow", target=shown(node_path, raw),
+        self.emit("filesystem", "readlink", "audit" if self.mode == "audit" else "allow", target=shown(raw),
                   resolved=node_path, capability=verdict.capability, reason=verdict.reason, errno=errno, detail=detail)
         return HANDLED | errno

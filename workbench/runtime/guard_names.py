@@ -29,7 +29,7 @@ from .guard_abi import (
     PathUnlinkFile,
 )
 from .errnos import WASI
-from .device_link import exchange_of
+from .device_link import PREFIX, cut_in, exchange_of, shown
 from .guard_core import EACCES, EEXIST, EINVAL, ENOENT, EPERM, Pending, Refusal, Target
 from .guard_decisions import Verdict, inside
 from .guard_exchange import ExchangeCalls
@@ -272,8 +272,12 @@ class NameCalls(ExchangeCalls):
             if exchange is not None:  # a request to a device node, answered in the link text (device_link.py)
                 return self._exchange(target, exchange[0], exchange[1], a, detail)
             verdict = self._judge(target, False, False, "readlink")
-        except Refusal as refusal:
-            return self._refuse("readlink", self._raw_of(ptr, length), refusal, detail)
+        except Refusal as refusal:  # a token is cut short in the record, wherever the path led (device_link.shown)
+            raw = self._raw_of(ptr, length)
+            if PREFIX in raw:
+                refusal.reason = cut_in(refusal.reason, raw)
+                refusal.resolved = cut_in(refusal.resolved, raw) if refusal.resolved is not None else None
+            return self._refuse("readlink", shown(raw), refusal, detail)
         walked = target.walk
         if walked is not None and target.mount.fine:
             def read() -> None:
