@@ -334,3 +334,36 @@ def test_an_exchange_that_fails_after_it_was_served_cuts_its_token_whatever_the_
     failed, = [e for e in result.events if e.action == "readlink"]
     assert failed.resolved == "/dev/workbench/echo" and "characters)" in (failed.target or "")
     assert token[:200].decode() not in json.dumps(vars(failed), default=str)
+
+
+@pytest.mark.parametrize("grants, node, record", [
+    (["module:call:wordcount"], b"call/wordcount", ("module", "call", "wordcount")),
+    (["network:http:localhost"], b"http", ("network", "request", None)),
+    ([], b"echo", ("device", "request", "/dev/workbench/echo")),
+])
+def test_a_token_that_is_not_base64_is_recorded_as_the_service_records_its_own_refusals(
+        grants: list[str], node: bytes, record: tuple[str, str, str | None]) -> None:
+    """A bad token to a call node was a ``module``/``request`` record (an action the module category
+    never uses) and missing from the call tree; now each service records it as its own ``invalid``."""
+    result = Sandbox(grants, services={"echo": Echo()}).run(wat_readlink(node + b"/x-!!", 8192, 4096), "wat")
+    assert result.exit_code == 0, result
+    answer = json.loads(result.stdout)
+    assert answer["error"] == "invalid" and "not URL-safe base64" in answer["reason"]
+    denied = [e for e in result.events if e.decision == "deny"]
+    assert [(e.category, e.action, e.target) for e in denied] == [record]
+    assert "not URL-safe base64" in (denied[0].reason or "")
+    if record[0] == "module":
+        call, = result.calls
+        assert (call.module, call.ok, call.error) == ("wordcount", False, "invalid")
+
+
+def test_bad_tokens_count_against_the_run_request_cap() -> None:
+    """As the same bad request written into the node would: past the cap the answer is ``limit``."""
+    code = '''
+import os, json
+errors = [json.loads(os.readlink("/dev/workbench/http/x-!!"))["error"] for _ in range(101)]
+print(errors.count("invalid"), errors[-1])
+'''
+    result = Sandbox(["network:http:localhost"]).run(code, "python")
+    assert result.exit_code == 0, result
+    assert result.stdout.strip() == "100 limit"

@@ -216,6 +216,12 @@ class CallService:
         except (TypeError, ValueError) as exc:
             return error_response("invalid", f"{name}'s result is not JSON data: {exc}")
 
+    def refuse(self, error: str, reason: str) -> bytes:
+        """A request the device refused before this service saw it (a readlink token that is not
+        base64: ``runtime/device_link.py``), recorded as this service records its own refusals."""
+        run = self.run
+        return self._refused((*(run.chain or (run.module_name,)), self.name), error, reason, time.monotonic())
+
     def _decode(self, request: bytes) -> tuple[Any, str | None]:
         try:
             message = json.loads(request.decode("utf-8"))

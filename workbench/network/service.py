@@ -111,12 +111,9 @@ class NetworkService:
     def handle(self, request: bytes) -> bytes:
         """One guest request (UTF-8 JSON) to one response (UTF-8 JSON); never raises for guest input."""
         values = self._secrets.values(self._names) if self._names else []
-        with self._lock:
-            self._count += 1
-            over = self._count > self.limits.max_requests
-        if over:
-            return self._refuse(values, "limit", f"this run made its {self.limits.max_requests} requests "
-                                "(the most a run may make); make fewer requests", None, None, {})
+        over = self._counted(values)
+        if over is not None:
+            return over
         try:
             ask = read_request(request, self.limits)
         except EnvelopeError as exc:
@@ -128,6 +125,24 @@ class NetworkService:
         except Exception as exc:  # a defect of ours must not unwind into the guest's host call
             reason = f"the host failed on this request ({type(exc).__name__}: {exc})"
             return self._refuse(values, "unreachable", reason, shown(ask.url), None, {"method": ask.method})
+
+    def refuse(self, kind: str, reason: str) -> bytes:
+        """A request the device refused before it reached :meth:`handle` (a readlink token that is not
+        base64: ``runtime/device_link.py``): counted against the run's cap and answered and recorded as
+        a request this service refused, as the same bad request written into the node would be."""
+        values = self._secrets.values(self._names) if self._names else []
+        over = self._counted(values)
+        return over if over is not None else self._refuse(values, kind, reason, None, None, {})
+
+    def _counted(self, values: list[tuple[str, str]]) -> bytes | None:
+        """Count one request against the run's cap: None, or the ``limit`` answer (recorded) past it."""
+        with self._lock:
+            self._count += 1
+            over = self._count > self.limits.max_requests
+        if not over:
+            return None
+        return self._refuse(values, "limit", f"this run made its {self.limits.max_requests} requests "
+                            "(the most a run may make); make fewer requests", None, None, {})
 
     # -- steps -------------------------------------------------------------------------------
     def _refuse(

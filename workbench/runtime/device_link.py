@@ -48,17 +48,27 @@ def exchange_of(device: Device, path: str) -> tuple[str, str] | None:
 
 def answer(device: Device, node_path: str, token: str) -> bytes:
     """The node's answer to the request in ``token``; a token that is not URL-safe base64 is refused
-    here (an ``invalid`` answer and a record in the node's category); everything else is the
-    service's to judge, exactly as through the file protocol.  Never raises."""
-    node = device.nodes[node_path]
+    here, with an ``invalid`` answer recorded as the node's service records its own refusals (its
+    ``refuse(error, reason)``: ``network``/``request``, ``module``/``call`` and the call tree) or, for a
+    service without one, as a ``deny`` in the node's category; everything else is the service's to
+    judge, exactly as through the file protocol.  Never raises."""
+    node, service = device.nodes[node_path], device.services[node_path]
     try:
         request = binascii.a2b_base64(token.encode("ascii").translate(_STANDARD), strict_mode=True)
     except (UnicodeEncodeError, binascii.Error, ValueError) as exc:
         reason = f"the request in a readlink of {node_path} is not URL-safe base64 ({exc})"
+        refuse = getattr(service, "refuse", None)  # recorded as the service records its own refusals
+        if refuse is not None:
+            try:
+                answered = refuse("invalid", reason)
+                if isinstance(answered, bytes):
+                    return answered
+            except Exception:  # a service's defect: recorded by the device below
+                pass
         device.emit(node.category, "request", "deny", target=node_path, capability=node.capability,
                     reason=reason, detail={"request_bytes": len(token), "exchange": "readlink"})
         return error_response("invalid", reason)
-    return serve(node, device.services[node_path], request, False, device.emit, node_path)
+    return serve(node, service, request, False, device.emit, node_path)
 
 
 def more(node_path: str, size: int, room: int) -> bytes:
