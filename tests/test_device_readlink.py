@@ -367,3 +367,102 @@ print(errors.count("invalid"), errors[-1])
     result = Sandbox(["network:http:localhost"]).run(code, "python")
     assert result.exit_code == 0, result
     assert result.stdout.strip() == "100 limit"
+
+
+_TOKEN = token(b'{"a": 1}').decode()
+
+
+@given(st.lists(st.sampled_from([".", "..", "", "echo", "nope", "workbench_guest.py", _TOKEN, "x-!!", "x-"]),
+                min_size=1, max_size=5))
+@settings(max_examples=40, deadline=None)
+def test_a_path_reaches_the_exchange_only_as_its_plain_form(names: list[str]) -> None:
+    """Odd spellings (``./``, ``//``, a trailing ``/`` or ``/.``) of ``echo/x-<token>`` are that request,
+    served once; anything with ``..``, an absolute path or another node is never served.  The oracle
+    is posixpath alone: the service is asked iff the path has no ``..``, is relative, and is
+    ``echo/<token>`` once normalised."""
+    import posixpath
+
+    path = "/".join(names)
+    echo = Echo()
+    result = Sandbox([], services={"echo": echo}).run(wat_readlink(path.encode(), 8192, 4096), "wat")
+    expected = bool(path) and not path.startswith("/") and ".." not in names \
+        and posixpath.normpath(path) == f"echo/{_TOKEN}"
+    assert echo.requests == ([b'{"a": 1}'] if expected else []), (path, result.events)
+    assert result.exit_code is not None  # an errno or success: never a trap, never a crash
+    if expected:
+        assert result.exit_code == 0 and json.loads(result.stdout)["echo"] == '{"a": 1}'
+
+
+def test_a_symlink_or_a_side_door_never_reaches_the_device() -> None:
+    code = f'''
+import os, errno
+def attempt(f, *a):
+    try:
+        return repr(f(*a))[:20]
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+for n, target in enumerate(["../dev/workbench/echo", "../dev/workbench", "/dev/workbench/echo"]):
+    print(attempt(os.symlink, target, f"/tmp/l{{n}}"), attempt(os.readlink, f"/tmp/l{{n}}/{_TOKEN}"),
+          attempt(os.readlink, f"/tmp/l{{n}}/echo/{_TOKEN}"))
+print(attempt(os.readlink, "/tmp/../dev/workbench/echo/{_TOKEN}"))
+'''
+    echo = Echo()
+    result = Sandbox(["filesystem:write:/tmp"], services={"echo": echo}).run(code, "python")
+    assert result.exit_code == 0, result
+    lines = result.stdout.split("\n")
+    assert all(line.split() == ["EACCES", "ENOENT", "ENOENT"] for line in lines[:3]), result.stdout
+    assert lines[3] == "ENOTCAPABLE"  # /dev/workbench is reached through its own preopen, not through /tmp's
+    assert echo.requests == []
+
+
+def _wat_call(path: bytes, buf: int, room: int, size_out: int, grow: int = 0) -> str:
+    """A WAT guest making one readlink with any arguments (after growing its memory by ``grow`` pages)."""
+    return wat_readlink(path, buf, room).replace("(i32.const 16)))", f"(i32.const {size_out})))").replace(
+        "(i32.load (i32.const 16))", f"(i32.load (i32.const {size_out}))").replace(
+        "(func (export \"_start\") (local $e i32)", f"(func (export \"_start\") (local $e i32) (drop (memory.grow (i32.const {grow})))")
+
+
+@pytest.mark.parametrize("buf, room, size_out, grow, served, errno", [
+    (-8, 4096, 16, 0, False, "EFAULT"),             # a pointer >= 2**31 (negative as an i32)
+    (8192, -1, 16, 0, False, "EFAULT"),             # a length >= 2**31
+    (8192, 4096, -4, 0, False, "EFAULT"),           # the size word >= 2**31
+    (8192, 4096, 65533, 0, False, "EFAULT"),        # the size word across the end of memory
+    (8192, 4096, 65532, 0, True, None),             # ... and exactly at its end
+    (65536 - 100, 100, 16, 0, True, None),          # the buffer exactly at the end
+    (65536 - 99, 100, 16, 0, False, "EFAULT"),      # one byte past it
+    (65536, 0, 16, 0, True, "ERANGE"),              # a zero-length buffer at the end: served, kept, ERANGE
+    (8192, 4096, 8194, 0, True, None),              # the size word inside the buffer: the guest's own muddle
+    (2 * 65536 - 100, 100, 16, 1, True, None),      # memory grown before the call
+    (2 * 65536 - 99, 100, 16, 1, False, "EFAULT"),
+])
+def test_buffer_and_size_arguments_of_any_shape(buf: int, room: int, size_out: int, grow: int, served: bool,
+                                                errno: str | None) -> None:
+    echo = Echo()
+    result = Sandbox([], services={"echo": echo}).run(
+        _wat_call(b"echo/" + token(b'{"a": 1}'), buf, room, size_out, grow), "wat")
+    assert echo.requests == ([b'{"a": 1}'] if served else [])
+    assert result.exit_code == (WASI[errno] if errno else 0), result
+    readlinks = [e for e in result.events if e.action == "readlink"]
+    assert len(readlinks) == (1 if errno else 0)  # a refusal or a failure after serving: recorded once
+    if errno == "EFAULT":
+        assert readlinks[0].decision == "deny" and readlinks[0].resolved == "/dev/workbench/echo"
+
+
+@pytest.mark.parametrize("path, buf, errno", [
+    (b"nope/" + token(b"{}"), 8192, "EACCES"),
+    (b"workbench_guest.py/" + token(b"{}"), 8192, "EACCES"),
+    (b"echo/" + token(b"{}"), 65000, "EFAULT"),
+])
+def test_every_exchange_refusal_kills_in_kill_mode_and_is_denied_in_learn_mode(path: bytes, buf: int, errno: str) -> None:
+    """As every other guard refusal below the device (the device decides in every mode)."""
+    echo = Echo()
+    killed = Sandbox([], services={"echo": echo}, on_violation="kill").run(wat_readlink(path, buf, 4096), "wat")
+    assert killed.exit_code is None
+    refused, = [e for e in killed.events if e.action == "readlink"]
+    assert refused.decision == "kill" and refused.errno == WASI[errno]
+    code = f"import os\ntry:\n    os.readlink('/dev/workbench/{path.decode()}')\nexcept OSError as exc:\n    print(exc.errno)"
+    if buf == 8192:  # CPython's own buffer is always inside memory
+        learn = Sandbox([], services={"echo": echo}, on_violation="audit").run(code, "python")
+        assert learn.stdout.strip() == str(WASI[errno]), learn
+        assert [e.decision for e in learn.events if e.action == "readlink"] == ["deny"]
+    assert echo.requests == []
