@@ -466,3 +466,14 @@ def test_every_exchange_refusal_kills_in_kill_mode_and_is_denied_in_learn_mode(p
         assert learn.stdout.strip() == str(WASI[errno]), learn
         assert [e.decision for e in learn.events if e.action == "readlink"] == ["deny"]
     assert echo.requests == []
+
+
+def test_the_trace_shows_an_exchange_as_a_readlink_of_the_node() -> None:
+    sandbox = Sandbox([], services={"echo": Echo()})
+    served = sandbox.run(wat_readlink(b"echo/" + _TOKEN.encode(), 8192, 4096), "wat", trace=True).trace
+    row = served[served.call == "path_readlink"].iloc[0]
+    assert row.path == f"/dev/workbench/echo/{_TOKEN}" and row.fd_path == "/dev/workbench"
+    assert row.result == 0 and row.bytes == len(json.dumps({"echo": '{"a": 1}', "pad": ""}))
+    refused = sandbox.run(wat_readlink(b"nope/" + token(b"{}"), 8192, 4096), "wat", trace=True).trace
+    row = refused[refused.call == "path_readlink"].iloc[0]
+    assert row.errno == "EACCES" and row.decision == "deny"
