@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 from .context import RunContext
 from .fdtable import FdEntry, MountRoot
-from .guard_abi import PathFilestatGet, PathOpen, decode
+from .guard_abi import FLAG_WORDS, PathFilestatGet, PathOpen, decode, undefined_bits
 from .guard_core import (
     ACTIONS,
     MAX_DESCRIPTORS,
@@ -103,7 +103,32 @@ class Guard(NameCalls, DescriptorCalls):
             self.pending.close()
             self.pending = None
         self._fn = fn
-        return self._handlers[fn](decode(fn, args))
+        a = decode(fn, args)
+        odd = undefined_bits(fn, a)
+        if odd is not None:
+            return self._undefined_bits(a, odd)
+        return self._handlers[fn](a)
+
+    def _undefined_bits(self, a: Any, name: str) -> int:
+        """Refuse a call whose flag word holds bits WASI does not define: ``EINVAL``, recorded as a
+        deny (kill mode stops the run).  wasmtime's WASI would trap on it instead (decisions.md,
+        "Odd argument values")."""
+        kind, defined = next((k, d) for n, k, d in FLAG_WORDS[self._fn] if n == name)
+        value = getattr(a, name)
+        fields = a._fields
+        if "path" in fields:
+            where = self._raw_of(a.path, a.path_len)
+        elif "old_path" in fields:
+            where = self._raw_of(a.old_path, a.old_len)
+        else:
+            entry = self.fds.get(a.fd)
+            where = entry.path if entry is not None else f"descriptor {a.fd}"
+        reason = (
+            f"{self._fn}'s argument {name} ({kind}) is {value:#x}: the bits {value & ~defined:#x} are not defined "
+            f"by WASI (defined: {defined:#x}); refused with EINVAL (a malformed or hostile module)"
+        )
+        detail = {"argument": name, "value": f"{value:#x}", "defined": f"{defined:#x}", "type": kind}
+        return self._refuse(ACTIONS[self._fn], where, Refusal(EINVAL, reason, None), detail)
 
     def _path_open(self, a: PathOpen) -> int:
         dirfd, lookup, ptr, length = a.dirfd, a.lookup, a.path, a.path_len

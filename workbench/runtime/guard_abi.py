@@ -5,13 +5,19 @@ function for each of these signatures, and the host side decodes the raw argumen
 same calls.  Both read this module, so a parameter can never be decoded from the wrong
 position.  Each function is a :class:`typing.NamedTuple` whose fields are its parameters in
 order, annotated ``I32`` or ``I64`` (the wasm types); every one returns an ``i32`` errno.
+
+Every parameter in this table is unsigned in WASI (``u32`` descriptors, sizes and pointers,
+``u64`` rights, timestamps and offsets), so :func:`decode` reads each as unsigned: any bit pattern
+a guest passes (``-1``, ``2**31``, ``2**63``) decodes to one Python ``int`` in ``[0, 2**32)`` or
+``[0, 2**64)``, and nothing the host does with it can overflow or raise on a sign.
+:data:`FLAG_WORDS` names the flag words among them and the bits WASI defines for each.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple, Sequence
 
-__all__ = ["I32", "I64", "CALLS", "SIGNATURES", "decode", "param_index"]
+__all__ = ["I32", "I64", "CALLS", "SIGNATURES", "FLAG_WORDS", "decode", "param_index", "undefined_bits"]
 
 I32 = int  # a wasm i32 parameter (annotation read by :data:`SIGNATURES`)
 I64 = int  # a wasm i64 parameter
@@ -202,6 +208,25 @@ CALLS: dict[str, type[Any]] = {
 
 _WASM_TYPES = {"I32": "i32", "I64": "i64"}
 
+# the bits WASI preview 1 defines in each flag type (wasi_snapshot_preview1.witx)
+_LOOKUPFLAGS = 0x1  # symlink_follow
+_OFLAGS = 0xF  # creat, directory, excl, trunc
+_RIGHTS = (1 << 30) - 1  # fd_datasync (bit 0) ... sock_accept (bit 29)
+_FDFLAGS = 0x1F  # append, dsync, nonblock, rsync, sync
+_FSTFLAGS = 0xF  # atim, atim_now, mtim, mtim_now
+
+#: per function: (parameter, WASI type, defined bits) of each flag word the guard decodes.  wasmtime's
+#: WASI traps on a bit outside these ("Invalid flag value ...", "number too large/small to fit in
+#: target type"); the guard refuses such a call with EINVAL before it gets there (guard.py).
+FLAG_WORDS: dict[str, tuple[tuple[str, str, int], ...]] = {
+    "path_open": (("lookup", "lookupflags", _LOOKUPFLAGS), ("oflags", "oflags", _OFLAGS),
+                  ("rights", "rights", _RIGHTS), ("inheriting", "rights", _RIGHTS), ("fdflags", "fdflags", _FDFLAGS)),
+    "path_link": (("old_flags", "lookupflags", _LOOKUPFLAGS),),
+    "path_filestat_get": (("flags", "lookupflags", _LOOKUPFLAGS),),
+    "path_filestat_set_times": (("flags", "lookupflags", _LOOKUPFLAGS), ("fst_flags", "fstflags", _FSTFLAGS)),
+    "fd_filestat_set_times": (("fst_flags", "fstflags", _FSTFLAGS),),
+}
+
 
 def _annotation(kind: Any) -> str:
     """``I32``/``I64`` from a field's annotation (a string, or a ForwardRef on some Pythons)."""
@@ -215,14 +240,36 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 
 def _decoder(function: str) -> Any:
-    """``raw -> CALLS[function](raw[0].i32, raw[1].i64, ...)``, generated once: the guard decodes
-    every checked call, and a generated call is ~2x faster than a loop over the table."""
+    """``raw -> CALLS[function](raw[0].i32 & 0xFFFFFFFF, raw[1].i64 & 0xFFFF_FFFF_FFFF_FFFF, ...)``,
+    generated once: the guard decodes every checked call, and a generated call is ~2x faster than
+    a loop over the table.  The C API hands signed values; the mask reads them as WASI's unsigned."""
     params = SIGNATURES[function][0]
-    fields = ", ".join(f"raw[{i}].{kind}" for i, kind in enumerate(params))
+    masks = {"i32": "0xFFFFFFFF", "i64": "0xFFFFFFFFFFFFFFFF"}
+    fields = ", ".join(f"raw[{i}].{kind} & {masks[kind]}" for i, kind in enumerate(params))
     return eval(f"lambda raw: call({fields})", {"call": CALLS[function]})  # noqa: S307 - text built above
 
 
 _DECODERS = {name: _decoder(name) for name in CALLS}
+
+
+def _flag_check(function: str) -> Any:
+    """A function of ``function``'s decoded arguments naming its first flag word with an undefined
+    bit, or None; generated once (one ``&`` per word on the hot path, no loop): ``a[4] & -16``
+    tests oflags against its defined ``0xf``."""
+    fields: Sequence[str] = CALLS[function]._fields
+    tests = " else ".join(f"{name!r} if a[{list(fields).index(name)}] & {~defined}"
+                          for name, _, defined in FLAG_WORDS[function])
+    return eval(f"lambda a: {tests} else None")  # noqa: S307 - text built above
+
+
+_FLAG_CHECKS = {name: _flag_check(name) for name in FLAG_WORDS}
+
+
+def undefined_bits(function: str, args: Any) -> str | None:
+    """The first of ``function``'s flag words (:data:`FLAG_WORDS`) in the decoded ``args`` that holds a
+    bit WASI does not define, or None (also for a function without flag words)."""
+    check = _FLAG_CHECKS.get(function)
+    return None if check is None else check(args)
 
 
 def param_index(function: str, parameter: str) -> int:

@@ -40,6 +40,9 @@ __all__ = ["NameCalls"]
 
 _FOLLOW = 1
 _ATIM, _ATIM_NOW, _MTIM, _MTIM_NOW = 1, 2, 4, 8
+#: a WASI timestamp is a u64 of ns; os.utime takes an i64, so a later one is the latest it can set
+#: (year 2262; file systems clamp earlier still, as they do for wasmtime's own call)
+_MAX_NS = (1 << 63) - 1
 
 
 class NameCalls(ExchangeCalls):
@@ -348,6 +351,6 @@ def _new_times(current: os.stat_result, atim: int, mtim: int, flags: int) -> tup
     if (flags & _ATIM and flags & _ATIM_NOW) or (flags & _MTIM and flags & _MTIM_NOW):
         raise OSError(22, "invalid flags")
     now = time.time_ns()
-    access = atim if flags & _ATIM else now if flags & _ATIM_NOW else current.st_atime_ns
-    modify = mtim if flags & _MTIM else now if flags & _MTIM_NOW else current.st_mtime_ns
+    access = min(atim, _MAX_NS) if flags & _ATIM else now if flags & _ATIM_NOW else current.st_atime_ns
+    modify = min(mtim, _MAX_NS) if flags & _MTIM else now if flags & _MTIM_NOW else current.st_mtime_ns
     return access, modify

@@ -50,6 +50,7 @@ __all__ = [
     "forwarder_wat",
     "guard_wat",
     "FN_IDS",
+    "HELPER_NAMES",
     "HANDLED",
     "VERIFY",
     "STRIP_TRUNC",
@@ -88,6 +89,9 @@ _ERRNO_MASK = 0xFFFF
 _O_CREAT, _O_EXCL, _O_TRUNC = 1, 4, 8
 
 WASI = "wasi_snapshot_preview1"
+#: the two modules' names (their name section): a trap's backtrace names their frames
+#: ``workbench_forwarder!...``, so they are told apart from the guest's own (traps.backtrace_of)
+HELPER_NAMES = ("workbench_forwarder", "workbench_guard")
 # filestat: atim, mtim, ctim at byte offsets 40, 48, 56; ino at 8
 _FILESTAT_TIMES = (40, 48, 56)
 
@@ -144,7 +148,7 @@ def forwarder_wat(layout: GuardLayout) -> str:
         f'  (func (export "{n}") (type $t_{n}) {_args(n)} (call_indirect (type $t_{n}) (i32.const {slot})))'
         for slot, n in enumerate(layout.names)
     )
-    return f'(module\n{types}\n  (table (export "slots") {len(layout.names)} funcref)\n{funcs})\n'
+    return f'(module ${HELPER_NAMES[0]}\n{types}\n  (table (export "slots") {len(layout.names)} funcref)\n{funcs})\n'
 
 
 def _round_i64_at(address: str, grain: int) -> str:
@@ -274,4 +278,4 @@ def guard_wat(layout: GuardLayout) -> str:
         '  (global $first (export "first") (mut i32) (i32.const 3))\n'
         '  (global $closed (export "closed") (mut i32) (i32.const 0))\n'
     )
-    return f'(module\n{types}\n' + "\n".join(imports) + f'\n  (export "memory" (memory 0))\n{counters}{funcs})\n'
+    return f'(module ${HELPER_NAMES[1]}\n{types}\n' + "\n".join(imports) + f'\n  (export "memory" (memory 0))\n{counters}{funcs})\n'

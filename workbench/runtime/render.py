@@ -152,6 +152,8 @@ def result_text(result: RunLike, *, verbose: bool = False) -> str:
         lines.append(f"  fault {result.fault.kind}: {result.fault.message}")
         lines.extend(f"    at {frame}" for frame in result.fault.backtrace[:5])
         lines.extend(f"    {'>' if n == result.fault.line else ' '} {n:4} | {text}" for n, text in result.fault.source)
+        if result.fault.hint:
+            lines.append(f"  hint: {result.fault.hint}")
     u = result.usage
     limit = f" of {human_size(u.memory_limit_bytes)}" if u.memory_limit_bytes else ""
     usage = [f"memory {human_size(u.memory_peak_bytes)}{limit}"]
@@ -248,6 +250,8 @@ def result_html(result: RunLike, *, usage: bool = True, groups: bool = True) -> 
             f"<div style='color:#c62828'>fault <b>{html.escape(result.fault.kind)}</b>: "
             f"{html.escape(result.fault.message)}{trace}</div>"
         )
+        if result.fault.hint:
+            parts.append(f"<div>hint: {html.escape(result.fault.hint)}</div>")
         if result.fault.source:  # the guest's own lines around the failing one
             rows = "".join(f"<span style='background:#fde0dc'>{html.escape(f'> {n:4} | {t}')}</span>\n"
                            if n == result.fault.line else html.escape(f"  {n:4} | {t}") + "\n"

@@ -49,7 +49,8 @@ class Fault:
     or (``trapped=False``, kind ``exception``) the uncaught exception a Python guest reported.
 
     ``source``: ``(line number, text)`` of the guest's source around ``line``, the innermost
-    frame in the guest's own code (C, Python), when known."""
+    frame in the guest's own code (C, Python), when known.  ``hint``: what to do about it, when the
+    sandbox knows; ``detail``: wasmtime's own text, when ``message`` retells it (for forensics)."""
 
     kind: str
     message: str
@@ -57,6 +58,8 @@ class Fault:
     source: tuple[tuple[int, str], ...] = ()
     line: int = 0
     trapped: bool = True
+    hint: str = ""
+    detail: str = ""
 
     def __str__(self) -> str:
         trace = "".join(f"\n    at {frame}" for frame in self.backtrace)

@@ -19,6 +19,7 @@ from .engine import STORE_CAPS, store_cap_refusal
 from .linear_memory import Refusal
 from .result import Fault, human_size
 from .traps import backtrace_of
+from .wasi_traps import wasi_argument_trap
 
 __all__ = [
     "classify_trap",
@@ -135,6 +136,13 @@ def classify_trap(
     located = next((frame for frame in trace if frame.endswith(")") and " (" in frame), None)
     if located is not None:  # a module with debug info (C built with -g): say where, e.g. f (prog.c:12:5)
         cause = f"{cause} in {located}"
+    odd = wasi_argument_trap(text, cause) if kind == "trap" else None
+    if odd is not None:  # a WASI call's argument outside its type: told in our words, wasmtime's kept
+        said = " | ".join(line.strip() for line in text.split("Caused by:", 1)[-1].strip().splitlines())
+        fault = Fault(kind=kind, message=odd.message, backtrace=trace, hint=odd.hint, detail=said)
+        detail = {"backtrace": list(trace[:10]), "invalid_argument": odd.call or "wasi", "wasmtime": said}
+        run.emit("trap", kind, "audit", reason=odd.message, detail=detail)
+        return fault
     fault = Fault(kind=kind, message=cause, backtrace=trace)
     run.emit("trap", kind, "audit", reason=cause, detail={"backtrace": list(fault.backtrace[:10])})
     return fault
