@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from workbench import probes
 from workbench.cli import main
 from workbench.validation import Report
+from workbench.validation.limits import check_samples
 from workbench.validation.capabilities import CapabilityCase, make_workspace, run_capabilities
 from workbench.validation.violations import ViolationCase, run_violations
 
@@ -79,3 +82,33 @@ def test_bad_seconds_is_one_message(capsys: pytest.CaptureFixture[str]) -> None:
         main(["modules", "test-limits", "--seconds", "soon"])
     assert info.value.code == 2
     assert "not a number of seconds" in capsys.readouterr().err
+
+
+def _sampled_run(times: list[float], wall: float, cpu: float, throttled: float, ids: str = "r") -> Any:
+    """A stand-in RunResult with the fields check_samples reads (a 1.5 s run, samples at ``times``)."""
+    samples = [SimpleNamespace(wall_seconds=t, run_id=ids[i % len(ids)]) for i, t in enumerate(times)]
+    usage = SimpleNamespace(wall_seconds=wall, cpu_seconds=cpu, throttled_seconds=throttled)
+    return SimpleNamespace(samples=samples, usage=usage, run_id="r")
+
+
+def _samples_row(result: Any) -> Any:
+    report = Report("t")
+    check_samples(report, result, 1.5)
+    return report.rows[0]
+
+
+def test_live_samples_hold_their_count_on_a_machine_that_gave_the_run_its_time() -> None:
+    quiet = dict(wall=1.5, cpu=0.75, throttled=0.74)  # a 50% guest: off-CPU only while paused
+    assert _samples_row(_sampled_run([0.1 * i for i in range(1, 15)], **quiet)).passed
+    row = _samples_row(_sampled_run([0.55 + 0.12 * i for i in range(8)], **quiet))
+    assert not row.passed and "busy" not in row.measured  # late and few, with no excuse
+
+
+def test_live_samples_on_a_busy_machine_are_expected_of_the_time_it_gave() -> None:
+    busy = dict(wall=1.5, cpu=0.42, throttled=0.0)  # 1.08 s withheld: neither CPU nor pauses
+    row = _samples_row(_sampled_run([0.55 + 0.13 * i for i in range(8)], **busy))  # seen under load
+    assert row.passed and "1.08s withheld by a busy machine" in row.measured
+    assert not _samples_row(_sampled_run([0.55 + 0.13 * i for i in range(8)], **busy, ids="rx")).passed
+    assert not _samples_row(_sampled_run([], **busy)).passed  # none live: never excused
+    assert not _samples_row(_sampled_run([0.55, 0.9], **busy)).passed  # fewer than the time given allows
+    assert not _samples_row(_sampled_run([0.55 + 0.05 * i for i in range(19)], **busy)).passed  # too many
