@@ -17,7 +17,11 @@ from workbench.validation.capabilities import CapabilityCase, make_workspace, ru
 from workbench.validation.violations import ViolationCase, run_violations
 
 
-@pytest.mark.parametrize("command", ["test-limits", "test-capabilities", "test-violations"])
+# test-limits measures real time (CPU shares, deadline overshoot, live samples against their tolerances): a
+# busy machine can upset it, so it is a `timing` check (make test-timing, which CI runs on its own; retried
+# once on a visibly busy machine, and the run says so). The other two count rights and records only.
+@pytest.mark.parametrize("command", [pytest.param("test-limits", marks=pytest.mark.timing), "test-capabilities",
+                                     "test-violations"])
 def test_validation_command_exits_zero_on_a_clean_checkout(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["modules", command])
     out = capsys.readouterr().out
